@@ -1,0 +1,415 @@
+//! Classification of AWS failures: the one place that decides what an answer means.
+//!
+//! The probe never looks at HTTP statuses or error strings; it asks [`AwsError::class`].
+//! The central rule: a transient fault (throttling, 5xx, timeouts, broken connections)
+//! is [`ErrorClass::Transient`] and can only ever produce the `error` verdict.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::RequestId;
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+/// What a failure means for the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Throttling, 5xx, timeouts, connection errors: retry later, never a verdict.
+    Transient,
+    /// AssumeRole or the base credential chain refused to give credentials.
+    Credentials,
+    /// 403 from S3 (on an SSE-KMS object, KMS refused the decrypt).
+    AccessDenied,
+    /// 404: no such bucket, key or version.
+    NotFound,
+    /// `KMS.DisabledException`: the object's key is disabled.
+    KmsDisabled,
+    /// `KMS.KMSInvalidStateException`: the key is pending deletion or import.
+    KmsInvalidState,
+    /// `KMS.NotFoundException`: the key does not exist.
+    KmsNotFound,
+    /// Anything else S3 answered.
+    Other,
+}
+
+/// How a request failed, before its answer is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The service answered with an error.
+    Service,
+    /// No answer within the timeout.
+    Timeout,
+    /// The request could not be sent or the connection broke.
+    Dispatch,
+    /// An answer came that could not be read.
+    Response,
+    /// The request could not be built.
+    Construction,
+}
+
+/// Error codes that S3, STS and KMS give for load or outages.
+const TRANSIENT_CODES: &[&str] = &[
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "BandwidthLimitExceeded",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "IDPCommunicationError",
+    "PriorRequestNotComplete",
+    "KMS.ThrottlingException",
+    "KMS.KMSInternalException",
+    "KMS.DependencyTimeoutException",
+];
+
+/// Codes that mean the caller's credentials, not its permissions, are wrong.
+const CREDENTIAL_CODES: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "InvalidToken",
+    "SignatureDoesNotMatch",
+];
+
+/// The bounded set of codes that may appear as the `code` label; anything else is `other`.
+const LABELLED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "NoSuchKey",
+    "NoSuchVersion",
+    "NoSuchBucket",
+    "NotFound",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "InvalidRequest",
+    "InvalidArgument",
+    "InvalidBucketState",
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "KMS.DisabledException",
+    "KMS.KMSInvalidStateException",
+    "KMS.NotFoundException",
+    "KMS.ThrottlingException",
+    "timeout",
+    "connection",
+];
+
+/// Classifies a failure from its kind, HTTP status and error code.
+pub fn classify(failure: Failure, status: Option<u16>, code: Option<&str>) -> ErrorClass {
+    match failure {
+        Failure::Timeout | Failure::Dispatch | Failure::Response => return ErrorClass::Transient,
+        Failure::Construction => return ErrorClass::Other,
+        Failure::Service => {}
+    }
+    if let Some(code) = code {
+        if TRANSIENT_CODES.contains(&code) {
+            return ErrorClass::Transient;
+        }
+        match code {
+            "KMS.DisabledException" => return ErrorClass::KmsDisabled,
+            "KMS.KMSInvalidStateException" => return ErrorClass::KmsInvalidState,
+            "KMS.NotFoundException" => return ErrorClass::KmsNotFound,
+            "NoSuchKey" | "NoSuchVersion" | "NoSuchBucket" | "NotFound" => {
+                return ErrorClass::NotFound;
+            }
+            "AccessDenied" | "AccessDeniedException" => return ErrorClass::AccessDenied,
+            c if CREDENTIAL_CODES.contains(&c) => return ErrorClass::Credentials,
+            _ => {}
+        }
+    }
+    match status {
+        Some(429) => ErrorClass::Transient,
+        Some(s) if s >= 500 => ErrorClass::Transient,
+        Some(404) => ErrorClass::NotFound,
+        Some(403) => ErrorClass::AccessDenied,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// One failed AWS call, classified, with what the operator needs to look it up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub class: ErrorClass,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+    pub status: Option<u16>,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.operation)?;
+        if let Some(s) = self.status {
+            write!(f, " (HTTP {s})")?;
+        }
+        if let Some(c) = &self.code {
+            write!(f, ": {c}")?;
+        }
+        if let Some(m) = &self.message {
+            write!(f, ": {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+impl AwsError {
+    /// The `code` label value: a known code, `ok` is never returned, else `other`.
+    pub fn code_label(&self) -> &'static str {
+        let code = self.code.as_deref().or(match (self.class, self.status) {
+            (ErrorClass::NotFound, Some(404)) => Some("NotFound"),
+            (ErrorClass::AccessDenied, Some(403)) => Some("AccessDenied"),
+            _ => None,
+        });
+        code.and_then(|c| LABELLED_CODES.iter().find(|k| **k == c).copied())
+            .unwrap_or("other")
+    }
+
+    /// Builds an error from the SDK's, classifying it.
+    pub fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + 'static,
+    {
+        if let Some(class) = credentials_failure(err) {
+            return AwsError {
+                operation,
+                class,
+                code: Some(
+                    if class == ErrorClass::Transient {
+                        "connection"
+                    } else {
+                        "credentials"
+                    }
+                    .to_owned(),
+                ),
+                message: Some(error_chain(err)),
+                request_id: None,
+                status: None,
+            };
+        }
+        let (failure, code) = match err {
+            SdkError::ServiceError(_) => (Failure::Service, err.code().map(str::to_owned)),
+            SdkError::TimeoutError(_) => (Failure::Timeout, Some("timeout".to_owned())),
+            SdkError::DispatchFailure(d) if d.is_timeout() => {
+                (Failure::Timeout, Some("timeout".to_owned()))
+            }
+            SdkError::DispatchFailure(_) => (Failure::Dispatch, Some("connection".to_owned())),
+            SdkError::ResponseError(_) => (Failure::Response, None),
+            _ => (Failure::Construction, None),
+        };
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let message = match failure {
+            Failure::Service => err.message().map(str::to_owned),
+            _ => Some(error_chain(err)),
+        };
+        AwsError {
+            operation,
+            class: classify(failure, status, code.as_deref()),
+            code,
+            message,
+            request_id: err.meta().request_id().map(str::to_owned),
+            status,
+        }
+    }
+}
+
+/// If `err` failed because credentials could not be had, whether that is transient
+/// (STS throttled or unreachable) or a refusal (`credentials_failed`).
+fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<ErrorClass> {
+    let mut cur = Some(err);
+    let mut creds: Option<&CredentialsError> = None;
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            creds = Some(c);
+            break;
+        }
+        cur = e.source();
+    }
+    let creds = creds?;
+    if matches!(creds, CredentialsError::ProviderTimedOut(_)) {
+        return Some(ErrorClass::Transient);
+    }
+    let mut cur: Option<&(dyn StdError + 'static)> = creds.source();
+    while let Some(e) = cur {
+        if let Some(sts) = e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
+            let inner = AwsError::from_sdk("AssumeRole", sts);
+            return Some(if inner.class == ErrorClass::Transient {
+                ErrorClass::Transient
+            } else {
+                ErrorClass::Credentials
+            });
+        }
+        cur = e.source();
+    }
+    Some(ErrorClass::Credentials)
+}
+
+/// The whole `source()` chain as one line: the SDK's top-level messages alone are vague.
+pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_5xx_are_transient() {
+        for code in [
+            "SlowDown",
+            "Throttling",
+            "InternalError",
+            "ServiceUnavailable",
+            "RequestTimeout",
+        ] {
+            assert_eq!(
+                classify(Failure::Service, Some(503), Some(code)),
+                ErrorClass::Transient,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(Failure::Service, Some(500), None),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(502), Some("Weird")),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(429), None),
+            ErrorClass::Transient
+        );
+        // A throttling code wins even on a 400.
+        assert_eq!(
+            classify(Failure::Service, Some(400), Some("ThrottlingException")),
+            ErrorClass::Transient
+        );
+    }
+
+    #[test]
+    fn network_failures_are_transient_whatever_the_status() {
+        assert_eq!(
+            classify(Failure::Timeout, None, None),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Failure::Dispatch, None, None),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Failure::Response, Some(200), None),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Failure::Construction, None, None),
+            ErrorClass::Other
+        );
+    }
+
+    #[test]
+    fn kms_codes_are_told_apart() {
+        assert_eq!(
+            classify(Failure::Service, Some(400), Some("KMS.DisabledException")),
+            ErrorClass::KmsDisabled
+        );
+        assert_eq!(
+            classify(
+                Failure::Service,
+                Some(400),
+                Some("KMS.KMSInvalidStateException")
+            ),
+            ErrorClass::KmsInvalidState
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(400), Some("KMS.NotFoundException")),
+            ErrorClass::KmsNotFound
+        );
+    }
+
+    #[test]
+    fn missing_and_denied_with_or_without_a_body() {
+        // HeadObject answers have no body: only the status is there.
+        assert_eq!(
+            classify(Failure::Service, Some(404), None),
+            ErrorClass::NotFound
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(403), None),
+            ErrorClass::AccessDenied
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(404), Some("NoSuchVersion")),
+            ErrorClass::NotFound
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(403), Some("AccessDenied")),
+            ErrorClass::AccessDenied
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(403), Some("InvalidAccessKeyId")),
+            ErrorClass::Credentials
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(400), Some("ExpiredToken")),
+            ErrorClass::Credentials
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(400), Some("InvalidArgument")),
+            ErrorClass::Other
+        );
+    }
+
+    #[test]
+    fn code_labels_are_bounded() {
+        let mut e = AwsError {
+            operation: "GetObject",
+            class: ErrorClass::Other,
+            code: Some("SomethingNew-with-a-request-id-1234".to_owned()),
+            message: None,
+            request_id: None,
+            status: Some(400),
+        };
+        assert_eq!(e.code_label(), "other");
+        e.code = Some("KMS.DisabledException".to_owned());
+        assert_eq!(e.code_label(), "KMS.DisabledException");
+        e.code = None;
+        e.class = ErrorClass::NotFound;
+        e.status = Some(404);
+        assert_eq!(e.code_label(), "NotFound");
+    }
+}

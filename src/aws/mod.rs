@@ -1,0 +1,91 @@
+//! The one seam between replicanary and AWS.
+//!
+//! The probe only sees [`ObjectStore`]: four object operations plus a listing for the
+//! sweep. [`s3::S3Store`] implements it with the AWS SDK (the same code runs against AWS
+//! and the lab; only the endpoint differs); the probe's unit tests implement it in memory.
+//! Every failure arrives as an [`error::AwsError`], already classified.
+
+pub mod clients;
+pub mod error;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::SystemTime;
+
+pub use error::{AwsError, ErrorClass};
+
+/// What `HeadObject` tells about one object version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectHead {
+    /// `x-amz-replication-status`: `PENDING`, `COMPLETED`, `FAILED`, `REPLICA`, or absent.
+    pub replication_status: Option<String>,
+    /// `x-amz-server-side-encryption`: `aws:kms`, `aws:kms:dsse`, `AES256`, or absent.
+    pub server_side_encryption: Option<String>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id`.
+    pub kms_key_id: Option<String>,
+    pub metadata: HashMap<String, String>,
+    pub content_length: Option<u64>,
+}
+
+/// One object version as `ListObjectVersions` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionEntry {
+    pub key: String,
+    pub version_id: String,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// A canary to write.
+#[derive(Debug, Clone)]
+pub struct PutRequest<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub body: &'a [u8],
+    pub metadata: &'a HashMap<String, String>,
+    /// SSE-KMS with this key; `None` uses the bucket's default encryption.
+    pub sse_kms_key_id: Option<&'a str>,
+}
+
+/// Object operations of one side (one role, one region). Implementations count every call.
+pub trait ObjectStore: Send + Sync {
+    /// `PutObject`; returns the new version id (`None`: the bucket is not versioned).
+    fn put(
+        &self,
+        req: PutRequest<'_>,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+
+    /// `HeadObject` of one version.
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<ObjectHead, AwsError>> + Send;
+
+    /// `GetObject` of one version, reading at most `limit` bytes of the body. A longer
+    /// body is cut at `limit + 1` bytes, so the caller sees it is too long.
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, AwsError>> + Send;
+
+    /// `DeleteObject` of exactly one version.
+    fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// `ListObjectVersions` under a prefix, at most `max` entries (delete markers excluded).
+    fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<VersionEntry>, AwsError>> + Send;
+}

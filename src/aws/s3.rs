@@ -1,0 +1,204 @@
+//! [`ObjectStore`] over the AWS SDK's S3 client, counting every call in
+//! `replicanary_aws_requests_total`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use super::{AwsError, ObjectHead, ObjectStore, PutRequest, VersionEntry};
+use crate::metrics::{Metrics, Side};
+
+/// One side's S3 access (one role, one region) on behalf of one replication.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    metrics: Arc<Metrics>,
+    replication: String,
+    side: Side,
+}
+
+impl S3Store {
+    pub fn new(client: Client, metrics: Arc<Metrics>, replication: &str, side: Side) -> S3Store {
+        S3Store {
+            client,
+            metrics,
+            replication: replication.to_owned(),
+            side,
+        }
+    }
+
+    /// Counts a call and converts its error.
+    fn done<T, E>(
+        &self,
+        operation: &'static str,
+        result: Result<T, aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+    ) -> Result<T, AwsError>
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match result {
+            Ok(v) => {
+                self.metrics
+                    .aws_request(&self.replication, self.side, operation, "ok");
+                Ok(v)
+            }
+            Err(e) => {
+                let err = AwsError::from_sdk(operation, &e);
+                // A call refused for want of credentials never reached S3.
+                if err.class != super::ErrorClass::Credentials {
+                    self.metrics.aws_request(
+                        &self.replication,
+                        self.side,
+                        operation,
+                        err.code_label(),
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
+        let mut call = self
+            .client
+            .put_object()
+            .bucket(req.bucket)
+            .key(req.key)
+            .body(ByteStream::from(req.body.to_vec()))
+            .set_metadata(Some(req.metadata.clone()));
+        if let Some(key) = req.sse_kms_key_id {
+            call = call
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key);
+        }
+        let out = self.done("PutObject", call.send().await)?;
+        Ok(out.version_id().map(str::to_owned))
+    }
+
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<ObjectHead, AwsError> {
+        let call = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id);
+        let out = self.done("HeadObject", call.send().await)?;
+        Ok(ObjectHead {
+            replication_status: out.replication_status().map(|s| s.as_str().to_owned()),
+            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
+            kms_key_id: out.ssekms_key_id().map(str::to_owned),
+            metadata: out.metadata().cloned().unwrap_or_default(),
+            content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
+        })
+    }
+
+    async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>, AwsError> {
+        let call = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id);
+        let out = self.done("GetObject", call.send().await)?;
+        let mut body = out.body;
+        let mut data = Vec::new();
+        loop {
+            match body.try_next().await {
+                Ok(Some(chunk)) => {
+                    let room = (limit + 1).saturating_sub(data.len());
+                    data.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if data.len() > limit {
+                        break; // too long: no need to read the rest
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(AwsError {
+                        operation: "GetObject",
+                        class: super::ErrorClass::Transient,
+                        code: Some("connection".to_owned()),
+                        message: Some(super::error::error_chain(&e)),
+                        request_id: None,
+                        status: None,
+                    });
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError> {
+        let call = self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id);
+        self.done("DeleteObject", call.send().await).map(|_| ())
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<VersionEntry>, AwsError> {
+        let mut entries = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let call = self
+                .client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take());
+            let out = self.done("ListObjectVersions", call.send().await)?;
+            for v in out.versions() {
+                let (Some(key), Some(version_id)) = (v.key(), v.version_id()) else {
+                    continue;
+                };
+                entries.push(VersionEntry {
+                    key: key.to_owned(),
+                    version_id: version_id.to_owned(),
+                    last_modified: v
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok()),
+                });
+                if entries.len() >= max {
+                    return Ok(entries);
+                }
+            }
+            if out.is_truncated() != Some(true) {
+                return Ok(entries);
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The configuration: read once from YAML, validated once, then trusted everywhere.
+//!
+//! `raw.rs` mirrors the file; `validate.rs` checks every field and builds the types
+//! below. Nothing downstream re-checks a bucket name, an ARN or a duration.
+
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::KmsKeyArn;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub aws: AwsSettings,
+    pub replications: Vec<Replication>,
+}
+
+/// How replicanary talks to AWS (or to an emulator).
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// Overrides `AWS_ENDPOINT_URL` and the SDK's endpoint resolution for every client.
+    pub endpoint_url: Option<String>,
+    pub force_path_style: bool,
+    /// Timeout of a single HTTP attempt.
+    pub attempt_timeout: Duration,
+    /// Timeout of one operation, all retries included.
+    pub operation_timeout: Duration,
+    /// Attempts per operation (the SDK's standard retry strategy).
+    pub max_attempts: u32,
+}
+
+/// One replication rule under test: a source bucket and its destinations.
+#[derive(Debug, Clone)]
+pub struct Replication {
+    pub name: String,
+    pub settings: ProbeSettings,
+    pub source: Source,
+    pub destinations: Vec<Destination>,
+}
+
+/// How often and how patiently one replication is probed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSettings {
+    pub interval: Duration,
+    pub replication_timeout: Duration,
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+    pub canary_prefix: String,
+    pub cleanup: bool,
+    /// The start-up sweep only deletes canaries older than this, so that it never races
+    /// another replicanary instance whose probe is still in flight.
+    pub sweep_min_age: Duration,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        ProbeSettings {
+            interval: Duration::from_secs(300),
+            replication_timeout: Duration::from_secs(900),
+            poll_initial: Duration::from_secs(1),
+            poll_max: Duration::from_secs(30),
+            canary_prefix: "replicanary/".to_owned(),
+            cleanup: true,
+            sweep_min_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// An IAM role to assume for one side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub bucket: String,
+    pub region: String,
+    pub role: Option<Role>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The `destination` label: `name` if given, else the bucket.
+    pub name: String,
+    pub bucket: String,
+    pub region: String,
+    pub role: Option<Role>,
+    pub expected_kms_key: KmsKeyArn,
+}
+
+impl Replication {
+    /// The key prefix under which this replication's canaries live.
+    pub fn key_prefix(&self) -> String {
+        format!("{}{}/", self.settings.canary_prefix, self.name)
+    }
+}
+
+/// One problem in the configuration, located by its field path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// For example `replications[1].destinations[0].expected_kms_key_arn`.
+    pub path: String,
+    pub message: String,
+}
+
+/// Why a configuration file was rejected; every problem found, not only the first.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if e.path.is_empty() {
+                write!(f, "{file}: {}", e.message)?;
+            } else {
+                write!(f, "{file}: {}: {}", e.path, e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            errors: vec![FieldError {
+                path: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Config::parse(&text).map_err(|errors| ConfigError {
+            file: path.to_owned(),
+            errors,
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
+        validate::parse(text)
+    }
+}

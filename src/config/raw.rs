@@ -1,0 +1,82 @@
+//! The configuration file exactly as written: every field optional, nothing checked
+//! beyond its YAML shape. `validate.rs` turns this into the trusted [`super::Config`].
+
+use serde::Deserialize;
+
+/// A YAML scalar kept as written (durations), so that `5` gets a better message than
+/// "invalid type".
+pub type Scalar = serde_json::Value;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub defaults: RawProbeSettings,
+    #[serde(default)]
+    pub aws: RawAws,
+    pub replications: Option<Vec<RawReplication>>,
+}
+
+/// Probe settings: in `defaults`, and again (as overrides) in each replication.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeSettings {
+    pub interval: Option<Scalar>,
+    pub replication_timeout: Option<Scalar>,
+    pub poll: Option<RawPoll>,
+    pub canary_prefix: Option<String>,
+    pub cleanup: Option<bool>,
+    pub sweep_min_age: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoll {
+    pub initial: Option<Scalar>,
+    pub max: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    pub endpoint_url: Option<String>,
+    pub force_path_style: Option<bool>,
+    pub attempt_timeout: Option<Scalar>,
+    pub operation_timeout: Option<Scalar>,
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplication {
+    pub name: Option<String>,
+    pub interval: Option<Scalar>,
+    pub replication_timeout: Option<Scalar>,
+    pub poll: Option<RawPoll>,
+    pub canary_prefix: Option<String>,
+    pub cleanup: Option<bool>,
+    pub sweep_min_age: Option<Scalar>,
+    pub source: Option<RawSource>,
+    pub destinations: Option<Vec<RawDestination>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub name: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub expected_kms_key_arn: Option<String>,
+}

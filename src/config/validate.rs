@@ -1,0 +1,592 @@
+//! Raw YAML → validated [`Config`]: the one place where configuration is checked.
+//!
+//! Every problem is collected with its field path (`replications[1].source.bucket`) so a
+//! user fixes a file in one round instead of one error per run.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use super::raw::{
+    RawConfig, RawDestination, RawPoll, RawProbeSettings, RawReplication, RawSource, Scalar,
+};
+use super::{
+    AwsSettings, Config, Destination, FieldError, ProbeSettings, Replication, Role, Source,
+};
+
+/// A KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`), as S3 reports replica keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeyArn {
+    arn: String,
+}
+
+impl KmsKeyArn {
+    pub fn parse(s: &str) -> Result<KmsKeyArn, String> {
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        let valid = parts.len() == 6
+            && parts[0] == "arn"
+            && is_partition(parts[1])
+            && parts[2] == "kms"
+            && is_region(parts[3])
+            && is_account(parts[4])
+            && parts[5].strip_prefix("key/").is_some_and(is_key_id);
+        if valid {
+            Ok(KmsKeyArn { arn: s.to_owned() })
+        } else if parts.len() == 6 && parts[5].starts_with("alias/") {
+            Err(
+                "must be a key ARN, not an alias ARN: S3 reports the replica's key as \
+                 arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"
+                    .to_owned(),
+            )
+        } else {
+            Err(format!(
+                "`{s}` is not a KMS key ARN (expected arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)"
+            ))
+        }
+    }
+
+    /// The `KEY-ID` part of the ARN.
+    pub fn key_id(&self) -> &str {
+        self.arn.rsplit_once("key/").map_or("", |(_, id)| id)
+    }
+
+    /// Whether a key reported by S3 is this key. S3 reports a full ARN; some endpoints
+    /// echo a bare key id, which is compared with this ARN's id part.
+    pub fn matches(&self, reported: &str) -> bool {
+        if reported.starts_with("arn:") {
+            reported == self.arn
+        } else {
+            reported == self.key_id()
+        }
+    }
+}
+
+impl fmt::Display for KmsKeyArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
+    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+        vec![FieldError {
+            path: String::new(),
+            message: format!("not valid YAML: {e}"),
+        }]
+    })?;
+    if value.is_null() {
+        return Err(vec![FieldError {
+            path: String::new(),
+            message: "the file is empty: it needs at least `replications:`".to_owned(),
+        }]);
+    }
+    let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut path = e.path().to_string();
+        if path == "." {
+            path.clear();
+        }
+        vec![FieldError {
+            path,
+            message: e.inner().to_string(),
+        }]
+    })?;
+    let mut v = Validator::default();
+    let config = v.config(raw);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(v.errors)
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let defaults = self.settings(&ProbeSettings::default(), &raw.defaults, "defaults");
+        let aws = self.aws(raw.aws);
+        let mut replications = Vec::new();
+        match raw.replications {
+            None => self.error("replications", "missing: list at least one replication"),
+            Some(list) if list.is_empty() => {
+                self.error("replications", "empty: list at least one replication")
+            }
+            Some(list) => {
+                let mut names = HashSet::new();
+                for (i, r) in list.into_iter().enumerate() {
+                    let path = format!("replications[{i}]");
+                    if let Some(rep) = self.replication(&defaults, r, &path) {
+                        if !names.insert(rep.name.clone()) {
+                            self.error(
+                                &format!("{path}.name"),
+                                format!("duplicate replication name `{}`", rep.name),
+                            );
+                        }
+                        replications.push(rep);
+                    }
+                }
+            }
+        }
+        Config { aws, replications }
+    }
+
+    fn aws(&mut self, raw: super::raw::RawAws) -> AwsSettings {
+        if let Some(url) = &raw.endpoint_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| !rest.is_empty());
+            if !ok {
+                self.error(
+                    "aws.endpoint_url",
+                    format!("`{url}` is not an http:// or https:// URL"),
+                );
+            }
+        }
+        let attempt_timeout = self
+            .duration(raw.attempt_timeout.as_ref(), "aws.attempt_timeout")
+            .unwrap_or(Duration::from_secs(10));
+        let operation_timeout = self
+            .duration(raw.operation_timeout.as_ref(), "aws.operation_timeout")
+            .unwrap_or(Duration::from_secs(30));
+        let max_attempts = raw.max_attempts.unwrap_or(3);
+        if !(1..=10).contains(&max_attempts) {
+            self.error("aws.max_attempts", "must be between 1 and 10");
+        }
+        AwsSettings {
+            endpoint_url: raw.endpoint_url,
+            force_path_style: raw.force_path_style.unwrap_or(false),
+            attempt_timeout,
+            operation_timeout,
+            max_attempts,
+        }
+    }
+
+    /// Applies `raw` over `base`, checking each field given.
+    fn settings(
+        &mut self,
+        base: &ProbeSettings,
+        raw: &RawProbeSettings,
+        path: &str,
+    ) -> ProbeSettings {
+        let mut s = base.clone();
+        let field = |name: &str| format!("{path}.{name}");
+        if let Some(d) = self.duration(raw.interval.as_ref(), &field("interval")) {
+            s.interval = d;
+        }
+        if let Some(d) = self.duration(
+            raw.replication_timeout.as_ref(),
+            &field("replication_timeout"),
+        ) {
+            s.replication_timeout = d;
+        }
+        if let Some(poll) = &raw.poll {
+            self.poll(&mut s, poll, &field("poll"));
+        }
+        if let Some(prefix) = &raw.canary_prefix {
+            match check_prefix(prefix) {
+                Ok(()) => s.canary_prefix = prefix.clone(),
+                Err(m) => self.error(&field("canary_prefix"), m),
+            }
+        }
+        if let Some(c) = raw.cleanup {
+            s.cleanup = c;
+        }
+        if let Some(d) = self.duration_or_zero(raw.sweep_min_age.as_ref(), &field("sweep_min_age"))
+        {
+            s.sweep_min_age = d;
+        }
+        s
+    }
+
+    fn poll(&mut self, s: &mut ProbeSettings, poll: &RawPoll, path: &str) {
+        if let Some(d) = self.duration(poll.initial.as_ref(), &format!("{path}.initial")) {
+            s.poll_initial = d;
+        }
+        if let Some(d) = self.duration(poll.max.as_ref(), &format!("{path}.max")) {
+            s.poll_max = d;
+        }
+    }
+
+    /// Checks the relations between settings once they are merged.
+    fn check_settings(&mut self, s: &ProbeSettings, path: &str) {
+        if s.poll_initial > s.poll_max {
+            self.error(
+                &format!("{path}.poll"),
+                format!(
+                    "poll.initial ({}) is greater than poll.max ({})",
+                    humantime::format_duration(s.poll_initial),
+                    humantime::format_duration(s.poll_max)
+                ),
+            );
+        }
+    }
+
+    fn replication(
+        &mut self,
+        defaults: &ProbeSettings,
+        raw: RawReplication,
+        path: &str,
+    ) -> Option<Replication> {
+        let name = match raw.name {
+            None => {
+                self.error(&format!("{path}.name"), "missing");
+                None
+            }
+            Some(n) => match check_name(&n) {
+                Ok(()) => Some(n),
+                Err(m) => {
+                    self.error(&format!("{path}.name"), m);
+                    None
+                }
+            },
+        };
+        let overrides = RawProbeSettings {
+            interval: raw.interval,
+            replication_timeout: raw.replication_timeout,
+            poll: raw.poll,
+            canary_prefix: raw.canary_prefix,
+            cleanup: raw.cleanup,
+            sweep_min_age: raw.sweep_min_age,
+        };
+        let settings = self.settings(defaults, &overrides, path);
+        self.check_settings(&settings, path);
+        let source = match raw.source {
+            None => {
+                self.error(&format!("{path}.source"), "missing");
+                None
+            }
+            Some(s) => self.source(s, &format!("{path}.source")),
+        };
+        let mut destinations = Vec::new();
+        match raw.destinations {
+            None => self.error(&format!("{path}.destinations"), "missing"),
+            Some(list) if list.is_empty() => self.error(
+                &format!("{path}.destinations"),
+                "empty: list at least one destination",
+            ),
+            Some(list) => {
+                let mut names = HashSet::new();
+                for (i, d) in list.into_iter().enumerate() {
+                    let dpath = format!("{path}.destinations[{i}]");
+                    if let Some(dest) = self.destination(d, &dpath) {
+                        if !names.insert(dest.name.clone()) {
+                            self.error(
+                                &dpath,
+                                format!(
+                                    "duplicate destination `{}`: give each destination a distinct `name`",
+                                    dest.name
+                                ),
+                            );
+                        }
+                        destinations.push(dest);
+                    }
+                }
+            }
+        }
+        Some(Replication {
+            name: name?,
+            settings,
+            source: source?,
+            destinations,
+        })
+    }
+
+    fn source(&mut self, raw: RawSource, path: &str) -> Option<Source> {
+        let bucket = self.bucket(raw.bucket, path);
+        let region = self.region(raw.region, path);
+        let role = self.role(raw.role_arn, raw.external_id, path);
+        if let Some(k) = &raw.sse_kms_key_id
+            && let Err(m) = check_kms_key_reference(k)
+        {
+            self.error(&format!("{path}.sse_kms_key_id"), m);
+        }
+        Some(Source {
+            bucket: bucket?,
+            region: region?,
+            role: role?,
+            sse_kms_key_id: raw.sse_kms_key_id,
+        })
+    }
+
+    fn destination(&mut self, raw: RawDestination, path: &str) -> Option<Destination> {
+        let bucket = self.bucket(raw.bucket, path);
+        let region = self.region(raw.region, path);
+        let role = self.role(raw.role_arn, raw.external_id, path);
+        let key_path = format!("{path}.expected_kms_key_arn");
+        let expected_kms_key = match raw.expected_kms_key_arn {
+            None => {
+                self.error(
+                    &key_path,
+                    "missing: the KMS key ARN replicas must be encrypted with",
+                );
+                None
+            }
+            Some(k) => KmsKeyArn::parse(&k)
+                .map_err(|m| self.error(&key_path, m))
+                .ok(),
+        };
+        if let Some(n) = &raw.name
+            && let Err(m) = check_name(n)
+        {
+            self.error(&format!("{path}.name"), m);
+        }
+        let bucket = bucket?;
+        Some(Destination {
+            name: raw.name.unwrap_or_else(|| bucket.clone()),
+            bucket,
+            region: region?,
+            role: role?,
+            expected_kms_key: expected_kms_key?,
+        })
+    }
+
+    fn bucket(&mut self, raw: Option<String>, path: &str) -> Option<String> {
+        let path = format!("{path}.bucket");
+        match raw {
+            None => {
+                self.error(&path, "missing");
+                None
+            }
+            Some(b) => check_bucket(&b)
+                .map(|()| b)
+                .map_err(|m| self.error(&path, m))
+                .ok(),
+        }
+    }
+
+    fn region(&mut self, raw: Option<String>, path: &str) -> Option<String> {
+        let path = format!("{path}.region");
+        match raw {
+            None => {
+                self.error(&path, "missing");
+                None
+            }
+            Some(r) if is_region(&r) => Some(r),
+            Some(r) => {
+                self.error(
+                    &path,
+                    format!("`{r}` is not an AWS region (like ap-northeast-1)"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` when no role is configured, `None` when the role is invalid.
+    fn role(
+        &mut self,
+        arn: Option<String>,
+        external_id: Option<String>,
+        path: &str,
+    ) -> Option<Option<Role>> {
+        let mut ok = true;
+        if let Some(a) = &arn
+            && let Err(m) = check_role_arn(a)
+        {
+            self.error(&format!("{path}.role_arn"), m);
+            ok = false;
+        }
+        if let Some(x) = &external_id {
+            if arn.is_none() {
+                self.error(&format!("{path}.external_id"), "given without `role_arn`");
+                ok = false;
+            } else if !(2..=1224).contains(&x.len())
+                || !x
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
+            {
+                self.error(
+                    &format!("{path}.external_id"),
+                    "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| arn.map(|arn| Role { arn, external_id }))
+    }
+
+    fn duration(&mut self, raw: Option<&Scalar>, path: &str) -> Option<Duration> {
+        let d = self.duration_or_zero(raw, path)?;
+        if d.is_zero() {
+            self.error(path, "must be greater than zero");
+            return None;
+        }
+        Some(d)
+    }
+
+    fn duration_or_zero(&mut self, raw: Option<&Scalar>, path: &str) -> Option<Duration> {
+        let raw = match raw? {
+            serde_json::Value::String(s) => s.as_str(),
+            serde_json::Value::Number(n) => {
+                self.error(
+                    path,
+                    format!("`{n}` has no unit: write a duration like {n}s or {n}m"),
+                );
+                return None;
+            }
+            other => {
+                self.error(
+                    path,
+                    format!("expected a duration like 500ms, 30s or 5m, found {other}"),
+                );
+                return None;
+            }
+        };
+        match humantime::parse_duration(raw.trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    path,
+                    format!("`{raw}` is not a duration like 500ms, 30s or 5m ({e})"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn is_partition(s: &str) -> bool {
+    s == "aws"
+        || (s.starts_with("aws-") && s[4..].chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+}
+
+pub(crate) fn is_region(s: &str) -> bool {
+    // e.g. us-east-1, ap-northeast-1, us-gov-west-1, cn-north-1, us-isob-east-1
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())
+}
+
+fn is_key_id(s: &str) -> bool {
+    // A UUID, or a multi-Region key id (mrk-<32 hex>).
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn check_role_arn(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && is_partition(parts[1])
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && is_account(parts[4])
+        && parts[5].strip_prefix("role/").is_some_and(|name| {
+            !name.is_empty()
+                && !name.ends_with('/')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not an IAM role ARN (expected arn:aws:iam::ACCOUNT:role/NAME)"
+        ))
+    }
+}
+
+/// `sse_kms_key_id` may name the key as S3's PutObject accepts it: key ARN, alias ARN,
+/// `alias/NAME` or a bare key id.
+fn check_kms_key_reference(s: &str) -> Result<(), String> {
+    if s.starts_with("arn:") {
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        let ok = parts.len() == 6
+            && is_partition(parts[1])
+            && parts[2] == "kms"
+            && is_region(parts[3])
+            && is_account(parts[4])
+            && (parts[5].strip_prefix("key/").is_some_and(is_key_id)
+                || parts[5]
+                    .strip_prefix("alias/")
+                    .is_some_and(|a| !a.is_empty()));
+        if ok {
+            return Ok(());
+        }
+    } else if s.strip_prefix("alias/").is_some_and(|a| !a.is_empty()) || is_key_id(s) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{s}` is not a KMS key ARN, alias ARN, alias/NAME or key id"
+    ))
+}
+
+/// S3's general-purpose bucket naming rules.
+pub(crate) fn check_bucket(b: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("`{b}` is not a valid bucket name: {why}"));
+    if !(3..=63).contains(&b.len()) {
+        return bad("it must be 3 to 63 characters long");
+    }
+    if !b
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return bad("only lowercase letters, digits, dots and hyphens are allowed");
+    }
+    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_last_ok(b.chars().next()) || !first_last_ok(b.chars().last()) {
+        return bad("it must begin and end with a letter or digit");
+    }
+    if b.contains("..") {
+        return bad("it must not contain two adjacent dots");
+    }
+    if b.split('.').count() == 4 && b.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return bad("it must not look like an IP address");
+    }
+    if b.starts_with("xn--")
+        || b.starts_with("sthree-")
+        || b.ends_with("-s3alias")
+        || b.ends_with("--ol-s3")
+    {
+        return bad("it uses a prefix or suffix reserved by S3");
+    }
+    Ok(())
+}
+
+/// Replication and destination names become label values and a key segment.
+fn check_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.len() > 128 {
+        return Err("must be 1 to 128 characters".to_owned());
+    }
+    if !n
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(format!(
+            "`{n}` may contain only letters, digits, dots, hyphens and underscores"
+        ));
+    }
+    Ok(())
+}
+
+fn check_prefix(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("must not be empty: canaries need a prefix of their own".to_owned());
+    }
+    if p.starts_with('/') || p.len() > 256 || p.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "`{p}` is not a usable key prefix (no leading slash, no control characters, at most 256 characters)"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! `replicanary run`: one task per replication probing on its own schedule, the HTTP
+//! endpoints, the start-up sweep and a graceful shutdown.
+//!
+//! Scheduling: each replication's first slot is spread with random jitter; later slots
+//! follow every `interval` from there. A probe runs inside its replication's task, so a
+//! probe that overruns its slot delays the next one (missed slots are skipped) and is
+//! never started twice.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::clients::{base_config, side_store};
+use crate::aws::s3::S3Store;
+use crate::cleanup::sweep;
+use crate::config::Config;
+use crate::http::{Shared, router};
+use crate::metrics::{Metrics, Side};
+use crate::probe::Prober;
+
+/// Builds one prober per replication, with clients for each side.
+pub async fn build_probers(config: &Config, metrics: &Arc<Metrics>) -> Vec<Prober<S3Store>> {
+    let base = base_config(&config.aws).await;
+    let mut probers = Vec::with_capacity(config.replications.len());
+    for rep in &config.replications {
+        let s = &rep.source;
+        let source = side_store(
+            &base,
+            &config.aws,
+            &s.region,
+            s.role.as_ref(),
+            metrics,
+            &rep.name,
+            Side::Source,
+        )
+        .await;
+        let mut destinations = Vec::with_capacity(rep.destinations.len());
+        for d in &rep.destinations {
+            let store = side_store(
+                &base,
+                &config.aws,
+                &d.region,
+                d.role.as_ref(),
+                metrics,
+                &rep.name,
+                Side::Destination,
+            )
+            .await;
+            destinations.push(store);
+        }
+        probers.push(Prober::new(
+            rep.clone(),
+            source,
+            destinations,
+            metrics.clone(),
+        ));
+    }
+    probers
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared {
+        metrics: metrics.clone(),
+        ready: false.into(),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let server_stop = CancellationToken::new();
+    let server = {
+        let stop = server_stop.clone();
+        let app = router(shared.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        })
+    };
+    tracing::info!(%listen, replications = config.replications.len(), "replicanary started; metrics at http://{listen}/metrics");
+
+    let stop_scheduling = CancellationToken::new();
+    let abort_probes = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for prober in build_probers(&config, &metrics).await {
+        tasks.spawn(replication_loop(
+            prober,
+            stop_scheduling.clone(),
+            abort_probes.clone(),
+        ));
+    }
+    shared.ready.store(true, Ordering::SeqCst);
+
+    shutdown_signal().await;
+    tracing::info!(
+        grace_seconds = grace.as_secs_f64(),
+        "shutting down: no new probes; waiting for in-flight probes"
+    );
+    shared.ready.store(false, Ordering::SeqCst);
+    stop_scheduling.cancel();
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "grace period over: cancelling in-flight probes and cleaning up their canaries"
+        );
+        abort_probes.cancel();
+        // Cleanup after cancellation is a few deletes; bound it all the same.
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+    server_stop.cancel();
+    let _ = server.await;
+    tracing::info!(
+        canaries_outstanding = metrics.canaries_outstanding(),
+        "replicanary stopped"
+    );
+    Ok(())
+}
+
+async fn replication_loop(
+    mut prober: Prober<S3Store>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+) {
+    let rep = prober.replication.clone();
+    let interval = rep.settings.interval;
+    // Spread first probes over up to 30 s (or the interval, if shorter).
+    let spread = interval.min(Duration::from_secs(30));
+    let jitter = spread.mul_f64(fastrand::f64());
+
+    if rep.settings.cleanup {
+        let sweeping = async {
+            let now = SystemTime::now();
+            let prefix = rep.key_prefix();
+            let min_age = rep.settings.sweep_min_age;
+            let report = sweep(&prober.source, &rep.source.bucket, &prefix, min_age, now).await;
+            log_sweep(&rep.name, Side::Source, &rep.source.bucket, report);
+            for (d, store) in rep.destinations.iter().zip(&prober.destinations) {
+                let report = sweep(store, &d.bucket, &prefix, min_age, now).await;
+                log_sweep(&rep.name, Side::Destination, &d.bucket, report);
+            }
+        };
+        tokio::select! {
+            () = sweeping => {}
+            () = stop.cancelled() => return,
+        }
+    }
+
+    let mut slot = Instant::now() + jitter;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(slot) => {}
+            () = stop.cancelled() => break,
+        }
+        let lag = Instant::now().saturating_duration_since(slot);
+        tracing::debug!(replication = %rep.name, lag_seconds = lag.as_secs_f64(), "probe starting");
+        prober.probe(&abort).await;
+        if stop.is_cancelled() {
+            break;
+        }
+        // Next slot strictly in the future: a long probe skips slots, never doubles up.
+        let now = Instant::now();
+        while slot <= now {
+            slot += interval;
+        }
+    }
+    prober.flush_deletes().await;
+}
+
+fn log_sweep(replication: &str, side: Side, bucket: &str, r: crate::cleanup::SweepReport) {
+    if r.deleted > 0 || r.failed > 0 {
+        tracing::info!(
+            replication,
+            side = side.as_str(),
+            bucket,
+            listed = r.listed,
+            deleted = r.deleted,
+            failed = r.failed,
+            "start-up sweep removed leftover canaries"
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops replicanary");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,66 @@
+//! `replicanary check`'s report: one block per destination for people, or JSON.
+
+use std::fmt::Write;
+
+use crate::probe::verdict::{DestinationVerdict, Outcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+pub fn render(verdicts: &[DestinationVerdict], format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Json => {
+            let ok = verdicts.iter().all(|v| v.outcome == Outcome::Ok);
+            let doc = serde_json::json!({ "ok": ok, "verdicts": verdicts });
+            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        }
+        ReportFormat::Text => text(verdicts),
+    }
+}
+
+fn text(verdicts: &[DestinationVerdict]) -> String {
+    let mut out = String::new();
+    for v in verdicts {
+        let latency = v.latency.map_or(String::new(), |l| {
+            format!(" (replicated in {:.2}s)", l.as_secs_f64())
+        });
+        let shown = if v.outcome == Outcome::Ok {
+            "ok".to_owned()
+        } else {
+            v.outcome.as_str().to_uppercase()
+        };
+        let _ = writeln!(
+            out,
+            "{} → {}: {shown}{latency}",
+            v.replication, v.destination
+        );
+        if let Some(r) = &v.reason {
+            let _ = writeln!(out, "    why:          {r}");
+        }
+        let _ = writeln!(out, "    expected key: {}", v.expected_kms_key);
+        match (&v.replica.kms_key, &v.replica.server_side_encryption) {
+            (Some(k), _) => {
+                let _ = writeln!(out, "    replica key:  {k}");
+            }
+            (None, Some(sse)) => {
+                let _ = writeln!(out, "    replica key:  none (encryption {sse})");
+            }
+            (None, None) => {}
+        }
+        if let Some(e) = &v.aws_error {
+            let _ = writeln!(out, "    aws error:    {e}");
+            if let Some(id) = &e.request_id {
+                let _ = writeln!(out, "    request id:   {id}");
+            }
+        }
+        if let (Some(k), Some(id)) = (&v.key, &v.version_id) {
+            let _ = writeln!(out, "    canary:       {k} (version {id})");
+        }
+    }
+    let ok = verdicts.iter().filter(|v| v.outcome == Outcome::Ok).count();
+    let _ = writeln!(out, "{ok} of {} destinations ok", verdicts.len());
+    out
+}

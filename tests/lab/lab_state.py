@@ -1,0 +1,211 @@
+"""The lab's mutable knobs and counters, shared by the admin API and the plugin.
+
+One `LabState` lives in the lab server process. It holds:
+
+* the replication timing (`replication_delay`, per-object `delays`) and the
+  forced failures (`fail`), matched as fnmatch globs on ``"bucket/key"`` of the
+  SOURCE object;
+* the fault injection settings (`faults`);
+* request statistics.
+
+Everything is guarded by one lock: requests are served on the event loop, but
+ministack runs some work on worker threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import random
+import threading
+import time
+from collections import defaultdict
+
+DEFAULT_FAULTS = {
+    "error_rate": 0.0,      # probability that a request gets an injected error
+    "status": 503,          # HTTP status of the injected error (503, 500, 400/429 = throttling)
+    "services": ["s3"],     # services the faults apply to: s3, sts, kms, iam
+    "operations": [],       # optional: only these operations (e.g. ["GetObject"]); empty = all
+    "latency_ms": 0,        # added latency
+    "latency_rate": 1.0,    # probability that a request gets the latency
+}
+
+
+class ConfigError(ValueError):
+    """A /_lab/config body or CLI flag that does not make sense."""
+
+
+def _patterns(value, field: str, with_seconds: bool) -> list[dict]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{field}: expected a list")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            item = {"pattern": item}
+        if not isinstance(item, dict) or not isinstance(item.get("pattern"), str):
+            raise ConfigError(f"{field}[{i}]: expected {{\"pattern\": \"bucket/key-glob\"...}}")
+        entry = {"pattern": item["pattern"]}
+        if with_seconds:
+            entry["seconds"] = _non_negative(item.get("seconds"), f"{field}[{i}].seconds")
+        out.append(entry)
+    return out
+
+
+def _non_negative(value, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{field}: expected a non-negative number")
+    return float(value)
+
+
+def _rate(value, field: str) -> float:
+    value = _non_negative(value, field)
+    if value > 1:
+        raise ConfigError(f"{field}: expected a probability between 0 and 1")
+    return value
+
+
+def _faults(value, current: dict) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError("faults: expected an object")
+    unknown = set(value) - set(DEFAULT_FAULTS)
+    if unknown:
+        raise ConfigError(f"faults: unknown keys {sorted(unknown)}")
+    out = dict(current)
+    for key, item in value.items():
+        if key in ("error_rate", "latency_rate"):
+            out[key] = _rate(item, f"faults.{key}")
+        elif key == "latency_ms":
+            out[key] = _non_negative(item, "faults.latency_ms")
+        elif key == "status":
+            if isinstance(item, bool) or not isinstance(item, int) or not 400 <= item <= 599:
+                raise ConfigError("faults.status: expected an HTTP error status (400-599)")
+            out[key] = item
+        else:  # services, operations
+            if not isinstance(item, list) or not all(isinstance(s, str) for s in item):
+                raise ConfigError(f"faults.{key}: expected a list of strings")
+            out[key] = [s.lower() for s in item] if key == "services" else list(item)
+    return out
+
+
+class LabState:
+    """Thread-safe lab configuration and statistics."""
+
+    def __init__(self, replication_delay: float = 1.0):
+        self._lock = threading.Lock()
+        self.replication_delay = float(replication_delay)
+        self.delays: list[dict] = []
+        self.fail: list[dict] = []
+        self.faults: dict = dict(DEFAULT_FAULTS)
+        self.pending_replications = 0
+        self._rng = random.Random()
+        self.reset_stats()
+
+    # ---- configuration -------------------------------------------------
+
+    def config(self) -> dict:
+        with self._lock:
+            return {
+                "replication_delay": self.replication_delay,
+                "delays": copy.deepcopy(self.delays),
+                "fail": copy.deepcopy(self.fail),
+                "faults": copy.deepcopy(self.faults),
+            }
+
+    def update(self, body: dict) -> dict:
+        """Apply a subset of the config; validates everything before changing anything."""
+        if not isinstance(body, dict):
+            raise ConfigError("expected a JSON object")
+        unknown = set(body) - {"replication_delay", "delays", "fail", "faults"}
+        if unknown:
+            raise ConfigError(f"unknown keys {sorted(unknown)}")
+        with self._lock:
+            delay = self.replication_delay
+            delays, fail, faults = self.delays, self.fail, self.faults
+            if "replication_delay" in body:
+                delay = _non_negative(body["replication_delay"], "replication_delay")
+            if "delays" in body:
+                delays = _patterns(body["delays"], "delays", with_seconds=True)
+            if "fail" in body:
+                fail = _patterns(body["fail"], "fail", with_seconds=False)
+            if "faults" in body:
+                faults = _faults(body["faults"], self.faults)
+            self.replication_delay, self.delays, self.fail, self.faults = delay, delays, fail, faults
+        return self.config()
+
+    def add_delay(self, pattern: str, seconds: float) -> None:
+        self.update({"delays": self.config()["delays"] + [{"pattern": pattern, "seconds": seconds}]})
+
+    def add_fail(self, pattern: str) -> None:
+        self.update({"fail": self.config()["fail"] + [{"pattern": pattern}]})
+
+    def reset_faults(self) -> dict:
+        with self._lock:
+            self.faults = dict(DEFAULT_FAULTS)
+        return self.config()
+
+    # ---- questions the plugin and the middleware ask -------------------
+
+    def delay_for(self, object_path: str) -> float:
+        """Replication delay for a source object ``bucket/key``: first matching pattern wins."""
+        with self._lock:
+            for entry in self.delays:
+                if fnmatch.fnmatchcase(object_path, entry["pattern"]):
+                    return entry["seconds"]
+            return self.replication_delay
+
+    def forced_failure(self, object_path: str) -> bool:
+        with self._lock:
+            return any(fnmatch.fnmatchcase(object_path, e["pattern"]) for e in self.fail)
+
+    def draw_fault(self, service: str, operation: str) -> tuple[float, int | None]:
+        """(latency seconds, error status or None) for one request."""
+        with self._lock:
+            f = self.faults
+            if service not in f["services"]:
+                return 0.0, None
+            if f["operations"] and operation not in f["operations"]:
+                return 0.0, None
+            latency = 0.0
+            if f["latency_ms"] and self._rng.random() < f["latency_rate"]:
+                latency = f["latency_ms"] / 1000.0
+            status = f["status"] if f["error_rate"] and self._rng.random() < f["error_rate"] else None
+            return latency, status
+
+    # ---- statistics ----------------------------------------------------
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._since = time.time()
+            self._total = 0
+            self._by_service: dict = defaultdict(lambda: defaultdict(int))
+            self._by_account: dict = defaultdict(lambda: defaultdict(int))
+            self._faults: dict = defaultdict(int)
+
+    def count(self, service: str, operation: str, account: str) -> None:
+        with self._lock:
+            self._total += 1
+            self._by_service[service][operation] += 1
+            self._by_account[account or "anonymous"][f"{service}:{operation}"] += 1
+
+    def count_fault(self, service: str, operation: str) -> None:
+        with self._lock:
+            self._faults[f"{service}:{operation}"] += 1
+
+    def replication_started(self) -> None:
+        with self._lock:
+            self.pending_replications += 1
+
+    def replication_finished(self) -> None:
+        with self._lock:
+            self.pending_replications -= 1
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {
+                "since": self._since,
+                "total": self._total,
+                "by_service": {s: dict(ops) for s, ops in self._by_service.items()},
+                "by_account": {a: dict(ops) for a, ops in self._by_account.items()},
+                "faults_injected": dict(self._faults),
+                "pending_replications": self.pending_replications,
+            }

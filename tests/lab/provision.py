@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""Provision the seed article's world on a running lab and write a replicanary
+configuration (SPEC.md §5) for it.
+
+    tests/lab/.venv/bin/python tests/lab/provision.py --endpoint http://127.0.0.1:4566 \
+        --out /tmp/replicanary-lab.yaml [--scenarios healthy,wrong-key,...] [--suffix -x1] \
+        [--interval 2s] [--replication-timeout 10s] [--poll-initial 200ms] [--poll-max 2s] \
+        [--slow-timeout 3s] [--slow-delay 3600]
+
+Accounts: 111111111111 is the source (replication role, source bucket and key),
+222222222222 the destination (bucket, customer-managed key), 333333333333 the
+monitoring account whose root key replicanary uses as base credentials; both
+probe roles trust arn:aws:iam::333333333333:root. A 12-digit access key id is
+that account's root; every secret is "test".
+
+Importable: `provision(endpoint, scenarios, suffix)` returns a `World`, and
+`render_config(world, ...)` the YAML text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import boto3
+from botocore.config import Config
+
+SOURCE_ACCOUNT = "111111111111"
+DEST_ACCOUNT = "222222222222"
+MONITOR_ACCOUNT = "333333333333"
+SECRET = "test"
+REGION = "ap-northeast-1"
+
+SCENARIOS = ("healthy", "wrong-key", "other-key", "unselected", "denied", "slow", "disabled-key", "fan-out")
+
+SCENARIO_NOTES = {
+    "healthy": "the article's correct setup: ok",
+    "wrong-key": "ReplicaKmsKeyID is a source-account key the destination cannot use: COMPLETED, then "
+                 "GetObject AccessDenied (undecryptable)",
+    "other-key": "replica lands under a second destination key the destination can read (wrong_kms_key)",
+    "unselected": "rule lacks SseKmsEncryptedObjects: no replication status (not_replicated)",
+    "denied": "destination bucket policy does not grant the replication role: FAILED (replication_failed)",
+    "slow": "replication delayed far beyond replication_timeout: stays PENDING (replication_timeout)",
+    "disabled-key": "as healthy, then the destination key is disabled: KMS.DisabledException (undecryptable)",
+    "fan-out": "one source, two destinations: 'good' ok, 'wrong' undecryptable",
+}
+
+_CLIENT_CONFIG = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2, "mode": "standard"},
+                        connect_timeout=5, read_timeout=30)
+
+
+# ---------------------------------------------------------------------------
+# Clients
+# ---------------------------------------------------------------------------
+
+
+_SESSION = None
+
+
+def client(service: str, endpoint: str, access_key: str, secret: str = SECRET, token: str | None = None,
+           region: str = REGION, config: Config = _CLIENT_CONFIG):
+    """A boto3 client against the lab; `access_key` = a 12-digit account id acts as that account's root.
+
+    Clients share one boto3 session (its model cache makes clients cheap); create
+    them on one thread, use them from any."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = boto3.session.Session()
+    return _SESSION.client(
+        service, endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key,
+        aws_secret_access_key=secret, aws_session_token=token, config=config)
+
+
+def lab_admin(endpoint: str, method: str, path: str, body: dict | None = None) -> dict:
+    """Call the lab's /_lab/ admin API."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(endpoint.rstrip("/") + path, data=data, method=method,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+class Account:
+    """The clients of one account (as its root)."""
+
+    def __init__(self, endpoint: str, account_id: str):
+        self.id = account_id
+        self.s3 = client("s3", endpoint, account_id)
+        self.kms = client("kms", endpoint, account_id)
+        self.iam = client("iam", endpoint, account_id, region="us-east-1")
+
+
+# ---------------------------------------------------------------------------
+# Policies (the seed article's, parameterised)
+# ---------------------------------------------------------------------------
+
+
+def _doc(*statements) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def destination_key_policy(dest_account: str, source_account: str, extra: list | None = None) -> str:
+    """The article's destination key policy."""
+    return _doc(
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{dest_account}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Allow use of the key", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{source_account}:root"},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+         "Resource": "*"},
+        {"Sid": "Allow attachment of persistent resources", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{source_account}:root"},
+         "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        *(extra or []),
+    )
+
+
+def own_account_key_policy(account: str) -> str:
+    """A key only its own account may use (the default key policy)."""
+    return _doc({"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                 "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"})
+
+
+def destination_bucket_policy(bucket: str, replication_role_arn: str) -> str:
+    """The article's destination bucket policy: Principal * with an ArnLike aws:PrincipalArn condition."""
+    condition = {"ArnLike": {"aws:PrincipalArn": replication_role_arn}}
+    return _doc(
+        {"Sid": "Set permissions for objects", "Effect": "Allow", "Principal": {"AWS": "*"},
+         "Action": ["s3:ReplicateDelete", "s3:ReplicateObject"], "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": condition},
+        {"Sid": "Set permissions on bucket", "Effect": "Allow", "Principal": {"AWS": "*"},
+         "Action": ["s3:GetBucketVersioning", "s3:List*", "s3:PutBucketVersioning"],
+         "Resource": f"arn:aws:s3:::{bucket}", "Condition": condition},
+    )
+
+
+def replication_role_policy(source_bucket: str, dest_buckets: list[str], replica_keys: list[str]) -> str:
+    """The article's replication role policy."""
+    return _doc(
+        {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+         "Resource": f"arn:aws:s3:::{source_bucket}"},
+        {"Effect": "Allow",
+         "Action": ["s3:GetObjectVersionAcl", "s3:GetObjectVersionForReplication", "s3:GetObjectVersionTagging"],
+         "Resource": f"arn:aws:s3:::{source_bucket}/*"},
+        {"Effect": "Allow", "Action": ["s3:ReplicateDelete", "s3:ReplicateObject", "s3:ReplicateTags"],
+         "Resource": [f"arn:aws:s3:::{b}/*" for b in dest_buckets]},
+        {"Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+         "Resource": replica_keys},
+    )
+
+
+def source_probe_policy(bucket: str, key_arn: str) -> str:
+    return _doc(
+        {"Sid": "CanaryObjects", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObjectVersion"],
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Sid": "BucketSetup", "Effect": "Allow",
+         "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration",
+                    "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration"],
+         "Resource": f"arn:aws:s3:::{bucket}"},
+        {"Sid": "SourceKey", "Effect": "Allow",
+         "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"], "Resource": key_arn},
+    )
+
+
+def destination_probe_policy(bucket: str, key_arn: str) -> str:
+    return _doc(
+        {"Sid": "Replicas", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObjectVersion"],
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Sid": "BucketSetup", "Effect": "Allow",
+         "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning",
+                    "s3:GetEncryptionConfiguration"],
+         "Resource": f"arn:aws:s3:::{bucket}"},
+        {"Sid": "ExpectedKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": key_arn},
+    )
+
+
+def _trust(principal: dict) -> str:
+    return _doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
+
+
+# ---------------------------------------------------------------------------
+# Resources
+# ---------------------------------------------------------------------------
+
+
+def create_key(account: Account, description: str, policy: str) -> str:
+    meta = account.kms.create_key(Description=description, KeySpec="SYMMETRIC_DEFAULT",
+                                  KeyUsage="ENCRYPT_DECRYPT", Policy=policy)["KeyMetadata"]
+    return meta["Arn"]
+
+
+def create_role(account: Account, name: str, trust: str, policy: str) -> str:
+    arn = account.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    account.iam.put_role_policy(RoleName=name, PolicyName=f"{name}-policy", PolicyDocument=policy)
+    return arn
+
+
+def create_bucket(account: Account, name: str, key_arn: str, policy: str | None = None) -> None:
+    """Versioned, default SSE-KMS under `key_arn` with bucket keys, public access blocked."""
+    s3 = account.s3
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+        "BucketKeyEnabled": True}]})
+    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    if policy:
+        s3.put_bucket_policy(Bucket=name, Policy=policy)
+
+
+@dataclass
+class Destination:
+    name: str                # the `destination` label
+    bucket: str
+    role_arn: str            # destination probe role
+    expected_kms_key_arn: str
+    replica_kms_key_arn: str | None  # the rule's ReplicaKmsKeyID (None: not set)
+
+
+@dataclass
+class Scenario:
+    name: str
+    source_bucket: str
+    source_role_arn: str     # source probe role
+    source_key_arn: str
+    replication_role_arn: str
+    destinations: list[Destination] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # per-replication overrides in the config
+    notes: str = ""
+
+
+@dataclass
+class World:
+    endpoint: str
+    suffix: str
+    region: str
+    scenarios: dict[str, Scenario]
+
+
+def _rule(index: int, dest_bucket: str, replica_key: str | None) -> dict:
+    """One replication rule as the article configures it; without `replica_key`,
+    the rule does not select SSE-KMS objects."""
+    destination = {
+        "Bucket": f"arn:aws:s3:::{dest_bucket}", "Account": DEST_ACCOUNT,
+        "AccessControlTranslation": {"Owner": "Destination"}, "StorageClass": "STANDARD",
+        "ReplicationTime": {"Status": "Disabled", "Time": {"Minutes": 15}},
+        "Metrics": {"Status": "Enabled"},
+    }
+    rule = {"ID": f"rule-{index}", "Priority": index, "Status": "Enabled", "Filter": {"Prefix": ""},
+            "DeleteMarkerReplication": {"Status": "Disabled"}, "Destination": destination}
+    if replica_key:
+        destination["EncryptionConfiguration"] = {"ReplicaKmsKeyID": replica_key}
+        rule["SourceSelectionCriteria"] = {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+    return rule
+
+
+class Provisioner:
+    """Builds one scenario in the three accounts."""
+
+    def __init__(self, endpoint: str, suffix: str):
+        self.endpoint = endpoint
+        self.suffix = suffix
+        self.src = Account(endpoint, SOURCE_ACCOUNT)
+        self.dst = Account(endpoint, DEST_ACCOUNT)
+
+    def names(self, scenario: str) -> dict:
+        s = self.suffix
+        return {
+            "source_bucket": f"rc-{scenario}-src{s}",
+            "replication_role": f"replicanary-replication-{scenario}{s}",
+            "source_probe": f"replicanary-source-{scenario}{s}",
+        }
+
+    def destination(self, scenario: str, label: str, replication_role_arn: str, replica_key: str | None = None,
+                    grant_replication: bool = True, readable_other_key: bool = False) -> Destination:
+        """A destination bucket, its key and its probe role. `replica_key` overrides
+        the ReplicaKmsKeyID (default: the destination's own key)."""
+        tag = f"{scenario}-{label}" if label else scenario
+        bucket = f"rc-{tag}-dst{self.suffix}"
+        probe_name = f"replicanary-destination-{tag}{self.suffix}"
+        probe_arn = f"arn:aws:iam::{DEST_ACCOUNT}:role/{probe_name}"
+        key_arn = create_key(self.dst, f"replicanary lab {tag} destination key",
+                             destination_key_policy(DEST_ACCOUNT, SOURCE_ACCOUNT))
+        if readable_other_key:  # a second key of the destination account its probe role can read
+            replica_key = create_key(self.dst, f"replicanary lab {tag} other key", destination_key_policy(
+                DEST_ACCOUNT, SOURCE_ACCOUNT, extra=[{
+                    "Sid": "Destination readers", "Effect": "Allow", "Principal": {"AWS": probe_arn},
+                    "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}]))
+        granted = replication_role_arn if grant_replication else \
+            f"arn:aws:iam::{SOURCE_ACCOUNT}:role/some-other-replication-role"
+        create_bucket(self.dst, bucket, key_arn, destination_bucket_policy(bucket, granted))
+        create_role(self.dst, probe_name, _trust({"AWS": f"arn:aws:iam::{MONITOR_ACCOUNT}:root"}),
+                    destination_probe_policy(bucket, key_arn))
+        return Destination(label or bucket, bucket, probe_arn, key_arn, replica_key or key_arn)
+
+    def wrong_key(self, tag: str) -> str:
+        """A source-account key in the destination region whose policy grants only the source account."""
+        return create_key(self.src, f"replicanary lab {tag} wrong key", own_account_key_policy(SOURCE_ACCOUNT))
+
+    def source(self, scenario: str, destinations: list[Destination], select_kms: bool = True) -> Scenario:
+        n = self.names(scenario)
+        replication_role_arn = f"arn:aws:iam::{SOURCE_ACCOUNT}:role/{n['replication_role']}"
+        key_arn = create_key(self.src, f"replicanary lab {scenario} source key",
+                             own_account_key_policy(SOURCE_ACCOUNT))
+        create_bucket(self.src, n["source_bucket"], key_arn)
+        replica_keys = [d.replica_kms_key_arn for d in destinations]
+        create_role(self.src, n["replication_role"], _trust({"Service": "s3.amazonaws.com"}),
+                    replication_role_policy(n["source_bucket"], [d.bucket for d in destinations], replica_keys))
+        rules = [_rule(i + 1, d.bucket, d.replica_kms_key_arn if select_kms else None)
+                 for i, d in enumerate(destinations)]
+        if not select_kms:
+            for d in destinations:
+                d.replica_kms_key_arn = None
+        self.src.s3.put_bucket_replication(Bucket=n["source_bucket"], ReplicationConfiguration={
+            "Role": replication_role_arn, "Rules": rules})
+        probe_arn = create_role(self.src, n["source_probe"],
+                                _trust({"AWS": f"arn:aws:iam::{MONITOR_ACCOUNT}:root"}),
+                                source_probe_policy(n["source_bucket"], key_arn))
+        return Scenario(scenario, n["source_bucket"], probe_arn, key_arn, replication_role_arn, destinations,
+                        notes=SCENARIO_NOTES.get(scenario, ""))
+
+    def build(self, scenario: str, slow_timeout: str, slow_delay: float) -> Scenario:
+        role = f"arn:aws:iam::{SOURCE_ACCOUNT}:role/{self.names(scenario)['replication_role']}"
+        if scenario in ("healthy", "slow", "disabled-key", "unselected"):
+            dests = [self.destination(scenario, "", role)]
+        elif scenario == "wrong-key":
+            dests = [self.destination(scenario, "", role, replica_key=self.wrong_key(scenario))]
+        elif scenario == "other-key":
+            dests = [self.destination(scenario, "", role, readable_other_key=True)]
+        elif scenario == "denied":
+            dests = [self.destination(scenario, "", role, grant_replication=False)]
+        elif scenario == "fan-out":
+            dests = [self.destination(scenario, "good", role),
+                     self.destination(scenario, "wrong", role, replica_key=self.wrong_key(scenario))]
+        else:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        result = self.source(scenario, dests, select_kms=scenario != "unselected")
+        if scenario == "disabled-key":
+            self.dst.kms.disable_key(KeyId=dests[0].expected_kms_key_arn)
+        if scenario == "slow":
+            result.settings["replication_timeout"] = slow_timeout
+            config = lab_admin(self.endpoint, "GET", "/_lab/config")
+            lab_admin(self.endpoint, "POST", "/_lab/config", {"delays": config["delays"] + [
+                {"pattern": f"{result.source_bucket}/*", "seconds": slow_delay}]})
+        return result
+
+
+def make_suffix(raw: str | None) -> str:
+    """A bucket-name-safe suffix; random when not given."""
+    if raw is None:
+        return "-" + secrets.token_hex(3)
+    suffix = re.sub(r"[^a-z0-9-]", "-", raw.lower())
+    if suffix and not suffix.startswith("-"):
+        suffix = "-" + suffix
+    if len(suffix) > 20:
+        raise ValueError("suffix too long (max 20 characters)")
+    return suffix.rstrip("-")
+
+
+def provision(endpoint: str, scenarios=SCENARIOS, suffix: str | None = None, slow_timeout: str = "3s",
+              slow_delay: float = 3600.0) -> World:
+    """Build every scenario (in parallel) and return what was made."""
+    suffix = make_suffix(suffix)
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    provisioner = Provisioner(endpoint, suffix)
+    # The slow scenario edits the shared lab config: build it alone so two edits never race.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {s: pool.submit(provisioner.build, s, slow_timeout, slow_delay)
+                   for s in scenarios if s != "slow"}
+        built = {s: f.result() for s, f in futures.items()}
+    if "slow" in scenarios:
+        built["slow"] = provisioner.build("slow", slow_timeout, slow_delay)
+    return World(endpoint, suffix, REGION, {s: built[s] for s in scenarios})
+
+
+# ---------------------------------------------------------------------------
+# The replicanary configuration
+# ---------------------------------------------------------------------------
+
+
+def config_dict(world: World, interval: str = "2s", replication_timeout: str = "10s",
+                poll_initial: str = "200ms", poll_max: str = "2s") -> dict:
+    replications = []
+    for sc in world.scenarios.values():
+        entry = {"name": sc.name, **sc.settings,
+                 "source": {"bucket": sc.source_bucket, "region": world.region, "role_arn": sc.source_role_arn},
+                 "destinations": []}
+        for d in sc.destinations:
+            dest = {"name": d.name} if d.name != d.bucket else {}
+            dest.update({"bucket": d.bucket, "region": world.region, "role_arn": d.role_arn,
+                         "expected_kms_key_arn": d.expected_kms_key_arn})
+            entry["destinations"].append(dest)
+        replications.append(entry)
+    return {
+        "defaults": {"interval": interval, "replication_timeout": replication_timeout,
+                     "poll": {"initial": poll_initial, "max": poll_max},
+                     "canary_prefix": "replicanary/", "cleanup": True},
+        "aws": {"endpoint_url": world.endpoint, "force_path_style": True},
+        "replications": replications,
+    }
+
+
+def render_config(world: World, **settings) -> str:
+    import yaml
+
+    header = (f"# replicanary configuration for the lab at {world.endpoint} (suffix {world.suffix!r}).\n"
+              f"# Base credentials: AWS_ACCESS_KEY_ID=333333333333 AWS_SECRET_ACCESS_KEY=test\n"
+              f"# (the monitoring account's root, trusted by every probe role).\n")
+    notes = "".join(f"#   {s.name}: {s.notes}\n" for s in world.scenarios.values())
+    return header + "# Scenarios:\n" + notes + yaml.safe_dump(config_dict(world, **settings), sort_keys=False,
+                                                              default_flow_style=False, width=200)
+
+
+def wait_for_lab(endpoint: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(endpoint.rstrip("/") + "/_ministack/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"provision: no lab answering at {endpoint}")
+            time.sleep(0.2)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--endpoint", required=True, help="the lab, e.g. http://127.0.0.1:4566")
+    p.add_argument("--out", required=True, help="replicanary configuration file to write ('-' = stdout)")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--suffix", help="appended to every resource name (default: random, e.g. -3fa9c1)")
+    p.add_argument("--interval", default="2s")
+    p.add_argument("--replication-timeout", default="10s")
+    p.add_argument("--poll-initial", default="200ms")
+    p.add_argument("--poll-max", default="2s")
+    p.add_argument("--slow-timeout", default="3s", help="replication_timeout of the slow scenario (default 3s)")
+    p.add_argument("--slow-delay", type=float, default=3600.0, help="replication delay of the slow scenario, s")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    wait_for_lab(args.endpoint)
+    started = time.monotonic()
+    try:
+        world = provision(args.endpoint, scenarios, args.suffix, args.slow_timeout, args.slow_delay)
+    except ValueError as exc:
+        sys.exit(f"provision: {exc}")
+    text = render_config(world, interval=args.interval, replication_timeout=args.replication_timeout,
+                         poll_initial=args.poll_initial, poll_max=args.poll_max)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    print(f"provision: {len(world.scenarios)} scenarios ({', '.join(world.scenarios)}) with suffix "
+          f"{world.suffix!r} on {args.endpoint} in {time.monotonic() - started:.1f}s -> {args.out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,443 @@
+//! End-to-end test support: the lab (ministack + our plugin) and the real binary.
+//!
+//! [`Lab`] starts `tests/lab/labserver.py` on a free loopback port and kills exactly that
+//! process on drop (also when a test panics; `--exit-with-parent` covers a killed test
+//! binary). [`Daemon`] runs `replicanary run` against it and reads `/metrics` as
+//! Prometheus would.
+
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const BASE_ACCESS_KEY: &str = "333333333333";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lab_dir() -> PathBuf {
+    root().join("tests/lab")
+}
+
+fn python() -> PathBuf {
+    lab_dir().join(".venv/bin/python")
+}
+
+/// Creates the lab's venv once per test binary (a no-op when it is current).
+fn ensure_venv() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(lab_dir().join("setup.sh"))
+            .status()
+            .expect("bash runs");
+        assert!(status.success(), "tests/lab/setup.sh failed");
+    });
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A running lab, stopped on drop.
+pub struct Lab {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+    pub dir: tempdir::TempDir,
+}
+
+impl Lab {
+    /// Starts a lab with `--replication-delay 1` plus `args`.
+    pub fn start(args: &[&str]) -> Lab {
+        ensure_venv();
+        let port = free_port();
+        let child = Command::new(python())
+            .arg(lab_dir().join("labserver.py"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--exit-with-parent",
+                &std::process::id().to_string(),
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("labserver.py starts");
+        let lab = Lab {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            dir: tempdir::TempDir::new("replicanary-e2e"),
+        };
+        wait_until(Duration::from_secs(30), "the lab to be healthy", || {
+            http_get(port, "/_ministack/health").is_some_and(|(s, _)| s == 200)
+        });
+        lab
+    }
+
+    /// Provisions scenarios and returns the path of the replicanary configuration.
+    pub fn provision(&self, scenarios: &[&str], extra: &[&str]) -> PathBuf {
+        let out = self
+            .dir
+            .path()
+            .join(format!("config-{}.yaml", scenarios.join("-")));
+        let status = Command::new(python())
+            .arg(lab_dir().join("provision.py"))
+            .args(["--endpoint", &self.endpoint, "--out"])
+            .arg(&out)
+            .args(["--scenarios", &scenarios.join(",")])
+            .args(extra)
+            .stderr(Stdio::null())
+            .status()
+            .expect("provision.py runs");
+        assert!(status.success(), "provisioning {scenarios:?} failed");
+        out
+    }
+
+    /// `POST /_lab/<path>` with a JSON body.
+    pub fn admin(&self, path: &str, json: &str) {
+        let (status, body) =
+            http_post(self.port, &format!("/_lab/{path}"), json).expect("lab admin answers");
+        assert_eq!(status, 200, "lab admin {path}: {body}");
+    }
+
+    /// Request counts the lab saw (`GET /_lab/stats`), as raw JSON text.
+    pub fn stats(&self) -> String {
+        http_get(self.port, "/_lab/stats")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment every replicanary run gets: the monitoring account's root as base
+/// credentials, and nothing from the machine's own AWS configuration.
+pub fn aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", BASE_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_CONFIG_FILE", "/nonexistent/replicanary-test")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/replicanary-test",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+pub fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_replicanary"));
+    aws_env(&mut cmd);
+    cmd
+}
+
+/// `replicanary check` to completion.
+pub fn check(config: &Path, args: &[&str]) -> Output {
+    binary()
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("replicanary check runs")
+}
+
+/// A running `replicanary run`, killed on drop unless stopped.
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let log = config.with_extension(format!("{port}.log"));
+        let mut cmd = binary();
+        cmd.args([
+            "run",
+            "--log-format",
+            "json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("replicanary run starts");
+        let d = Daemon { child, port, log };
+        wait_until(Duration::from_secs(30), "/readyz to answer 200", || {
+            http_get(port, "/readyz").is_some_and(|(s, _)| s == 200)
+        });
+        d
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = http_get(self.port, "/metrics").expect("/metrics answers");
+        assert_eq!(status, 200);
+        Metrics::parse(&body)
+    }
+
+    /// Waits until every (replication, destination) pair has at least `n` verdicts.
+    pub fn wait_for_verdicts(&self, pairs: &[(&str, &str)], n: f64, timeout: Duration) -> Metrics {
+        let mut last = None;
+        let ok = poll_until(timeout, || {
+            let m = self.metrics();
+            let done = pairs.iter().all(|(r, d)| m.verdicts(r, d) >= n);
+            last = Some(m);
+            done
+        });
+        let m = last.expect("scraped at least once");
+        if !ok {
+            let seen: Vec<String> = pairs
+                .iter()
+                .map(|(r, d)| format!("{r}/{d}: {:?}", m.outcomes(r, d)))
+                .collect();
+            panic!(
+                "not every destination reached {n} verdicts in {timeout:?}: {seen:?}\nlog:\n{}",
+                self.log_text()
+            );
+        }
+        m
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal and waits for the exit.
+    pub fn signal_and_wait(mut self, signal: &str, timeout: Duration) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicanary did not exit within {timeout:?} of SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parsed Prometheus text exposition: `name{sorted labels}` → value.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    samples: Vec<(String, BTreeMap<String, String>, f64)>,
+    pub text: String,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let mut samples = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let (series, value) = line.rsplit_once(' ').expect("a sample line has a value");
+            let value: f64 = value.parse().expect("a numeric value");
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, parse_labels(rest.trim_end_matches('}'))),
+                None => (series, BTreeMap::new()),
+            };
+            samples.push((name.to_owned(), labels, value));
+        }
+        Metrics {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The value of the one sample of `name` whose labels include `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Sum over every sample of `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+            .sum()
+    }
+
+    pub fn verdicts(&self, replication: &str, destination: &str) -> f64 {
+        self.sum(
+            "replicanary_probes_total",
+            &[("replication", replication), ("destination", destination)],
+        )
+    }
+
+    /// Outcomes with a non-zero count for one destination.
+    pub fn outcomes(&self, replication: &str, destination: &str) -> BTreeMap<String, f64> {
+        self.samples
+            .iter()
+            .filter(|(n, l, v)| {
+                n == "replicanary_probes_total"
+                    && *v > 0.0
+                    && l.get("replication").map(String::as_str) == Some(replication)
+                    && l.get("destination").map(String::as_str) == Some(destination)
+            })
+            .map(|(_, l, v)| (l["outcome"].clone(), *v))
+            .collect()
+    }
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = s;
+    while let Some((k, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, n)) = chars.next() {
+                        value.push(if n == 'n' { '\n' } else { n });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.insert(k.trim_start_matches(',').trim().to_owned(), value);
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Polls `f` every 100 ms until it is true or `timeout` passes; returns whether it held.
+pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn wait_until(timeout: Duration, what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, f),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+fn http(port: u16, request: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// A minimal HTTP/1.1 GET on loopback (keeps the tests free of an HTTP client crate).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+pub fn http_post(port: u16, path: &str, json: &str) -> Option<(u16, String)> {
+    http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            json.len()
+        ),
+    )
+}
+
+/// A temporary directory removed on drop (std only).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "{prefix}-{}-{:x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
