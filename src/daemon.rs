@@ -162,6 +162,7 @@ async fn replication_loop(
             () = stop.cancelled() => break,
         }
         let lag = Instant::now().saturating_duration_since(slot);
+        metrics.observe_scheduling_lag(lag.as_secs_f64());
         tracing::debug!(replication = %rep.name, lag_seconds = lag.as_secs_f64(), "probe starting");
         prober.probe(&abort).await;
         if stop.is_cancelled() {

@@ -43,6 +43,8 @@ pub struct Metrics {
     aws_requests: IntCounterVec,
     canaries_outstanding: IntGauge,
     cleanup_failures: IntCounterVec,
+    probe_interval: GaugeVec,
+    scheduling_lag: prometheus::Histogram,
 }
 
 const RD: &[&str] = &["replication", "destination"];
@@ -140,6 +142,22 @@ impl Metrics {
                 "Canary deletes that failed (they are retried).",
                 &["replication", "side"],
             ),
+            probe_interval: gauge(
+                "replicanary_probe_interval_seconds",
+                "The configured interval between canaries of a replication (for staleness alerts).",
+                &["replication"],
+            ),
+            scheduling_lag: reg(
+                &registry,
+                prometheus::Histogram::with_opts(
+                    HistogramOpts::new(
+                        "replicanary_scheduling_lag_seconds",
+                        "How late probes start against their planned slot.",
+                    )
+                    .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+                )
+                .expect("valid metric"),
+            ),
             registry,
         };
         let build_info = reg(
@@ -168,6 +186,16 @@ impl Metrics {
         }
         self.probe_success
             .with_label_values(&[replication, destination]);
+    }
+
+    pub fn register_replication(&self, replication: &str, interval_seconds: f64) {
+        self.probe_interval
+            .with_label_values(&[replication])
+            .set(interval_seconds);
+    }
+
+    pub fn observe_scheduling_lag(&self, seconds: f64) {
+        self.scheduling_lag.observe(seconds);
     }
 
     pub fn record_verdict(&self, v: &DestinationVerdict) {

@@ -41,7 +41,7 @@ fn every_scenario_gets_its_verdict() {
         if replication == "fan-out" {
             return name.to_owned();
         }
-        let needle = format!("destination=\"");
+        let needle = "destination=\"";
         m.text
             .lines()
             .filter(|l| {
@@ -49,7 +49,7 @@ fn every_scenario_gets_its_verdict() {
                     && l.contains(&format!("replication=\"{replication}\""))
             })
             .find_map(|l| {
-                l.split(&needle)
+                l.split(needle)
                     .nth(1)
                     .and_then(|r| r.split('"').next())
                     .map(str::to_owned)

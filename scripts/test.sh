@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test replicanary has: the lab's own specification (pytest), then the Rust unit and
+# end-to-end tests (which start their own labs on loopback). What README.md and .ci/run call.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "lab venv (tests/lab/.venv)"
+bash tests/lab/setup.sh
+
+step "the lab's specification: tests/lab (pytest)"
+tests/lab/.venv/bin/python -m pytest tests/lab -q
+
+step "replicanary: unit and end-to-end tests (cargo test)"
+cargo test --all-targets
