@@ -91,6 +91,7 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
     for prober in build_probers(&config, &metrics).await {
         tasks.spawn(replication_loop(
             prober,
+            metrics.clone(),
             stop_scheduling.clone(),
             abort_probes.clone(),
         ));
@@ -128,6 +129,7 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
 
 async fn replication_loop(
     mut prober: Prober<S3Store>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
     abort: CancellationToken,
 ) {
