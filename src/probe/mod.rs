@@ -62,6 +62,10 @@ impl<S: ObjectStore> Prober<S> {
             &replication.key_prefix(),
             metrics.clone(),
         );
+        metrics.register_replication(
+            &replication.name,
+            replication.settings.interval.as_secs_f64(),
+        );
         for d in &replication.destinations {
             metrics.register_destination(&replication.name, &d.name);
         }
