@@ -1,0 +1,117 @@
+//! The command line without AWS: validation, exit codes and messages.
+
+mod support;
+
+use std::process::Command;
+
+use support::tempdir::TempDir;
+
+fn replicanary(args: &[&str]) -> std::process::Output {
+    support::binary()
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+const VALID: &str = "\
+replications:
+  - name: audit-logs
+    source: {bucket: test-dev-s3, region: ap-northeast-1}
+    destinations:
+      - bucket: audit-dev-s3
+        region: ap-northeast-1
+        expected_kms_key_arn: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab
+";
+
+fn write(dir: &TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write config");
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let out = replicanary(&["validate", "--config", &f]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 replications, 1 destinations"));
+}
+
+#[test]
+fn config_errors_exit_2_naming_file_and_field() {
+    let dir = TempDir::new("cli");
+    let bad = VALID.replace("key/1234abcd", "alias/1234abcd");
+    let f = write(&dir, "bad.yaml", &bad);
+    for cmd in ["validate", "check", "run"] {
+        let out = replicanary(&[cmd, "--config", &f]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains(&f), "{cmd}: names the file: {err}");
+        assert!(
+            err.contains("replications[0].destinations[0].expected_kms_key_arn"),
+            "{cmd}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let out = replicanary(&["validate", "--config", "/nonexistent/replicanary.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn the_config_may_come_from_the_environment() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let out = support::binary()
+        .arg("validate")
+        .env("REPLICANARY_CONFIG", &f)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn an_unknown_replication_name_is_a_usage_error() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let out = replicanary(&["check", "--config", &f, "--replication", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no replication named `nope`"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_version_prints() {
+    assert_eq!(replicanary(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        replicanary(&["run"]).status.code(),
+        Some(2),
+        "--config is required"
+    );
+    let out = replicanary(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn run_reports_a_port_it_cannot_bind() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_replicanary"))
+        .args(["run", "--config", &f, "--listen", &addr])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
+}
