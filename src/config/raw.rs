@@ -10,10 +10,9 @@ pub type Scalar = serde_json::Value;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    #[serde(default)]
-    pub defaults: RawProbeSettings,
-    #[serde(default)]
-    pub aws: RawAws,
+    /// `None` also when the section is present but empty (only comments).
+    pub defaults: Option<RawProbeSettings>,
+    pub aws: Option<RawAws>,
     pub replications: Option<Vec<RawReplication>>,
 }
 

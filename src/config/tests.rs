@@ -78,6 +78,23 @@ fn the_spec_example_is_valid_and_merged() {
 }
 
 #[test]
+fn the_annotated_example_is_valid() {
+    let text = include_str!("../../config/replicanary.example.yaml");
+    let c = Config::parse(text).expect("config/replicanary.example.yaml is valid");
+    assert_eq!(c.replications[0].name, "audit-logs");
+}
+
+#[test]
+fn empty_optional_sections_are_fine() {
+    let yaml = GOOD.replace(
+        "aws:\n  endpoint_url: http://127.0.0.1:4566\n  force_path_style: true\n",
+        "aws:\n",
+    );
+    let c = Config::parse(&yaml).expect("an empty aws: section is allowed");
+    assert_eq!(c.aws.endpoint_url, None);
+}
+
+#[test]
 fn unknown_keys_are_errors_at_their_path() {
     let yaml = GOOD.replace(
         "        region: ap-northeast-1\n        role_arn: arn:aws:iam::222",

@@ -113,8 +113,12 @@ impl Validator {
     }
 
     fn config(&mut self, raw: RawConfig) -> Config {
-        let defaults = self.settings(&ProbeSettings::default(), &raw.defaults, "defaults");
-        let aws = self.aws(raw.aws);
+        let defaults = self.settings(
+            &ProbeSettings::default(),
+            &raw.defaults.unwrap_or_default(),
+            "defaults",
+        );
+        let aws = self.aws(raw.aws.unwrap_or_default());
         let mut replications = Vec::new();
         match raw.replications {
             None => self.error("replications", "missing: list at least one replication"),

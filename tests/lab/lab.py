@@ -129,7 +129,7 @@ def _up(args: argparse.Namespace) -> None:
                            (["--verbose"] if args.verbose else []), log=None if not args.verbose else sys.stderr)
     try:
         provision.main(["--endpoint", lab.endpoint, "--out", args.out, "--scenarios", args.scenarios,
-                        *(["--suffix", args.suffix] if args.suffix else [])])
+                        *([f"--suffix={args.suffix}"] if args.suffix else [])])
         print(f"lab: serving on {lab.endpoint}; base credentials AWS_ACCESS_KEY_ID={BASE_ACCESS_KEY} "
               f"AWS_SECRET_ACCESS_KEY=test; Ctrl-C to stop", file=sys.stderr)
         stop = []
