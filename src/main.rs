@@ -7,6 +7,7 @@ mod aws;
 mod cleanup;
 mod config;
 mod daemon;
+mod diagnose;
 mod http;
 mod logging;
 mod metrics;
@@ -53,6 +54,16 @@ enum Command {
     },
     /// Probe each (or each named) replication once, print a report, exit 0 if all are ok.
     Check {
+        #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        /// Only this replication (repeatable).
+        #[arg(long = "replication", value_name = "NAME")]
+        replications: Vec<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Read-only inspection of each replication's setup (no canary): exit 0 when there are no findings.
+    Audit {
         #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
         config: PathBuf,
         /// Only this replication (repeatable).
@@ -129,20 +140,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replications,
             format,
         } => {
-            let mut c = match load(&config) {
+            let c = match load_selected(&config, &replications) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            if let Some(unknown) = replications
-                .iter()
-                .find(|n| !c.replications.iter().any(|r| &r.name == *n))
-            {
-                eprintln!("{}: no replication named `{unknown}`", config.display());
-                return Ok(ExitCode::from(USAGE));
-            }
-            if !replications.is_empty() {
-                c.replications.retain(|r| replications.contains(&r.name));
-            }
             logging::init(LogFormat::Text, "error");
             let verdicts = runtime()?.block_on(check(c));
             print!("{}", report::render(&verdicts, format));
@@ -153,7 +154,76 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Audit {
+            config,
+            replications,
+            format,
+        } => {
+            let c = match load_selected(&config, &replications) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            logging::init(LogFormat::Text, "error");
+            let entries = runtime()?.block_on(audit(c));
+            print!("{}", report::render_audit(&entries, format));
+            let clean = entries.iter().all(|e| e.findings.is_empty());
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
+}
+
+/// Loads the configuration, keeping only the named replications (all if none named).
+fn load_selected(path: &std::path::Path, names: &[String]) -> Result<Config, ExitCode> {
+    let mut c = load(path)?;
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !c.replications.iter().any(|r| &r.name == *n))
+    {
+        eprintln!("{}: no replication named `{unknown}`", path.display());
+        return Err(ExitCode::from(USAGE));
+    }
+    if !names.is_empty() {
+        c.replications.retain(|r| names.contains(&r.name));
+    }
+    Ok(c)
+}
+
+/// The setup checks of every replication, concurrently.
+async fn audit(config: Config) -> Vec<report::AuditEntry> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut prober) in daemon::build_probers(&config, &metrics)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        tasks.spawn(async move {
+            let name = prober.replication.name.clone();
+            let entries: Vec<report::AuditEntry> = prober
+                .audit()
+                .await
+                .into_iter()
+                .map(|(destination, findings)| report::AuditEntry {
+                    replication: name.clone(),
+                    destination,
+                    findings,
+                })
+                .collect();
+            (i, entries)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().flat_map(|(_, e)| e).collect()
 }
 
 /// One probe of every replication, concurrently.

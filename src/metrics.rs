@@ -1,6 +1,9 @@
 //! Every metric replicanary exports: names, help, labels and buckets in one place
 //! (SPEC.md §7 is the contract). Label values come from enums, never from messages.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -44,6 +47,9 @@ pub struct Metrics {
     canaries_outstanding: IntGauge,
     cleanup_failures: IntCounterVec,
     probe_interval: GaugeVec,
+    finding: GaugeVec,
+    /// Findings exported at 1 per (replication, destination), to drop to 0 when resolved.
+    findings_shown: Mutex<HashMap<(String, String), Vec<&'static str>>>,
     scheduling_lag: prometheus::Histogram,
 }
 
@@ -142,6 +148,12 @@ impl Metrics {
                 "Canary deletes that failed (they are retried).",
                 &["replication", "side"],
             ),
+            finding: gauge(
+                "replicanary_finding",
+                "1 while a diagnosis finding holds for this destination.",
+                &["replication", "destination", "finding"],
+            ),
+            findings_shown: Mutex::new(HashMap::new()),
             probe_interval: gauge(
                 "replicanary_probe_interval_seconds",
                 "The configured interval between canaries of a replication (for staleness alerts).",
@@ -192,6 +204,11 @@ impl Metrics {
         self.probe_interval
             .with_label_values(&[replication])
             .set(interval_seconds);
+        // Failure counters exported at 0, so their first increase is seen.
+        for side in [Side::Source, Side::Destination] {
+            self.cleanup_failures
+                .with_label_values(&[replication, side.as_str()]);
+        }
     }
 
     pub fn observe_scheduling_lag(&self, seconds: f64) {
@@ -225,11 +242,37 @@ impl Metrics {
                 .with_label_values(&l)
                 .set(f64::from(u8::from(m)));
         }
+        if let Some(findings) = &v.findings {
+            let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
+            self.set_findings(l[0], l[1], &ids);
+        }
         if let Some(r) = v.replica.readable {
             self.replica_readable
                 .with_label_values(&l)
                 .set(f64::from(u8::from(r)));
         }
+    }
+
+    /// Exports `present` at 1 and drops findings no longer present to 0.
+    pub fn set_findings(&self, replication: &str, destination: &str, present: &[&'static str]) {
+        let mut shown = self
+            .findings_shown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let before = shown
+            .entry((replication.to_owned(), destination.to_owned()))
+            .or_default();
+        for id in before.iter().filter(|id| !present.contains(id)) {
+            self.finding
+                .with_label_values(&[replication, destination, id])
+                .set(0.0);
+        }
+        for id in present {
+            self.finding
+                .with_label_values(&[replication, destination, id])
+                .set(1.0);
+        }
+        *before = present.to_vec();
     }
 
     pub fn observe_probe_duration(&self, replication: &str, destination: &str, seconds: f64) {

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::diagnose::Finding;
 use crate::probe::verdict::{DestinationVerdict, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,8 +60,45 @@ fn text(verdicts: &[DestinationVerdict]) -> String {
         if let (Some(k), Some(id)) = (&v.key, &v.version_id) {
             let _ = writeln!(out, "    canary:       {k} (version {id})");
         }
+        findings(&mut out, v.findings.as_deref().unwrap_or_default());
     }
     let ok = verdicts.iter().filter(|v| v.outcome == Outcome::Ok).count();
     let _ = writeln!(out, "{ok} of {} destinations ok", verdicts.len());
+    out
+}
+
+fn findings(out: &mut String, findings: &[Finding]) {
+    for f in findings {
+        let _ = writeln!(out, "    finding:      {} — {}", f.id, f.explanation);
+        let _ = writeln!(out, "      fix:        {}", f.fix);
+    }
+}
+
+/// What `audit` found for one destination.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub replication: String,
+    pub destination: String,
+    pub findings: Vec<Finding>,
+}
+
+pub fn render_audit(entries: &[AuditEntry], format: ReportFormat) -> String {
+    let total: usize = entries.iter().map(|e| e.findings.len()).sum();
+    if format == ReportFormat::Json {
+        let doc = serde_json::json!({ "ok": total == 0, "destinations": entries });
+        return serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+    }
+    let mut out = String::new();
+    for e in entries {
+        let n = e.findings.len();
+        let summary = if n == 0 {
+            "no findings".to_owned()
+        } else {
+            format!("{n} finding(s)")
+        };
+        let _ = writeln!(out, "{} → {}: {summary}", e.replication, e.destination);
+        findings(&mut out, &e.findings);
+    }
+    let _ = writeln!(out, "{total} finding(s) in {} destinations", entries.len());
     out
 }

@@ -9,6 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::{AwsError, ObjectHead, ObjectStore, PutRequest, VersionEntry};
+use crate::diagnose::setup::{DefaultEncryption, ReplicationSetup, RuleSetup, SetupReader};
 use crate::metrics::{Metrics, Side};
 
 /// One side's S3 access (one role, one region) on behalf of one replication.
@@ -200,5 +201,85 @@ impl ObjectStore for S3Store {
                 return Ok(entries);
             }
         }
+    }
+}
+
+impl SetupReader for S3Store {
+    async fn replication(&self, bucket: &str) -> Result<ReplicationSetup, AwsError> {
+        let call = self.client.get_bucket_replication().bucket(bucket);
+        let out = self.done("GetBucketReplication", call.send().await)?;
+        let Some(cfg) = out.replication_configuration() else {
+            return Ok(ReplicationSetup::default());
+        };
+        let rules = cfg
+            .rules()
+            .iter()
+            .map(|r| {
+                let filter = r.filter();
+                let and = filter.and_then(|f| f.and());
+                // V1 rules carry their prefix outside a filter; still valid in S3.
+                #[allow(deprecated)]
+                let legacy_prefix = r.prefix();
+                let prefix = filter
+                    .and_then(|f| f.prefix().or(and.and_then(|a| a.prefix())))
+                    .or(legacy_prefix)
+                    .unwrap_or_default();
+                let needs_tags = filter.is_some_and(|f| f.tag().is_some())
+                    || and.is_some_and(|a| !a.tags().is_empty());
+                let dest = r.destination();
+                RuleSetup {
+                    id: r.id().unwrap_or_default().to_owned(),
+                    enabled: r.status().as_str() == "Enabled",
+                    priority: r.priority().unwrap_or(0),
+                    prefix: prefix.to_owned(),
+                    needs_tags,
+                    destination_bucket: dest.map(|d| d.bucket().to_owned()).unwrap_or_default(),
+                    destination_account: dest.and_then(|d| d.account()).map(str::to_owned),
+                    selects_sse_kms: r
+                        .source_selection_criteria()
+                        .and_then(|c| c.sse_kms_encrypted_objects())
+                        .is_some_and(|s| s.status().as_str() == "Enabled"),
+                    replica_kms_key_id: dest
+                        .and_then(|d| d.encryption_configuration())
+                        .and_then(|e| e.replica_kms_key_id())
+                        .map(str::to_owned),
+                    time_control: dest
+                        .and_then(|d| d.replication_time())
+                        .is_some_and(|t| t.status().as_str() == "Enabled"),
+                    owner_override: dest.and_then(|d| d.access_control_translation()).is_some(),
+                }
+            })
+            .collect();
+        Ok(ReplicationSetup {
+            role: cfg.role().to_owned(),
+            rules,
+        })
+    }
+
+    async fn versioning(&self, bucket: &str) -> Result<Option<String>, AwsError> {
+        let call = self.client.get_bucket_versioning().bucket(bucket);
+        let out = self.done("GetBucketVersioning", call.send().await)?;
+        Ok(out.status().map(|s| s.as_str().to_owned()))
+    }
+
+    async fn encryption(&self, bucket: &str) -> Result<DefaultEncryption, AwsError> {
+        let call = self.client.get_bucket_encryption().bucket(bucket);
+        let out = self.done("GetBucketEncryption", call.send().await)?;
+        let rule = out
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default());
+        Ok(DefaultEncryption {
+            algorithm: rule
+                .map(|r| r.sse_algorithm().as_str().to_owned())
+                .unwrap_or_default(),
+            kms_key_id: rule.and_then(|r| r.kms_master_key_id()).map(str::to_owned),
+        })
+    }
+
+    async fn policy(&self, bucket: &str) -> Result<String, AwsError> {
+        let call = self.client.get_bucket_policy().bucket(bucket);
+        let out = self.done("GetBucketPolicy", call.send().await)?;
+        Ok(out.policy().unwrap_or_default().to_owned())
     }
 }

@@ -45,6 +45,11 @@ impl KmsKeyArn {
         }
     }
 
+    /// The account that owns the key.
+    pub fn account(&self) -> &str {
+        self.arn.split(':').nth(4).unwrap_or_default()
+    }
+
     /// The `KEY-ID` part of the ARN.
     pub fn key_id(&self) -> &str {
         self.arn.rsplit_once("key/").map_or("", |(_, id)| id)
@@ -78,6 +83,20 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
         return Err(vec![FieldError {
             path: String::new(),
             message: "the file is empty: it needs at least `replications:`".to_owned(),
+        }]);
+    }
+    if !value.is_object() {
+        let found = match &value {
+            serde_json::Value::Array(_) => "a list",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Number(_) => "a number",
+            _ => "a scalar",
+        };
+        return Err(vec![FieldError {
+            path: String::new(),
+            message: format!(
+                "invalid type: the top level must be a mapping with `replications:`, not {found}"
+            ),
         }]);
     }
     let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {

@@ -19,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{AwsError, ErrorClass, ObjectHead, ObjectStore, PutRequest};
 use crate::cleanup::{Ledger, Written};
 use crate::config::{Destination, Replication};
+use crate::diagnose::setup::{
+    DestinationSetup, SetupReader, SourceSetup, read_destination, read_source,
+};
+use crate::diagnose::{Finding, SETUP_TTL, diagnose};
 use crate::metrics::{Metrics, Side};
 use canary::Canary;
 use poll::Backoff;
@@ -48,9 +52,18 @@ pub struct Prober<S> {
     pub destinations: Vec<S>,
     metrics: Arc<Metrics>,
     ledger: Ledger,
+    setup: Option<SetupRead>,
 }
 
-impl<S: ObjectStore> Prober<S> {
+/// The replication's setup as the probe roles last read it.
+#[derive(Debug, Clone)]
+pub struct SetupRead {
+    pub read_at: Instant,
+    pub source: SourceSetup,
+    pub destinations: Vec<DestinationSetup>,
+}
+
+impl<S: ObjectStore + SetupReader> Prober<S> {
     pub fn new(
         replication: Replication,
         source: S,
@@ -75,6 +88,7 @@ impl<S: ObjectStore> Prober<S> {
             destinations,
             metrics,
             ledger,
+            setup: None,
         }
     }
 
@@ -85,7 +99,10 @@ impl<S: ObjectStore> Prober<S> {
         self.flush_deletes().await;
         let started = Instant::now();
         let canary = Canary::new(&self.replication.key_prefix(), SystemTime::now());
-        let verdicts = self.run_stages(&canary, cancel).await;
+        let mut verdicts = self.run_stages(&canary, cancel).await;
+        if let Some(v) = verdicts.as_mut() {
+            self.attach_findings(v).await;
+        }
         if self.replication.settings.cleanup {
             self.flush_deletes().await;
         }
@@ -96,6 +113,72 @@ impl<S: ObjectStore> Prober<S> {
             v.emit(&self.metrics);
         }
         verdicts
+    }
+
+    /// Names the causes behind failed verdicts. `ok` clears a destination's findings;
+    /// `error` and `credentials_failed` leave them as they were (nothing new was learnt).
+    async fn attach_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
+        let diagnosable =
+            |o: Outcome| !matches!(o, Outcome::Ok | Outcome::Error | Outcome::CredentialsFailed);
+        if verdicts.iter().any(|v| diagnosable(v.outcome)) {
+            self.read_setup(SETUP_TTL).await;
+        }
+        let Some(setup) = &self.setup else {
+            for v in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Ok) {
+                v.findings = Some(Vec::new());
+            }
+            return;
+        };
+        for (i, v) in verdicts.iter_mut().enumerate() {
+            v.findings = match v.outcome {
+                Outcome::Ok => Some(Vec::new()),
+                o if diagnosable(o) => Some(diagnose(
+                    &self.replication,
+                    &self.replication.destinations[i],
+                    &setup.source,
+                    &setup.destinations[i],
+                    Some(v),
+                )),
+                _ => None,
+            };
+        }
+    }
+
+    /// Reads the setup with the probe roles, unless a read younger than `max_age` exists.
+    pub async fn read_setup(&mut self, max_age: std::time::Duration) {
+        let fresh = self
+            .setup
+            .as_ref()
+            .is_some_and(|s| s.read_at.elapsed() < max_age);
+        if !fresh {
+            let source = read_source(&self.source, &self.replication.source.bucket).await;
+            let mut destinations = Vec::with_capacity(self.destinations.len());
+            for (d, store) in self.replication.destinations.iter().zip(&self.destinations) {
+                destinations.push(read_destination(store, &d.bucket).await);
+            }
+            self.setup = Some(SetupRead {
+                read_at: Instant::now(),
+                source,
+                destinations,
+            });
+        }
+    }
+
+    /// `audit`: the setup checks alone, without a canary. One entry per destination.
+    pub async fn audit(&mut self) -> Vec<(String, Vec<Finding>)> {
+        self.read_setup(std::time::Duration::ZERO).await;
+        let Some(setup) = &self.setup else {
+            return Vec::new();
+        };
+        self.replication
+            .destinations
+            .iter()
+            .zip(&setup.destinations)
+            .map(|(d, ds)| {
+                let findings = diagnose(&self.replication, d, &setup.source, ds, None);
+                (d.name.clone(), findings)
+            })
+            .collect()
     }
 
     /// Deletes whatever earlier probes left pending.
@@ -494,6 +577,7 @@ impl<S: ObjectStore> Prober<S> {
             replica,
             reason: (!reason.is_empty()).then(|| reason.to_owned()),
             aws_error,
+            findings: None,
             finished_at: SystemTime::now(),
         }
     }

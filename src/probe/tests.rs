@@ -10,6 +10,7 @@ use super::Prober;
 use super::verdict::Outcome;
 use crate::aws::{AwsError, ErrorClass, ObjectHead, ObjectStore, PutRequest, VersionEntry};
 use crate::config::Config;
+use crate::diagnose::setup::{DefaultEncryption, ReplicationSetup, SetupReader};
 use crate::metrics::Metrics;
 
 const EXPECTED: &str =
@@ -159,6 +160,22 @@ impl ObjectStore for Fake {
         _: usize,
     ) -> Result<Vec<VersionEntry>, AwsError> {
         Ok(Vec::new())
+    }
+}
+
+/// The fake's buckets have no readable setup: the diagnosis finds nothing to name.
+impl SetupReader for Fake {
+    async fn replication(&self, _: &str) -> Result<ReplicationSetup, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn versioning(&self, _: &str) -> Result<Option<String>, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn encryption(&self, _: &str) -> Result<DefaultEncryption, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn policy(&self, _: &str) -> Result<String, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::aws::AwsError;
+use crate::diagnose::Finding;
 use crate::metrics::Metrics;
 
 /// One verdict per probe and destination; declared in precedence order (SPEC.md §3).
@@ -95,6 +96,10 @@ pub struct DestinationVerdict {
     /// The AWS error behind the verdict, if any.
     #[serde(serialize_with = "aws_error")]
     pub aws_error: Option<AwsError>,
+    /// The causes found behind a failed verdict (SPEC.md §7a). `None`: not looked at this
+    /// time (`error`), so the previous findings stand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
     #[serde(skip)]
     pub finished_at: SystemTime,
 }
@@ -133,6 +138,10 @@ impl DestinationVerdict {
     pub fn emit(&self, metrics: &Metrics) {
         metrics.record_verdict(self);
         let latency_seconds = self.latency.map(|d| d.as_secs_f64());
+        let findings = self
+            .findings
+            .as_ref()
+            .map(|f| f.iter().map(|f| f.id).collect::<Vec<_>>().join(","));
         let (code, message, request_id) = match &self.aws_error {
             Some(e) => (
                 e.code.as_deref(),
@@ -158,6 +167,7 @@ impl DestinationVerdict {
                     aws_error_code = code,
                     aws_error_message = message,
                     aws_request_id = request_id,
+                    findings = findings.as_deref().filter(|f| !f.is_empty()),
                     "probe verdict"
                 )
             };

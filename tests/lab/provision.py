@@ -5,7 +5,11 @@ configuration (SPEC.md §5) for it.
     tests/lab/.venv/bin/python tests/lab/provision.py --endpoint http://127.0.0.1:4566 \
         --out /tmp/replicanary-lab.yaml [--scenarios healthy,wrong-key,...] [--suffix -x1] \
         [--interval 2s] [--replication-timeout 10s] [--poll-initial 200ms] [--poll-max 2s] \
-        [--slow-timeout 3s] [--slow-delay 3600] [--copies N]
+        [--slow-timeout 3s] [--slow-delay 3600] [--copies N] \
+        [--probe-prefix replicanary/] [--external-id ID] [--drop-statement SIDE:SID]...
+
+The probe roles' policies are deploy/iam/*.json, verbatim (placeholders filled, statements
+dropped by Sid only when --drop-statement asks): the lab proves exactly what deploy/ ships.
 
 `--copies N` provisions, instead of the scenarios, N copies of `healthy`
 (replications healthy-0001...; shared keys and roles, one bucket pair each) for
@@ -32,6 +36,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
@@ -162,31 +167,63 @@ def replication_role_policy(source_bucket: str, dest_buckets: list[str], replica
     )
 
 
-def source_probe_policy(bucket: str, key_arn: str) -> str:
-    return _doc(
-        {"Sid": "CanaryObjects", "Effect": "Allow",
-         "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObjectVersion"],
-         "Resource": f"arn:aws:s3:::{bucket}/*"},
-        {"Sid": "BucketSetup", "Effect": "Allow",
-         "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration",
-                    "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration"],
-         "Resource": f"arn:aws:s3:::{bucket}"},
-        {"Sid": "SourceKey", "Effect": "Allow",
-         "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"], "Resource": key_arn},
-    )
+# The probe roles' policies are the deploy/iam/ files, verbatim: the lab proves exactly what
+# deploy/ ships. `${Name}` placeholders are the CloudFormation parameters of
+# deploy/iam/cloudformation/; `drop` removes statements by Sid (to show what a missing
+# permission looks like).
+DEPLOY_IAM = Path(__file__).resolve().parents[2] / "deploy" / "iam"
+PROBE_POLICY_FILES = {
+    "source": ("source-probe-policy.json", "source-probe-diagnosis-policy.json"),
+    "destination": ("destination-probe-policy.json", "destination-probe-diagnosis-policy.json"),
+}
 
 
-def destination_probe_policy(bucket: str, key_arn: str) -> str:
-    return _doc(
-        {"Sid": "Replicas", "Effect": "Allow",
-         "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObjectVersion"],
-         "Resource": f"arn:aws:s3:::{bucket}/*"},
-        {"Sid": "BucketSetup", "Effect": "Allow",
-         "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketVersioning",
-                    "s3:GetEncryptionConfiguration"],
-         "Resource": f"arn:aws:s3:::{bucket}"},
-        {"Sid": "ExpectedKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": key_arn},
-    )
+def iam_document(filename: str, values: dict, drop=()) -> dict:
+    """A deploy/iam/ policy document with its placeholders filled and the `drop` Sids removed."""
+    text = (DEPLOY_IAM / filename).read_text()
+    for name, value in values.items():
+        text = text.replace("${%s}" % name, value)
+    left = sorted(set(re.findall(r"\$\{(\w+)\}", text)))
+    if left:
+        raise ValueError(f"{filename}: no value for {', '.join(left)}")
+    doc = json.loads(text)
+    doc["Statement"] = [st for st in doc["Statement"] if st.get("Sid") not in set(drop)]
+    return doc
+
+
+def probe_statement_ids(side: str) -> list[str]:
+    """Every statement Sid of one side's probe policies (what --drop-statement accepts)."""
+    sids = []
+    for filename in PROBE_POLICY_FILES[side]:
+        sids += [st["Sid"] for st in json.loads((DEPLOY_IAM / filename).read_text())["Statement"]]
+    return sids
+
+
+def probe_policies(side: str, values: dict, drop=()) -> list[str]:
+    """The probe role's policy documents (main, diagnosis) as JSON text; empty ones left out."""
+    docs = [iam_document(f, values, drop) for f in PROBE_POLICY_FILES[side]]
+    return [json.dumps(d) for d in docs if d["Statement"]]
+
+
+def probe_trust(trusted_principal: str, external_id: str | None) -> str:
+    """deploy/iam/probe-trust-policy.json. Without an external id (the lab's own tests assume
+    the roles without one) the sts:ExternalId condition is left out."""
+    doc = iam_document("probe-trust-policy.json",
+                       {"TrustedPrincipalArn": trusted_principal, "ExternalId": external_id or "-"})
+    if external_id is None:
+        for st in doc["Statement"]:
+            st.pop("Condition", None)
+    return json.dumps(doc)
+
+
+def source_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=()) -> list[str]:
+    return probe_policies("source", {"SourceBucket": bucket, "CanaryPrefix": prefix, "SourceKmsKeyArn": key_arn},
+                          drop)
+
+
+def destination_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=()) -> list[str]:
+    return probe_policies("destination", {"DestinationBucket": bucket, "CanaryPrefix": prefix,
+                                          "ExpectedKmsKeyArn": key_arn}, drop)
 
 
 def _trust(principal: dict) -> str:
@@ -204,9 +241,12 @@ def create_key(account: Account, description: str, policy: str) -> str:
     return meta["Arn"]
 
 
-def create_role(account: Account, name: str, trust: str, policy: str) -> str:
+def create_role(account: Account, name: str, trust: str, policy: str | list[str]) -> str:
     arn = account.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-    account.iam.put_role_policy(RoleName=name, PolicyName=f"{name}-policy", PolicyDocument=policy)
+    policies = [policy] if isinstance(policy, str) else policy
+    for i, doc in enumerate(policies):
+        account.iam.put_role_policy(RoleName=name, PolicyName=f"{name}-policy" + (f"-{i}" if i else ""),
+                                    PolicyDocument=doc)
     return arn
 
 
@@ -251,6 +291,8 @@ class World:
     suffix: str
     region: str
     scenarios: dict[str, Scenario]
+    canary_prefix: str = "replicanary/"  # the configuration's defaults.canary_prefix
+    external_id: str | None = None       # every probe role's sts:ExternalId (None: no condition)
 
 
 def _rule(index: int, dest_bucket: str, replica_key: str | None) -> dict:
@@ -273,9 +315,16 @@ def _rule(index: int, dest_bucket: str, replica_key: str | None) -> dict:
 class Provisioner:
     """Builds one scenario in the three accounts."""
 
-    def __init__(self, endpoint: str, suffix: str):
+    def __init__(self, endpoint: str, suffix: str, probe_prefix: str = "", external_id: str | None = None,
+                 drop: dict | None = None):
         self.endpoint = endpoint
         self.suffix = suffix
+        # The probe roles (deploy/iam/): object access under `probe_prefix` ("" = the whole
+        # bucket, which the lab's own tests need), trust with `external_id`, minus `drop`
+        # ({"source": {Sid, ...}, "destination": {...}}).
+        self.probe_prefix = probe_prefix
+        self.external_id = external_id
+        self.drop = drop or {}
         self.src = Account(endpoint, SOURCE_ACCOUNT)
         self.dst = Account(endpoint, DEST_ACCOUNT)
 
@@ -305,8 +354,8 @@ class Provisioner:
         granted = replication_role_arn if grant_replication else \
             f"arn:aws:iam::{SOURCE_ACCOUNT}:role/some-other-replication-role"
         create_bucket(self.dst, bucket, key_arn, destination_bucket_policy(bucket, granted))
-        create_role(self.dst, probe_name, _trust({"AWS": f"arn:aws:iam::{MONITOR_ACCOUNT}:root"}),
-                    destination_probe_policy(bucket, key_arn))
+        create_role(self.dst, probe_name, probe_trust(f"arn:aws:iam::{MONITOR_ACCOUNT}:root", self.external_id),
+                    destination_probe_policy(bucket, key_arn, self.probe_prefix, self.drop.get("destination", ())))
         return Destination(label or bucket, bucket, probe_arn, key_arn, replica_key or key_arn)
 
     def wrong_key(self, tag: str) -> str:
@@ -330,8 +379,9 @@ class Provisioner:
         self.src.s3.put_bucket_replication(Bucket=n["source_bucket"], ReplicationConfiguration={
             "Role": replication_role_arn, "Rules": rules})
         probe_arn = create_role(self.src, n["source_probe"],
-                                _trust({"AWS": f"arn:aws:iam::{MONITOR_ACCOUNT}:root"}),
-                                source_probe_policy(n["source_bucket"], key_arn))
+                                probe_trust(f"arn:aws:iam::{MONITOR_ACCOUNT}:root", self.external_id),
+                                source_probe_policy(n["source_bucket"], key_arn, self.probe_prefix,
+                                                    self.drop.get("source", ())))
         return Scenario(scenario, n["source_bucket"], probe_arn, key_arn, replication_role_arn, destinations,
                         notes=SCENARIO_NOTES.get(scenario, ""))
 
@@ -422,14 +472,31 @@ def make_suffix(raw: str | None) -> str:
     return suffix.rstrip("-")
 
 
+def parse_drops(drop_statements) -> dict:
+    """["destination:ExpectedKey", ...] -> {"destination": {"ExpectedKey"}}, checked against deploy/iam/."""
+    drops: dict = {}
+    for item in drop_statements:
+        side, _, sid = item.partition(":")
+        if side not in PROBE_POLICY_FILES or sid not in probe_statement_ids(side):
+            known = [f"{sd}:{x}" for sd in PROBE_POLICY_FILES for x in probe_statement_ids(sd)]
+            raise ValueError(f"unknown probe statement {item!r}; known: {', '.join(known)}")
+        drops.setdefault(side, set()).add(sid)
+    return drops
+
+
 def provision(endpoint: str, scenarios=SCENARIOS, suffix: str | None = None, slow_timeout: str = "3s",
-              slow_delay: float = 3600.0) -> World:
-    """Build every scenario (in parallel) and return what was made."""
+              slow_delay: float = 3600.0, probe_prefix: str = "", external_id: str | None = None,
+              drop_statements=()) -> World:
+    """Build every scenario (in parallel) and return what was made.
+
+    The probe roles get the deploy/iam/ policies for `probe_prefix` ("" = whole bucket) and
+    trust with `external_id` (None = no sts:ExternalId condition), minus `drop_statements`
+    ("side:Sid")."""
     suffix = make_suffix(suffix)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
-    provisioner = Provisioner(endpoint, suffix)
+    provisioner = Provisioner(endpoint, suffix, probe_prefix, external_id, parse_drops(drop_statements))
     # The slow scenario edits the shared lab config: build it alone so two edits never race.
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = {s: pool.submit(provisioner.build, s, slow_timeout, slow_delay)
@@ -437,7 +504,8 @@ def provision(endpoint: str, scenarios=SCENARIOS, suffix: str | None = None, slo
         built = {s: f.result() for s, f in futures.items()}
     if "slow" in scenarios:
         built["slow"] = provisioner.build("slow", slow_timeout, slow_delay)
-    return World(endpoint, suffix, REGION, {s: built[s] for s in scenarios})
+    return World(endpoint, suffix, REGION, {s: built[s] for s in scenarios}, probe_prefix or "replicanary/",
+                 external_id)
 
 
 # ---------------------------------------------------------------------------
@@ -452,16 +520,20 @@ def config_dict(world: World, interval: str = "2s", replication_timeout: str = "
         entry = {"name": sc.name, **sc.settings,
                  "source": {"bucket": sc.source_bucket, "region": world.region, "role_arn": sc.source_role_arn},
                  "destinations": []}
+        if world.external_id is not None:
+            entry["source"]["external_id"] = world.external_id
         for d in sc.destinations:
             dest = {"name": d.name} if d.name != d.bucket else {}
             dest.update({"bucket": d.bucket, "region": world.region, "role_arn": d.role_arn,
                          "expected_kms_key_arn": d.expected_kms_key_arn})
+            if world.external_id is not None:
+                dest["external_id"] = world.external_id
             entry["destinations"].append(dest)
         replications.append(entry)
     return {
         "defaults": {"interval": interval, "replication_timeout": replication_timeout,
                      "poll": {"initial": poll_initial, "max": poll_max},
-                     "canary_prefix": "replicanary/", "cleanup": True},
+                     "canary_prefix": world.canary_prefix, "cleanup": True},
         "aws": {"endpoint_url": world.endpoint, "force_path_style": True},
         "replications": replications,
     }
@@ -503,6 +575,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--poll-max", default="2s")
     p.add_argument("--slow-timeout", default="3s", help="replication_timeout of the slow scenario (default 3s)")
     p.add_argument("--slow-delay", type=float, default=3600.0, help="replication delay of the slow scenario, s")
+    p.add_argument("--probe-prefix", default="replicanary/",
+                   help="canary prefix the probe roles are limited to (deploy/iam/ CanaryPrefix; also the "
+                        "configuration's canary_prefix; default replicanary/)")
+    p.add_argument("--external-id", help="sts:ExternalId the probe roles require (written to the configuration)")
+    p.add_argument("--drop-statement", action="append", default=[], metavar="SIDE:SID",
+                   help="leave one statement out of a probe role's deploy/iam/ policy, e.g. destination:ExpectedKey "
+                        "(to see what a missing permission looks like; repeatable)")
     p.add_argument("--copies", type=int, metavar="N",
                    help="instead of --scenarios: N copies of the healthy scenario (healthy-0001...), sharing "
                         "keys and roles, one bucket pair each (for load tests; 1,000 in about a minute)")
@@ -518,7 +597,8 @@ def main(argv=None) -> None:
         if args.copies is not None:
             world = provision_copies(args.endpoint, args.copies, args.suffix)
         else:
-            world = provision(args.endpoint, scenarios, args.suffix, args.slow_timeout, args.slow_delay)
+            world = provision(args.endpoint, scenarios, args.suffix, args.slow_timeout, args.slow_delay,
+                              args.probe_prefix, args.external_id, args.drop_statement)
     except ValueError as exc:
         sys.exit(f"provision: {exc}")
     text = render_config(world, interval=args.interval, replication_timeout=args.replication_timeout,

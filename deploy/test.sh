@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Every check of deploy/ that is not a Rust test: promtool's rule unit tests, the
+# PrometheusRule generated from the rules, the IAM files against their CloudFormation
+# templates, the runbook's sections, the Kubernetes manifests against the Kubernetes
+# schemas (kubernetes-validate), the ConfigMap's configuration (`replicanary validate`)
+# and the systemd unit (systemd-analyze verify, skipped when absent).
+# The end-to-end checks are Rust tests run by `cargo test`: tests/e2e_deploy_iam.rs,
+# tests/e2e_deploy_metrics.rs (dashboard/rule metric names), tests/e2e_deploy_prometheus.rs.
+#
+# Python deps live in deploy/.venv (requirements.txt; reused while it is unchanged).
+# In CI (CI set) a missing promtool is a failure; elsewhere that check is skipped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n--> %s\n' "$*"; }
+in_ci() { [[ -n "${CI:-}" && "${CI}" != "false" && "${CI}" != "0" ]]; }
+
+VENV=deploy/.venv
+STAMP="$VENV/.requirements.sha256"
+want="$(sha256sum deploy/requirements.txt | cut -d' ' -f1)"
+if [[ ! -x "$VENV/bin/python" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
+    step "deploy venv ($VENV)"
+    "${PYTHON:-python3}" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r deploy/requirements.txt
+    echo "$want" > "$STAMP"
+fi
+PY="$VENV/bin/python"
+
+step "alert rules: promtool check + unit tests (deploy/prometheus)"
+if command -v promtool >/dev/null; then
+    promtool check rules deploy/prometheus/replicanary.rules.yml
+    (cd deploy/prometheus && promtool test rules replicanary.rules.test.yml)
+elif in_ci; then
+    echo "FAIL: promtool not found (apt-get install prometheus)" >&2
+    exit 1
+else
+    echo "SKIPPED: promtool not found (apt-get install prometheus); CI would fail"
+fi
+
+step "PrometheusRule is generated from the rules"
+"$PY" deploy/gen_prometheusrule.py --check
+
+step "probe-role IAM: CloudFormation templates = deploy/iam/*.json"
+"$PY" deploy/checks.py iam
+
+step "runbook: a section per alert and per verdict"
+"$PY" deploy/checks.py runbook
+
+step "Kubernetes manifests against the Kubernetes schemas (kubernetes-validate)"
+"$VENV/bin/kubernetes-validate" --strict -k 1.30.0 \
+    deploy/kubernetes/namespace.yaml deploy/kubernetes/serviceaccount.yaml \
+    deploy/kubernetes/configmap.yaml deploy/kubernetes/deployment.yaml deploy/kubernetes/service.yaml
+"$PY" - <<'PY'
+# The Prometheus Operator kinds have no schema in kubernetes-validate: check their shape.
+import yaml
+sm = yaml.safe_load(open("deploy/kubernetes/servicemonitor.yaml"))
+svc = yaml.safe_load(open("deploy/kubernetes/service.yaml"))
+assert sm["kind"] == "ServiceMonitor" and sm["apiVersion"] == "monitoring.coreos.com/v1"
+assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items(), "selector/Service labels"
+assert {e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}, "endpoint port"
+print("ok: ServiceMonitor selects the Service's metrics port")
+PY
+
+step "the ConfigMap's configuration: replicanary validate"
+bin=target/debug/replicanary
+[[ -x "$bin" ]] || cargo build --quiet
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+"$PY" deploy/checks.py configmap > "$tmp/config.yaml"
+"$bin" validate --config "$tmp/config.yaml"
+
+step "systemd unit: systemd-analyze verify"
+if command -v systemd-analyze >/dev/null; then
+    # verify wants the ExecStart binary to exist: point it at the one just built.
+    sed "s#/usr/local/bin/replicanary#$PWD/$bin#" deploy/systemd/replicanary.service > "$tmp/replicanary.service"
+    systemd-analyze verify "$tmp/replicanary.service"
+    echo "ok: deploy/systemd/replicanary.service verifies"
+else
+    echo "SKIPPED: systemd-analyze not found"
+fi
+
+step "deploy checks passed"

@@ -1,0 +1,431 @@
+//! Say why: findings that name the cause behind a failed verdict (SPEC.md §7a).
+//!
+//! [`diagnose`] is a pure function of what the probe roles can read of the setup
+//! ([`setup`]), the configuration, and — after a probe — the verdict with the replica's
+//! headers and the AWS error. Each [`Finding`] has a bounded id (a label value), a
+//! one-line explanation and a one-line fix. The prober reads the setup only after a
+//! failed verdict, at most every [`SETUP_TTL`], so diagnosis never multiplies the
+//! probe's AWS calls.
+
+pub mod policy;
+pub mod setup;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Destination, Replication};
+use crate::probe::verdict::{DestinationVerdict, Outcome};
+use setup::{DestinationSetup, Read, RuleSetup, SourceSetup, Unknown};
+
+/// How long a read of the setup is reused before it is read again.
+pub const SETUP_TTL: Duration = Duration::from_secs(300);
+
+/// One named cause.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Bounded snake_case id: the `finding` label value.
+    pub id: &'static str,
+    pub explanation: String,
+    pub fix: String,
+}
+
+/// Every finding id, for documentation and tests.
+pub const FINDING_IDS: &[&str] = &[
+    "source_not_versioned",
+    "destination_not_versioned",
+    "source_not_sse_kms",
+    "no_replication_configuration",
+    "rule_destination_mismatch",
+    "rule_disabled",
+    "rule_filter_excludes_canaries",
+    "rule_shadowed",
+    "rule_skips_sse_kms",
+    "replica_kms_key_missing",
+    "replica_kms_key_other_account",
+    "replica_kms_key_other_region",
+    "replica_kms_key_not_expected",
+    "destination_default_key_not_expected",
+    "destination_policy_missing_replication_role",
+    "replication_time_control_disabled",
+    "replica_kms_denied",
+    "replica_access_denied",
+    "kms_key_disabled",
+    "kms_key_pending_deletion",
+    "kms_key_not_found",
+    "cannot_inspect:GetBucketReplication",
+    "cannot_inspect:GetBucketVersioning",
+    "cannot_inspect:GetBucketEncryption",
+    "cannot_inspect:GetBucketPolicy",
+];
+
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, id: &'static str, explanation: impl Into<String>, fix: impl Into<String>) {
+        if !self.0.iter().any(|f| f.id == id) {
+            self.0.push(Finding {
+                id,
+                explanation: explanation.into(),
+                fix: fix.into(),
+            });
+        }
+    }
+
+    fn cannot_inspect(&mut self, unknown: &Unknown, side: &str, bucket: &str) {
+        if let Unknown::Denied(op) = unknown {
+            let id = FINDING_IDS
+                .iter()
+                .find(|id| id.strip_prefix("cannot_inspect:") == Some(op))
+                .copied()
+                .unwrap_or("cannot_inspect:GetBucketPolicy");
+            let action = match *op {
+                "GetBucketReplication" => "s3:GetReplicationConfiguration",
+                "GetBucketEncryption" => "s3:GetEncryptionConfiguration",
+                "GetBucketPolicy" => "s3:GetBucketPolicy",
+                _ => "s3:GetBucketVersioning",
+            };
+            self.add(
+                id,
+                format!("the {side} probe role may not call {op} on {bucket}, so that part of the setup was not checked"),
+                format!("grant {action} on arn:aws:s3:::{bucket} to the {side} probe role (deploy/iam/*-diagnosis-policy.json), or ignore this"),
+            );
+        }
+    }
+}
+
+/// Findings for one destination. `verdict` is `None` for `audit` (no canary written).
+pub fn diagnose(
+    rep: &Replication,
+    dest: &Destination,
+    source: &SourceSetup,
+    destination: &DestinationSetup,
+    verdict: Option<&DestinationVerdict>,
+) -> Vec<Finding> {
+    let mut f = Findings::default();
+    let src_bucket = rep.source.bucket.as_str();
+    versioning(
+        &mut f,
+        &source.versioning,
+        "source",
+        src_bucket,
+        "source_not_versioned",
+    );
+    versioning(
+        &mut f,
+        &destination.versioning,
+        "destination",
+        &dest.bucket,
+        "destination_not_versioned",
+    );
+
+    // Is the canary SSE-KMS at the source? Unknown counts as yes: that is the setup under test.
+    let canary_kms = rep.source.sse_kms_key_id.is_some()
+        || match &source.encryption {
+            Ok(Some(e)) => e.algorithm.starts_with("aws:kms"),
+            Ok(None) => false,
+            Err(u) => {
+                f.cannot_inspect(u, "source", src_bucket);
+                true
+            }
+        };
+    if !canary_kms {
+        f.add(
+            "source_not_sse_kms",
+            format!("the source bucket {src_bucket}'s default encryption is not SSE-KMS, so canaries (and its objects) are not KMS-encrypted"),
+            "set the source bucket's default encryption to SSE-KMS, or give `source.sse_kms_key_id` in the configuration",
+        );
+    }
+
+    let role = match &source.replication {
+        Err(u) => {
+            f.cannot_inspect(u, "source", src_bucket);
+            None
+        }
+        Ok(None) => {
+            f.add(
+                "no_replication_configuration",
+                format!("the source bucket {src_bucket} has no replication configuration"),
+                format!(
+                    "add a replication rule to {src_bucket} with destination arn:aws:s3:::{}",
+                    dest.bucket
+                ),
+            );
+            None
+        }
+        Ok(Some(cfg)) => {
+            rules(&mut f, rep, dest, &cfg.rules, canary_kms, verdict);
+            Some(cfg.role.as_str())
+        }
+    };
+
+    let expected = &dest.expected_kms_key;
+    match &destination.encryption {
+        Ok(Some(e))
+            if e.algorithm.starts_with("aws:kms")
+                && e.kms_key_id.as_deref().is_some_and(|k| expected.matches(k)) => {}
+        Ok(enc) => {
+            let now = enc
+                .as_ref()
+                .map_or("no default encryption".to_owned(), |e| {
+                    match &e.kms_key_id {
+                        Some(k) => format!("{} with {k}", e.algorithm),
+                        None => e.algorithm.clone(),
+                    }
+                });
+            f.add(
+                "destination_default_key_not_expected",
+                format!("the destination bucket {}'s default encryption is {now}, not SSE-KMS with the expected key", dest.bucket),
+                format!("set {}'s default encryption to SSE-KMS with {expected} (and S3 Bucket Keys)", dest.bucket),
+            );
+        }
+        Err(u) => f.cannot_inspect(u, "destination", &dest.bucket),
+    }
+
+    // Cross-account: the destination bucket policy must let the replication role in.
+    if let Some(role) = role.filter(|r| r.split(':').nth(4) != Some(expected.account())) {
+        match &destination.policy {
+            Ok(Some(p)) if policy::grants_replication(p, role, &dest.bucket) != Some(false) => {}
+            Ok(p) => f.add(
+                "destination_policy_missing_replication_role",
+                format!(
+                    "the destination bucket {}'s policy {} s3:ReplicateObject to the replication role {role}",
+                    dest.bucket,
+                    if p.is_some() { "does not grant" } else { "is missing, so nothing grants" }
+                ),
+                format!(
+                    "allow s3:ReplicateObject and s3:ReplicateDelete on arn:aws:s3:::{}/* for Principal \"*\" with Condition ArnLike aws:PrincipalArn = {role}",
+                    dest.bucket
+                ),
+            ),
+            Err(u) => f.cannot_inspect(u, "destination", &dest.bucket),
+        }
+    }
+
+    if let Some(v) = verdict {
+        from_verdict(&mut f, dest, v);
+    }
+    f.0
+}
+
+fn versioning(f: &mut Findings, read: &Read<String>, side: &str, bucket: &str, id: &'static str) {
+    match read {
+        Ok(Some(s)) if s == "Enabled" => {}
+        Ok(s) => f.add(
+            id,
+            format!(
+                "the {side} bucket {bucket} is not versioned ({}); replication needs versioning on both buckets",
+                s.as_deref().unwrap_or("never enabled")
+            ),
+            format!("enable versioning on {bucket}"),
+        ),
+        Err(u) => f.cannot_inspect(u, side, bucket),
+    }
+}
+
+fn rules(
+    f: &mut Findings,
+    rep: &Replication,
+    dest: &Destination,
+    rules: &[RuleSetup],
+    canary_kms: bool,
+    verdict: Option<&DestinationVerdict>,
+) {
+    let key_prefix = rep.key_prefix();
+    let to_dest: Vec<&RuleSetup> = rules
+        .iter()
+        .filter(|r| r.destination_bucket_name() == dest.bucket)
+        .collect();
+    if to_dest.is_empty() {
+        let elsewhere: Vec<&str> = rules
+            .iter()
+            .map(|r| r.destination_bucket.as_str())
+            .collect();
+        f.add(
+            "rule_destination_mismatch",
+            format!(
+                "no replication rule of {} replicates to {} (rules go to: {})",
+                rep.source.bucket,
+                dest.bucket,
+                if elsewhere.is_empty() { "nowhere".to_owned() } else { elsewhere.join(", ") }
+            ),
+            format!("point a rule's Destination.Bucket at arn:aws:s3:::{}, or fix the destination in the configuration", dest.bucket),
+        );
+        return;
+    }
+    let enabled: Vec<&RuleSetup> = to_dest.iter().copied().filter(|r| r.enabled).collect();
+    if enabled.is_empty() {
+        f.add(
+            "rule_disabled",
+            format!(
+                "the replication rule to {} ({}) is disabled",
+                dest.bucket, to_dest[0].id
+            ),
+            "set the rule's Status to Enabled",
+        );
+        return;
+    }
+    let covering: Vec<&RuleSetup> = enabled
+        .iter()
+        .copied()
+        .filter(|r| r.selects_prefix(&key_prefix))
+        .collect();
+    let Some(winner) = covering.iter().copied().max_by_key(|r| r.priority) else {
+        let r = enabled[0];
+        let why = if r.needs_tags {
+            "its filter requires tags, and canaries carry none".to_owned()
+        } else {
+            format!(
+                "its filter prefix `{}` does not cover `{key_prefix}`",
+                r.prefix
+            )
+        };
+        f.add(
+            "rule_filter_excludes_canaries",
+            format!("the rule to {} ({}) does not select canaries: {why}", dest.bucket, r.id),
+            format!("widen the rule's filter to cover `{key_prefix}`, or set canary_prefix inside the replicated prefix"),
+        );
+        return;
+    };
+    let expected = &dest.expected_kms_key;
+    if let Some(acct) = winner
+        .destination_account
+        .as_deref()
+        .filter(|a| *a != expected.account())
+    {
+        f.add(
+            "rule_destination_mismatch",
+            format!("the rule's Destination.Account is {acct}, but the expected key belongs to account {}", expected.account()),
+            format!("set Destination.Account to the destination bucket's owner ({})", expected.account()),
+        );
+    }
+    let correct = |r: &RuleSetup| {
+        (!canary_kms || r.selects_sse_kms)
+            && r.replica_kms_key_id
+                .as_deref()
+                .is_some_and(|k| expected.matches(k))
+    };
+    if !correct(winner) && covering.iter().any(|r| correct(r)) {
+        f.add(
+            "rule_shadowed",
+            format!(
+                "rule {} (priority {}) wins over a correct rule to the same destination",
+                winner.id, winner.priority
+            ),
+            "give the correct rule the higher priority, or fix or remove the other",
+        );
+    }
+    if canary_kms && !winner.selects_sse_kms {
+        f.add(
+            "rule_skips_sse_kms",
+            format!("the rule to {} ({}) does not select SSE-KMS encrypted objects, so S3 skips them", dest.bucket, winner.id),
+            format!(
+                "enable SourceSelectionCriteria.SseKmsEncryptedObjects (\"Replicate objects encrypted with AWS KMS\") on the rule, with ReplicaKmsKeyID {expected}"
+            ),
+        );
+    }
+    match winner.replica_kms_key_id.as_deref() {
+        // Without SSE-KMS selection S3 does not take a ReplicaKmsKeyID: named above.
+        None if canary_kms && winner.selects_sse_kms => f.add(
+            "replica_kms_key_missing",
+            format!(
+                "the rule to {} ({}) has no ReplicaKmsKeyID",
+                dest.bucket, winner.id
+            ),
+            format!("set Destination.EncryptionConfiguration.ReplicaKmsKeyID to {expected}"),
+        ),
+        None => {}
+        Some(key) => replica_key(f, dest, key),
+    }
+    if verdict.is_some_and(|v| v.outcome == Outcome::ReplicationTimeout) && !winner.time_control {
+        f.add(
+            "replication_time_control_disabled",
+            "the rule has no S3 Replication Time Control, so S3 promises no 15-minute replication",
+            "enable Replication Time Control (and replication metrics) on the rule, or raise replication_timeout",
+        );
+    }
+}
+
+fn replica_key(f: &mut Findings, dest: &Destination, key: &str) {
+    let expected = &dest.expected_kms_key;
+    if expected.matches(key) {
+        return;
+    }
+    let parts: Vec<&str> = key.splitn(6, ':').collect();
+    if parts.len() == 6 && parts[0] == "arn" {
+        if parts[4] != expected.account() {
+            f.add(
+                "replica_kms_key_other_account",
+                format!("the rule's ReplicaKmsKeyID {key} is a key of account {}, not of the destination account {}", parts[4], expected.account()),
+                format!("set ReplicaKmsKeyID to a customer-managed key of the destination account: {expected}"),
+            );
+        }
+        if parts[3] != dest.region {
+            f.add(
+                "replica_kms_key_other_region",
+                format!("the rule's ReplicaKmsKeyID {key} is in {}, not in the destination bucket's region {}", parts[3], dest.region),
+                format!("set ReplicaKmsKeyID to a key in {}: {expected}", dest.region),
+            );
+        }
+    }
+    f.add(
+        "replica_kms_key_not_expected",
+        format!("the rule's ReplicaKmsKeyID is {key}, not the expected {expected}"),
+        format!("set Destination.EncryptionConfiguration.ReplicaKmsKeyID to {expected} (or fix expected_kms_key_arn)"),
+    );
+}
+
+fn from_verdict(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
+    if v.outcome != Outcome::Undecryptable {
+        return;
+    }
+    let key = v
+        .replica
+        .kms_key
+        .clone()
+        .unwrap_or_else(|| "the replica's key".to_owned());
+    let code = v
+        .aws_error
+        .as_ref()
+        .and_then(|e| e.code.as_deref())
+        .unwrap_or_default();
+    let operation = v
+        .aws_error
+        .as_ref()
+        .map(|e| e.operation)
+        .unwrap_or_default();
+    match code {
+        "KMS.DisabledException" => f.add(
+            "kms_key_disabled",
+            format!("the replica's KMS key {key} is disabled"),
+            "enable the key (kms enable-key) — every replica under it is unreadable until then",
+        ),
+        "KMS.KMSInvalidStateException" => f.add(
+            "kms_key_pending_deletion",
+            format!("the replica's KMS key {key} is pending deletion (or otherwise unusable)"),
+            "cancel the key deletion (kms cancel-key-deletion) and enable the key",
+        ),
+        "KMS.NotFoundException" => f.add(
+            "kms_key_not_found",
+            format!("the replica's KMS key {key} does not exist"),
+            format!("point ReplicaKmsKeyID at an existing key of the destination account: {}", dest.expected_kms_key),
+        ),
+        _ if operation == "HeadObject" => f.add(
+            "replica_access_denied",
+            format!("the destination role may not even read the replica's metadata in {}", dest.bucket),
+            "grant the destination probe role s3:GetObject and s3:GetObjectVersion on the prefix, and set the rule's owner override (AccessControlTranslation Owner=Destination)",
+        ),
+        _ => f.add(
+            "replica_kms_denied",
+            format!("KMS refuses the destination role the replica's key {key}: nobody the probe can act as may decrypt it"),
+            format!(
+                "grant the destination account kms:Decrypt in the key policy of {key}, or set the rule's ReplicaKmsKeyID to {} (the replication role needs kms:Encrypt on it)",
+                dest.expected_kms_key
+            ),
+        ),
+    }
+}

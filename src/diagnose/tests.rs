@@ -1,0 +1,320 @@
+//! Diagnosis from fixtures: the seed's correct setup has no findings, and each
+//! misconfiguration is named by its own finding.
+
+use super::setup::{
+    DefaultEncryption, DestinationSetup, ReplicationSetup, RuleSetup, SourceSetup, Unknown,
+};
+use super::{FINDING_IDS, Finding, diagnose};
+use crate::config::{Config, Replication};
+use crate::probe::verdict::{DestinationVerdict, Outcome, ReplicaFacts};
+
+const DEST_KEY: &str =
+    "arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab";
+const OTHER_DEST_KEY: &str =
+    "arn:aws:kms:ap-northeast-1:222222222222:key/2222bbbb-12ab-34cd-56ef-1234567890ab";
+const SOURCE_KEY: &str =
+    "arn:aws:kms:ap-northeast-1:111111111111:key/3333cccc-12ab-34cd-56ef-1234567890ab";
+const ROLE: &str = "arn:aws:iam::111111111111:role/source-dev-role-replication";
+
+fn replication() -> Replication {
+    let yaml = format!(
+        "replications:\n  - name: audit\n    source: {{bucket: test-dev-s3, region: ap-northeast-1}}\n    destinations:\n      - {{bucket: audit-dev-s3, region: ap-northeast-1, expected_kms_key_arn: {DEST_KEY}}}\n"
+    );
+    Config::parse(&yaml).expect("valid").replications.remove(0)
+}
+
+/// The seed article's rule.
+fn rule() -> RuleSetup {
+    RuleSetup {
+        id: "test-dev-replication-rule".to_owned(),
+        enabled: true,
+        priority: 1,
+        prefix: String::new(),
+        needs_tags: false,
+        destination_bucket: "arn:aws:s3:::audit-dev-s3".to_owned(),
+        destination_account: Some("222222222222".to_owned()),
+        selects_sse_kms: true,
+        replica_kms_key_id: Some(DEST_KEY.to_owned()),
+        time_control: false,
+        owner_override: true,
+    }
+}
+
+fn source_with(rules: Vec<RuleSetup>) -> SourceSetup {
+    SourceSetup {
+        replication: Ok(Some(ReplicationSetup {
+            role: ROLE.to_owned(),
+            rules,
+        })),
+        versioning: Ok(Some("Enabled".to_owned())),
+        encryption: Ok(Some(DefaultEncryption {
+            algorithm: "aws:kms".to_owned(),
+            kms_key_id: Some(SOURCE_KEY.to_owned()),
+        })),
+    }
+}
+
+fn destination() -> DestinationSetup {
+    let policy = format!(
+        r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["s3:ReplicateDelete","s3:ReplicateObject"],
+           "Resource":"arn:aws:s3:::audit-dev-s3/*","Condition":{{"ArnLike":{{"aws:PrincipalArn":"{ROLE}"}}}}}}]}}"#
+    );
+    DestinationSetup {
+        versioning: Ok(Some("Enabled".to_owned())),
+        encryption: Ok(Some(DefaultEncryption {
+            algorithm: "aws:kms".to_owned(),
+            kms_key_id: Some(DEST_KEY.to_owned()),
+        })),
+        policy: Ok(Some(policy)),
+    }
+}
+
+fn ids(findings: &[Finding]) -> Vec<&'static str> {
+    findings.iter().map(|f| f.id).collect()
+}
+
+fn audit(source: &SourceSetup, dest: &DestinationSetup) -> Vec<&'static str> {
+    let rep = replication();
+    let findings = diagnose(&rep, &rep.destinations[0], source, dest, None);
+    for f in &findings {
+        assert!(
+            FINDING_IDS.contains(&f.id),
+            "{} is not a declared finding id",
+            f.id
+        );
+        assert!(!f.explanation.is_empty() && !f.fix.is_empty());
+        assert!(
+            !f.explanation.contains('\n') && !f.fix.contains('\n'),
+            "one line each: {f:?}"
+        );
+    }
+    ids(&findings)
+}
+
+#[test]
+fn the_seed_articles_setup_has_no_findings() {
+    assert_eq!(
+        audit(&source_with(vec![rule()]), &destination()),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn the_wrong_replica_key_is_named() {
+    let mut r = rule();
+    r.replica_kms_key_id = Some(SOURCE_KEY.to_owned());
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        [
+            "replica_kms_key_other_account",
+            "replica_kms_key_not_expected"
+        ]
+    );
+    let mut r = rule();
+    r.replica_kms_key_id = Some(OTHER_DEST_KEY.to_owned());
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["replica_kms_key_not_expected"]
+    );
+    let mut r = rule();
+    r.replica_kms_key_id = Some(DEST_KEY.replace("ap-northeast-1", "us-east-1"));
+    assert!(audit(&source_with(vec![r]), &destination()).contains(&"replica_kms_key_other_region"));
+    let mut r = rule();
+    r.replica_kms_key_id = None;
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["replica_kms_key_missing"]
+    );
+}
+
+#[test]
+fn rules_that_do_not_select_canaries_are_named() {
+    let mut r = rule();
+    r.selects_sse_kms = false;
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["rule_skips_sse_kms"]
+    );
+    let mut r = rule();
+    r.prefix = "logs/".to_owned();
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["rule_filter_excludes_canaries"]
+    );
+    let mut r = rule();
+    r.needs_tags = true;
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["rule_filter_excludes_canaries"]
+    );
+    let mut r = rule();
+    r.enabled = false;
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["rule_disabled"]
+    );
+    let mut r = rule();
+    r.destination_bucket = "arn:aws:s3:::somewhere-else".to_owned();
+    assert_eq!(
+        audit(&source_with(vec![r]), &destination()),
+        ["rule_destination_mismatch"]
+    );
+    let no_config = SourceSetup {
+        replication: Ok(None),
+        ..source_with(vec![])
+    };
+    assert_eq!(
+        audit(&no_config, &destination()),
+        ["no_replication_configuration"]
+    );
+}
+
+#[test]
+fn a_higher_priority_rule_shadowing_the_right_one_is_named() {
+    let mut wrong = rule();
+    wrong.id = "catch-all".to_owned();
+    wrong.priority = 10;
+    wrong.selects_sse_kms = false;
+    let found = audit(&source_with(vec![rule(), wrong]), &destination());
+    assert_eq!(found, ["rule_shadowed", "rule_skips_sse_kms"]);
+}
+
+#[test]
+fn bucket_settings_are_named() {
+    let mut s = source_with(vec![rule()]);
+    s.versioning = Ok(Some("Suspended".to_owned()));
+    let mut d = destination();
+    d.versioning = Ok(None);
+    d.encryption = Ok(Some(DefaultEncryption {
+        algorithm: "AES256".to_owned(),
+        kms_key_id: None,
+    }));
+    assert_eq!(
+        audit(&s, &d),
+        [
+            "source_not_versioned",
+            "destination_not_versioned",
+            "destination_default_key_not_expected"
+        ]
+    );
+    let mut s = source_with(vec![rule()]);
+    s.encryption = Ok(None);
+    assert_eq!(audit(&s, &destination()), ["source_not_sse_kms"]);
+}
+
+#[test]
+fn a_bucket_policy_without_the_replication_role_is_named() {
+    let mut d = destination();
+    d.policy = Ok(Some(r#"{"Statement":[]}"#.to_owned()));
+    assert_eq!(
+        audit(&source_with(vec![rule()]), &d),
+        ["destination_policy_missing_replication_role"]
+    );
+    d.policy = Ok(None);
+    assert_eq!(
+        audit(&source_with(vec![rule()]), &d),
+        ["destination_policy_missing_replication_role"]
+    );
+}
+
+#[test]
+fn reads_the_role_may_not_make_are_cannot_inspect() {
+    let mut s = source_with(vec![rule()]);
+    s.replication = Err(Unknown::Denied("GetBucketReplication"));
+    let mut d = destination();
+    d.policy = Err(Unknown::Denied("GetBucketPolicy"));
+    d.versioning = Err(Unknown::Failed("GetBucketVersioning")); // transient: no finding
+    assert_eq!(audit(&s, &d), ["cannot_inspect:GetBucketReplication"]);
+    let mut d = destination();
+    d.policy = Err(Unknown::Denied("GetBucketPolicy"));
+    assert_eq!(
+        audit(&source_with(vec![rule()]), &d),
+        ["cannot_inspect:GetBucketPolicy"]
+    );
+}
+
+fn verdict(outcome: Outcome, operation: &'static str, code: &str, key: &str) -> DestinationVerdict {
+    DestinationVerdict {
+        replication: "audit".to_owned(),
+        destination: "audit-dev-s3".to_owned(),
+        outcome,
+        latency: None,
+        key: None,
+        version_id: None,
+        expected_kms_key: DEST_KEY.to_owned(),
+        replica: ReplicaFacts {
+            kms_key: Some(key.to_owned()),
+            ..ReplicaFacts::default()
+        },
+        reason: None,
+        aws_error: Some(crate::aws::AwsError {
+            operation,
+            class: crate::aws::ErrorClass::Other,
+            code: Some(code.to_owned()),
+            message: None,
+            request_id: None,
+            status: Some(403),
+        }),
+        findings: None,
+        finished_at: std::time::SystemTime::now(),
+    }
+}
+
+#[test]
+fn the_verdicts_error_names_the_key_problem() {
+    let rep = replication();
+    let d = &rep.destinations[0];
+    let healthy = source_with(vec![rule()]);
+    let cases = [
+        ("KMS.DisabledException", "kms_key_disabled"),
+        ("KMS.KMSInvalidStateException", "kms_key_pending_deletion"),
+        ("KMS.NotFoundException", "kms_key_not_found"),
+        ("AccessDenied", "replica_kms_denied"),
+    ];
+    for (code, id) in cases {
+        let v = verdict(Outcome::Undecryptable, "GetObject", code, DEST_KEY);
+        assert_eq!(
+            ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v))),
+            [id],
+            "{code}"
+        );
+    }
+    let v = verdict(
+        Outcome::Undecryptable,
+        "HeadObject",
+        "AccessDenied",
+        DEST_KEY,
+    );
+    assert_eq!(
+        ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v))),
+        ["replica_access_denied"]
+    );
+    // The seed's trap: the rule's key and the denial, both named.
+    let mut r = rule();
+    r.replica_kms_key_id = Some(SOURCE_KEY.to_owned());
+    let v = verdict(
+        Outcome::Undecryptable,
+        "GetObject",
+        "AccessDenied",
+        SOURCE_KEY,
+    );
+    let found = ids(&diagnose(
+        &rep,
+        d,
+        &source_with(vec![r]),
+        &destination(),
+        Some(&v),
+    ));
+    assert_eq!(
+        found,
+        [
+            "replica_kms_key_other_account",
+            "replica_kms_key_not_expected",
+            "replica_kms_denied"
+        ]
+    );
+    // A slow replication without RTC.
+    let v = verdict(Outcome::ReplicationTimeout, "HeadObject", "", DEST_KEY);
+    let found = ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v)));
+    assert_eq!(found, ["replication_time_control_disabled"]);
+}

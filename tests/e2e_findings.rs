@@ -1,0 +1,172 @@
+//! Findings against the lab: each misconfigured scenario is named by the finding of its
+//! cause, the healthy one by none; probe roles without the optional read permissions
+//! still get correct verdicts.
+
+mod support;
+
+use serde_json::Value;
+use support::{Lab, binary, check};
+
+fn audit(config: &std::path::Path) -> (Option<i32>, Value) {
+    let out = binary()
+        .arg("audit")
+        .arg("--config")
+        .arg(config)
+        .args(["--format", "json"])
+        .output()
+        .expect("audit runs");
+    let doc = serde_json::from_slice(&out.stdout).expect("audit --format json is JSON");
+    (out.status.code(), doc)
+}
+
+/// `(replication, destination)` → finding ids, from a report's JSON.
+fn findings(entries: &Value, replication: &str, destination: &str) -> Vec<String> {
+    let entry = entries
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|e| {
+            e["replication"] == replication
+                && (destination.is_empty() || e["destination"] == destination)
+        })
+        .unwrap_or_else(|| panic!("no entry for {replication}/{destination}: {entries}"));
+    entry["findings"].as_array().map_or_else(Vec::new, |f| {
+        f.iter()
+            .map(|x| x["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    })
+}
+
+#[test]
+fn every_misconfiguration_is_named_and_the_healthy_setup_is_clean() {
+    let lab = Lab::start(&[]);
+    let config = lab.provision(
+        &[
+            "healthy",
+            "wrong-key",
+            "other-key",
+            "unselected",
+            "denied",
+            "slow",
+            "disabled-key",
+            "fan-out",
+        ],
+        &[],
+    );
+
+    // audit: setup only, no canary.
+    let (code, doc) = audit(&config);
+    assert_eq!(code, Some(1), "{doc}");
+    let d = &doc["destinations"];
+    let none: Vec<String> = Vec::new();
+    assert_eq!(
+        findings(d, "healthy", ""),
+        none,
+        "the article's setup has no findings"
+    );
+    assert_eq!(findings(d, "fan-out", "good"), none);
+    assert_eq!(
+        findings(d, "wrong-key", ""),
+        [
+            "replica_kms_key_other_account",
+            "replica_kms_key_not_expected"
+        ]
+    );
+    assert_eq!(
+        findings(d, "fan-out", "wrong"),
+        [
+            "replica_kms_key_other_account",
+            "replica_kms_key_not_expected"
+        ]
+    );
+    assert_eq!(
+        findings(d, "other-key", ""),
+        ["replica_kms_key_not_expected"]
+    );
+    assert_eq!(findings(d, "unselected", ""), ["rule_skips_sse_kms"]);
+    assert_eq!(
+        findings(d, "denied", ""),
+        ["destination_policy_missing_replication_role"]
+    );
+    let (code, _) = {
+        let out = binary()
+            .arg("audit")
+            .arg("--config")
+            .arg(&config)
+            .args(["--replication", "healthy"])
+            .output()
+            .expect("runs");
+        (out.status.code(), ())
+    };
+    assert_eq!(
+        code,
+        Some(0),
+        "audit of the healthy replication alone exits 0"
+    );
+
+    // check: the verdict, then its causes (including what only the probe can see).
+    let out = check(&config, &["--format", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = &doc["verdicts"];
+    assert_eq!(
+        findings(v, "wrong-key", ""),
+        [
+            "replica_kms_key_other_account",
+            "replica_kms_key_not_expected",
+            "replica_kms_denied"
+        ]
+    );
+    assert_eq!(findings(v, "disabled-key", ""), ["kms_key_disabled"]);
+    assert_eq!(
+        findings(v, "slow", ""),
+        ["replication_time_control_disabled"]
+    );
+    assert_eq!(findings(v, "healthy", ""), none);
+    let text = String::from_utf8_lossy(&check(&config, &["--replication", "wrong-key"]).stdout)
+        .into_owned();
+    assert!(
+        text.contains("finding:      replica_kms_denied — KMS refuses the destination role"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix:        grant the destination account kms:Decrypt"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_the_optional_read_permissions_verdicts_stay_right() {
+    let lab = Lab::start(&[]);
+    let config = lab.provision(
+        &["healthy", "wrong-key", "unselected"],
+        &[
+            "--drop-statement",
+            "source:DiagnoseSourceBucket",
+            "--drop-statement",
+            "destination:DiagnoseDestinationBucket",
+        ],
+    );
+    let out = check(&config, &["--format", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let outcome = |r: &str| {
+        doc["verdicts"]
+            .as_array()
+            .expect("verdicts")
+            .iter()
+            .find(|v| v["replication"] == r)
+            .expect("verdict")["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome("healthy"), "ok", "{doc}");
+    assert_eq!(outcome("wrong-key"), "undecryptable", "{doc}");
+    assert_eq!(outcome("unselected"), "not_replicated", "{doc}");
+    let wrong = findings(&doc["verdicts"], "wrong-key", "");
+    assert!(
+        wrong.contains(&"cannot_inspect:GetBucketReplication".to_owned()),
+        "{wrong:?}"
+    );
+    assert!(
+        wrong.contains(&"replica_kms_denied".to_owned()),
+        "what the probe saw is still named: {wrong:?}"
+    );
+}
