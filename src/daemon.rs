@@ -1,8 +1,8 @@
 //! `replicanary run`: one task per replication probing on its own schedule, the HTTP
 //! endpoints, the start-up sweep and a graceful shutdown.
 //!
-//! Scheduling: each replication's first slot is spread with random jitter; later slots
-//! follow every `interval` from there. A probe runs inside its replication's task, so a
+//! Scheduling: replication i of n first probes at i/n of its interval (spread evenly, the
+//! first at once); later slots follow every `interval` from there. A probe runs inside its replication's task, so a
 //! probe that overruns its slot delays the next one (missed slots are skipped) and is
 //! never started twice.
 
@@ -53,12 +53,8 @@ pub async fn build_probers(config: &Config, metrics: &Arc<Metrics>) -> Vec<Probe
             .await;
             destinations.push(store);
         }
-        probers.push(Prober::new(
-            rep.clone(),
-            source,
-            destinations,
-            metrics.clone(),
-        ));
+        let prober = Prober::new(rep.clone(), source, destinations, metrics.clone());
+        probers.push(prober.with_attempt_timeout(config.aws.attempt_timeout));
     }
     probers
 }
@@ -88,9 +84,19 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
     let stop_scheduling = CancellationToken::new();
     let abort_probes = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for prober in build_probers(&config, &metrics).await {
+    let probers = build_probers(&config, &metrics).await;
+    let count = probers.len();
+    for (i, prober) in probers.into_iter().enumerate() {
+        // Replication i of n starts at i/n of its interval: the first probe of the first
+        // replication at once, and a thousand replications evenly spread, not in a burst.
+        let offset = prober
+            .replication
+            .settings
+            .interval
+            .mul_f64(i as f64 / count as f64);
         tasks.spawn(replication_loop(
             prober,
+            offset,
             metrics.clone(),
             stop_scheduling.clone(),
             abort_probes.clone(),
@@ -129,15 +135,14 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
 
 async fn replication_loop(
     mut prober: Prober<S3Store>,
+    offset: Duration,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     abort: CancellationToken,
 ) {
     let rep = prober.replication.clone();
     let interval = rep.settings.interval;
-    // Spread first probes over up to 30 s (or the interval, if shorter).
-    let spread = interval.min(Duration::from_secs(30));
-    let jitter = spread.mul_f64(fastrand::f64());
+    let start = Instant::now() + offset;
 
     if rep.settings.cleanup {
         let sweeping = async {
@@ -157,7 +162,7 @@ async fn replication_loop(
         }
     }
 
-    let mut slot = Instant::now() + jitter;
+    let mut slot = start.max(Instant::now());
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(slot) => {}

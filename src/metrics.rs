@@ -32,6 +32,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
 ];
 
+/// Probe durations: coarser, since /metrics carries one histogram per destination.
+const DURATION_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0];
+
 pub struct Metrics {
     registry: Registry,
     probe_success: GaugeVec,
@@ -70,14 +73,11 @@ impl Metrics {
                 GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
             )
         };
-        let histogram = |name: &str, help: &str| {
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
             reg(
                 &registry,
-                HistogramVec::new(
-                    HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-                    RD,
-                )
-                .expect("valid metric"),
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), RD)
+                    .expect("valid metric"),
             )
         };
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -100,6 +100,7 @@ impl Metrics {
             replication_latency: histogram(
                 "replicanary_replication_latency_seconds",
                 "Time from the canary's PutObject to the first poll that saw COMPLETED.",
+                LATENCY_BUCKETS,
             ),
             last_replication_latency: gauge(
                 "replicanary_last_replication_latency_seconds",
@@ -129,6 +130,7 @@ impl Metrics {
             probe_duration: histogram(
                 "replicanary_probe_duration_seconds",
                 "Duration of the whole probe, from PutObject to the last verdict.",
+                DURATION_BUCKETS,
             ),
             aws_requests: counter(
                 "replicanary_aws_requests_total",

@@ -28,12 +28,34 @@ pub async fn base_config(settings: &AwsSettings) -> SdkConfig {
         .operation_timeout(settings.operation_timeout)
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(shared_https_client())
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
         .timeout_config(timeouts);
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// One HTTPS client (connection pool, TLS roots) for every S3 and STS client.
+///
+/// Left to itself, each SDK client builds its own default client: at 1,000 replications
+/// that is thousands of pools (~0.65 MiB each). This is the SDK's default client — hyper
+/// 1.x, rustls with aws-lc, proxies from the environment — built once.
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut conn =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
 }
 
 /// Builds the S3 access of one side: its region, its role, its request counting.

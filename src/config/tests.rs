@@ -269,3 +269,240 @@ fn hostile_input_never_panics() {
         assert!(Config::parse(text).is_err(), "{text:?} should be rejected");
     }
 }
+
+/// Issue 6, campaign 5: arbitrary bytes and arbitrary YAML structures never panic the
+/// loader; every rejection carries a message, and a field path unless the whole file is at
+/// fault (not YAML, empty, or not a mapping, or an unknown top-level key it names).
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::super::{Config, FieldError};
+
+    /// Whole-file problems are the only errors allowed without a field path.
+    fn well_located(errors: &[FieldError]) -> Result<(), String> {
+        if errors.is_empty() {
+            return Err("rejected without a single error".to_owned());
+        }
+        for e in errors {
+            if e.message.trim().is_empty() {
+                return Err(format!("an error without a message at `{}`", e.path));
+            }
+            // Root-level type errors (a scalar or a sequence instead of a mapping) have no
+            // field to name.
+            let whole_file = [
+                "not valid YAML",
+                "empty",
+                "invalid type",
+                "unknown field",
+                "expected struct RawConfig",
+            ]
+            .iter()
+            .any(|w| e.message.contains(w));
+            if e.path.is_empty() && !whole_file {
+                return Err(format!("an error without a field path: {}", e.message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Scalars that a field might (or should never) hold.
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("5m"), Just("0s"), Just("500ms"), Just("1s"), Just("99999999999999999999h"),
+                Just("-1s"), Just("replicanary/"), Just(""), Just("ap-northeast-1"), Just("nowhere"),
+                Just("test-dev-s3"), Just("Bad_Bucket"), Just("http://127.0.0.1:4566"),
+                Just("arn:aws:iam::111111111111:role/replicanary-source"),
+                Just("arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+                Just("arn:aws:kms:ap-northeast-1:222222222222:alias/x"),
+            ]
+            .prop_map(|s| Value::String(s.to_owned())),
+            "\\PC{0,24}".prop_map(Value::String),
+        ]
+    }
+
+    const KEYS: &[&str] = &[
+        "defaults",
+        "aws",
+        "replications",
+        "interval",
+        "replication_timeout",
+        "poll",
+        "initial",
+        "max",
+        "canary_prefix",
+        "cleanup",
+        "sweep_min_age",
+        "endpoint_url",
+        "force_path_style",
+        "attempt_timeout",
+        "operation_timeout",
+        "max_attempts",
+        "name",
+        "source",
+        "destinations",
+        "bucket",
+        "region",
+        "role_arn",
+        "external_id",
+        "sse_kms_key_id",
+        "expected_kms_key_arn",
+        "unknown_key",
+    ];
+
+    /// Arbitrary YAML structures, keyed mostly by the schema's own field names so that
+    /// generation reaches deep into the file.
+    fn structure() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kv| {
+                    Value::Object(
+                        kv.into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect::<Map<_, _>>(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    /// A mostly valid file with one field replaced by an arbitrary structure.
+    fn almost_valid() -> impl Strategy<Value = Value> {
+        let base: Value = serde_saphyr::from_str(super::GOOD).expect("GOOD is YAML");
+        let paths: Vec<Vec<&'static str>> = vec![
+            vec!["defaults", "interval"],
+            vec!["defaults", "poll"],
+            vec!["defaults", "poll", "max"],
+            vec!["defaults", "canary_prefix"],
+            vec!["aws"],
+            vec!["aws", "endpoint_url"],
+            vec!["aws", "max_attempts"],
+            vec!["replications"],
+            vec!["replications", "0"],
+            vec!["replications", "0", "name"],
+            vec!["replications", "0", "source"],
+            vec!["replications", "0", "source", "bucket"],
+            vec!["replications", "0", "destinations"],
+            vec![
+                "replications",
+                "0",
+                "destinations",
+                "0",
+                "expected_kms_key_arn",
+            ],
+            vec!["replications", "0", "destinations", "0", "role_arn"],
+        ];
+        (prop::sample::select(paths), structure()).prop_map(move |(path, v)| {
+            let mut doc = base.clone();
+            let mut cur = &mut doc;
+            for (i, p) in path.iter().enumerate() {
+                let last = i + 1 == path.len();
+                let next = match cur {
+                    Value::Object(m) if last => {
+                        m.insert((*p).to_owned(), v.clone());
+                        break;
+                    }
+                    Value::Object(m) => m.get_mut(*p),
+                    Value::Array(a) if last => {
+                        if let Some(slot) = p.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                            *slot = v.clone();
+                        }
+                        break;
+                    }
+                    Value::Array(a) => p.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+                    _ => None,
+                };
+                match next {
+                    Some(n) => cur = n,
+                    None => break,
+                }
+            }
+            doc
+        })
+    }
+
+    /// JSON is YAML (flow style); the block style is exercised by the textual mutations.
+    fn render(v: &Value) -> String {
+        serde_json::to_string(v).expect("a JSON value renders")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(errors) = Config::parse(&text) {
+                prop_assert!(well_located(&errors).is_ok(), "{:?}: {:?}", text, errors);
+            }
+        }
+
+        #[test]
+        fn arbitrary_structures_never_panic(v in structure()) {
+            let text = render(&v);
+            match Config::parse(&text) {
+                Err(errors) => prop_assert!(well_located(&errors).is_ok(), "{}: {:?}", text, errors),
+                Ok(c) => prop_assert!(!c.replications.is_empty(), "{}", text),
+            }
+        }
+
+        /// One field of a valid file replaced by anything: rejected with that field's path
+        /// (or a path inside it), or accepted as a configuration the daemon can trust.
+        #[test]
+        fn a_broken_field_is_named(v in almost_valid()) {
+            let text = render(&v);
+            match Config::parse(&text) {
+                Err(errors) => {
+                    prop_assert!(well_located(&errors).is_ok(), "{}: {:?}", text, errors);
+                    prop_assert!(errors.iter().all(|e| !e.path.is_empty()), "{}: {:?}", text, errors);
+                }
+                Ok(c) => {
+                    for r in &c.replications {
+                        let s = &r.settings;
+                        prop_assert!(!r.destinations.is_empty());
+                        prop_assert!(!s.interval.is_zero() && s.poll_initial <= s.poll_max, "{:?}", s);
+                        prop_assert!(!s.canary_prefix.is_empty());
+                    }
+                }
+            }
+        }
+
+        /// Textual damage to a valid file: deleted, duplicated or replaced lines and bytes.
+        #[test]
+        fn damaged_text_never_panics(at in any::<prop::sample::Index>(), len in 0usize..40, junk in "\\PC{0,8}|[\\t :\\-\\[\\]{}&*!|>'\"%@`#,?\\n]{0,8}") {
+            let good = super::GOOD;
+            let mut cut = at.index(good.len());
+            while !good.is_char_boundary(cut) { cut -= 1; }
+            let mut end = (cut + len).min(good.len());
+            while !good.is_char_boundary(end) { end -= 1; }
+            let text = format!("{}{}{}", &good[..cut], junk, &good[end..]);
+            if let Err(errors) = Config::parse(&text) {
+                prop_assert!(well_located(&errors).is_ok(), "{:?}: {:?}", text, errors);
+            }
+        }
+    }
+}
+
+/// Found by `fuzz::arbitrary_structures_never_panic`: serde's derived `Deserialize` accepts
+/// a *sequence* wherever a struct is expected, so a file without a single key name used to
+/// validate, and messages named internal types (`RawConfig`).
+#[test]
+fn sequences_are_not_mappings() {
+    let positional = r#"[null, null, [[r1, null, null, null, null, null, null, [src-bucket, ap-northeast-1, null, null, null], [[null, dst-bucket, ap-northeast-1, null, null, "arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"]]]]]"#;
+    assert!(
+        Config::parse(positional).is_err(),
+        "a file without one key name is not a configuration"
+    );
+    let errs = errors("[]");
+    assert!(
+        !errs[0].message.contains("RawConfig"),
+        "internal type names leak into messages: {}",
+        errs[0].message
+    );
+}

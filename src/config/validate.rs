@@ -99,6 +99,10 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
             ),
         }]);
     }
+    let not_mappings = sections_not_mappings(&value);
+    if !not_mappings.is_empty() {
+        return Err(not_mappings);
+    }
     let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let mut path = e.path().to_string();
         if path == "." {
@@ -116,6 +120,42 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
     } else {
         Err(v.errors)
     }
+}
+
+/// Serde's derived structs also accept a sequence of positional values; a configuration
+/// must name its keys. Every section that is a struct must be a mapping (or absent/null).
+fn sections_not_mappings(root: &serde_json::Value) -> Vec<FieldError> {
+    use serde_json::Value;
+    let mut errors = Vec::new();
+    let mut check = |v: Option<&Value>, path: String| {
+        if let Some(v) = v.filter(|v| !v.is_object() && !v.is_null()) {
+            let found = if v.is_array() { "a list" } else { "a scalar" };
+            errors.push(FieldError {
+                path,
+                message: format!("invalid type: expected a mapping of keys, found {found}"),
+            });
+        }
+    };
+    check(root.get("defaults"), "defaults".to_owned());
+    check(
+        root.get("defaults").and_then(|d| d.get("poll")),
+        "defaults.poll".to_owned(),
+    );
+    check(root.get("aws"), "aws".to_owned());
+    if let Some(Value::Array(reps)) = root.get("replications") {
+        for (i, r) in reps.iter().enumerate() {
+            let path = format!("replications[{i}]");
+            check(Some(r), path.clone());
+            check(r.get("poll"), format!("{path}.poll"));
+            check(r.get("source"), format!("{path}.source"));
+            if let Some(Value::Array(dests)) = r.get("destinations") {
+                for (j, d) in dests.iter().enumerate() {
+                    check(Some(d), format!("{path}.destinations[{j}]"));
+                }
+            }
+        }
+    }
+    errors
 }
 
 #[derive(Default)]

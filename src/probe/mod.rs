@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{AwsError, ErrorClass, ObjectHead, ObjectStore, PutRequest};
-use crate::cleanup::{Ledger, Written};
+use crate::cleanup::{Ledger, Uncertain, Written};
 use crate::config::{Destination, Replication};
 use crate::diagnose::setup::{
     DestinationSetup, SetupReader, SourceSetup, read_destination, read_source,
@@ -53,6 +53,9 @@ pub struct Prober<S> {
     metrics: Arc<Metrics>,
     ledger: Ledger,
     setup: Option<SetupRead>,
+    /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
+    /// have stored a version nobody saw.
+    attempt_timeout: std::time::Duration,
 }
 
 /// The replication's setup as the probe roles last read it.
@@ -89,7 +92,14 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             metrics,
             ledger,
             setup: None,
+            attempt_timeout: std::time::Duration::from_secs(10),
         }
+    }
+
+    /// The SDK's per-attempt timeout (`aws.attempt_timeout`).
+    pub fn with_attempt_timeout(mut self, d: std::time::Duration) -> Prober<S> {
+        self.attempt_timeout = d;
+        self
     }
 
     /// Runs one probe and emits its verdicts. Returns `None` when `cancel` stopped it
@@ -195,6 +205,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
     ) -> Option<Vec<DestinationVerdict>> {
         let rep = &self.replication;
         // 1. Write the canary as the source role.
+        let put_started = Instant::now();
         let put = self
             .source
             .put(PutRequest {
@@ -206,6 +217,32 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             })
             .await;
         let written_at = Instant::now();
+        // A failed or retried-after-timeout write may have stored versions nobody saw.
+        let uncertain = match &put {
+            Err(e) => e.class == ErrorClass::Transient,
+            Ok(_) => written_at - put_started >= self.attempt_timeout,
+        };
+        if uncertain && rep.settings.cleanup {
+            let watch = (rep.settings.replication_timeout + rep.settings.poll_max)
+                .min(std::time::Duration::from_secs(300));
+            let until = written_at + watch;
+            let sides = std::iter::once((Side::Source, None, &rep.source.bucket)).chain(
+                rep.destinations
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (Side::Destination, Some(i), &d.bucket)),
+            );
+            for (side, destination, bucket) in sides {
+                self.ledger.add_uncertain(Uncertain {
+                    side,
+                    destination,
+                    bucket: bucket.clone(),
+                    key: canary.key.clone(),
+                    until,
+                });
+            }
+        }
+        let rep = &self.replication;
         let version_id = match put {
             Ok(Some(v)) => v,
             Ok(None) => {
