@@ -126,12 +126,8 @@ impl Ledger {
     async fn flush_uncertain<S: ObjectStore>(&mut self, source: &S, destinations: &[S]) {
         let mut still = Vec::new();
         for u in std::mem::take(&mut self.uncertain) {
-            let store = match u.destination {
-                None => source,
-                Some(i) => match destinations.get(i) {
-                    Some(s) => s,
-                    None => continue,
-                },
+            let Some(store) = store_for(source, destinations, u.destination) else {
+                continue;
             };
             // A write that timed out may land after the answer did, and its replica later
             // still: every side is watched until `until`.
@@ -186,12 +182,8 @@ impl Ledger {
     async fn flush_versions<S: ObjectStore>(&mut self, source: &S, destinations: &[S]) {
         let mut still = Vec::new();
         for w in std::mem::take(&mut self.pending) {
-            let store = match w.destination {
-                None => source,
-                Some(i) => match destinations.get(i) {
-                    Some(s) => s,
-                    None => continue,
-                },
+            let Some(store) = store_for(source, destinations, w.destination) else {
+                continue;
             };
             match store.delete_version(&w.bucket, &w.key, &w.version_id).await {
                 Ok(()) => self.metrics.canary_deleted(),
@@ -212,6 +204,18 @@ impl Ledger {
             }
         }
         self.pending = still;
+    }
+}
+
+/// The store of the source (`None`) or of destination `i`.
+fn store_for<'a, S>(
+    source: &'a S,
+    destinations: &'a [S],
+    destination: Option<usize>,
+) -> Option<&'a S> {
+    match destination {
+        None => Some(source),
+        Some(i) => destinations.get(i),
     }
 }
 

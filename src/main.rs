@@ -22,8 +22,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use aws::s3::S3Store;
 use config::Config;
 use logging::LogFormat;
+use probe::Prober;
 use probe::verdict::Outcome;
 use report::ReportFormat;
 
@@ -192,52 +194,21 @@ fn load_selected(path: &std::path::Path, names: &[String]) -> Result<Config, Exi
     Ok(c)
 }
 
-/// The setup checks of every replication, concurrently.
-async fn audit(config: Config) -> Vec<report::AuditEntry> {
+/// Runs `job` on every replication's prober concurrently; results in configuration order.
+async fn on_every_prober<T, Fut>(config: &Config, job: impl Fn(Prober<S3Store>) -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = Vec<T>> + Send + 'static,
+{
     let metrics = Arc::new(metrics::Metrics::new());
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, mut prober) in daemon::build_probers(&config, &metrics)
+    for (i, prober) in daemon::build_probers(config, &metrics)
         .await
         .into_iter()
         .enumerate()
     {
-        tasks.spawn(async move {
-            let name = prober.replication.name.clone();
-            let entries: Vec<report::AuditEntry> = prober
-                .audit()
-                .await
-                .into_iter()
-                .map(|(destination, findings)| report::AuditEntry {
-                    replication: name.clone(),
-                    destination,
-                    findings,
-                })
-                .collect();
-            (i, entries)
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(r) = r {
-            results.push(r);
-        }
-    }
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().flat_map(|(_, e)| e).collect()
-}
-
-/// One probe of every replication, concurrently.
-async fn check(config: Config) -> Vec<probe::verdict::DestinationVerdict> {
-    let metrics = Arc::new(metrics::Metrics::new());
-    let never = tokio_util::sync::CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, mut prober) in daemon::build_probers(&config, &metrics)
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        let never = never.clone();
-        tasks.spawn(async move { (i, prober.probe(&never).await.unwrap_or_default()) });
+        let work = job(prober);
+        tasks.spawn(async move { (i, work.await) });
     }
     let mut results = Vec::new();
     while let Some(r) = tasks.join_next().await {
@@ -247,4 +218,31 @@ async fn check(config: Config) -> Vec<probe::verdict::DestinationVerdict> {
     }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().flat_map(|(_, v)| v).collect()
+}
+
+/// The setup checks of every replication.
+async fn audit(config: Config) -> Vec<report::AuditEntry> {
+    on_every_prober(&config, |mut prober| async move {
+        let name = prober.replication.name.clone();
+        let found = prober.audit().await;
+        found
+            .into_iter()
+            .map(|(destination, findings)| report::AuditEntry {
+                replication: name.clone(),
+                destination,
+                findings,
+            })
+            .collect()
+    })
+    .await
+}
+
+/// One probe of every replication.
+async fn check(config: Config) -> Vec<probe::verdict::DestinationVerdict> {
+    let never = tokio_util::sync::CancellationToken::new();
+    on_every_prober(&config, move |mut prober| {
+        let never = never.clone();
+        async move { prober.probe(&never).await.unwrap_or_default() }
+    })
+    .await
 }

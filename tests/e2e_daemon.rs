@@ -169,15 +169,7 @@ fn a_role_that_cannot_be_assumed_fails_only_its_replication() {
     std::fs::write(&config, text).expect("config");
     let out = check(&config, &["--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let outcome = |r: &str| {
-        doc["verdicts"]
-            .as_array()
-            .expect("verdicts")
-            .iter()
-            .find(|v| v["replication"] == r)
-            .expect("verdict")["outcome"]
-            .clone()
-    };
+    let outcome = |r: &str| support::outcome_of(&doc, r);
     assert_eq!(outcome("healthy"), "ok", "{doc}");
     assert_eq!(outcome("wrong-key"), "credentials_failed", "{doc}");
 }

@@ -148,15 +148,7 @@ fn without_the_optional_read_permissions_verdicts_stay_right() {
     );
     let out = check(&config, &["--format", "json"]);
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let outcome = |r: &str| {
-        doc["verdicts"]
-            .as_array()
-            .expect("verdicts")
-            .iter()
-            .find(|v| v["replication"] == r)
-            .expect("verdict")["outcome"]
-            .clone()
-    };
+    let outcome = |r: &str| support::outcome_of(&doc, r);
     assert_eq!(outcome("healthy"), "ok", "{doc}");
     assert_eq!(outcome("wrong-key"), "undecryptable", "{doc}");
     assert_eq!(outcome("unselected"), "not_replicated", "{doc}");

@@ -160,6 +160,15 @@ pub fn check(config: &Path, args: &[&str]) -> Output {
         .expect("replicanary check runs")
 }
 
+/// The outcome of the first verdict of `replication` in `check --format json` output.
+pub fn outcome_of(doc: &serde_json::Value, replication: &str) -> serde_json::Value {
+    doc["verdicts"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["replication"] == replication))
+        .unwrap_or_else(|| panic!("no verdict for {replication}: {doc}"))["outcome"]
+        .clone()
+}
+
 /// A running `replicanary run`, killed on drop unless stopped.
 pub struct Daemon {
     child: Child,
@@ -526,5 +535,130 @@ impl RootS3 {
                 .into_bytes()
                 .to_vec(),
         )
+    }
+}
+
+// ---- helpers for the reliability campaigns (tests/e2e_reliability*.rs) -----------------
+
+fn spawn_lab(port: u16, args: &[&str]) -> Child {
+    Command::new(python())
+        .arg(lab_dir().join("labserver.py"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--exit-with-parent",
+            &std::process::id().to_string(),
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("labserver.py starts")
+}
+
+impl Lab {
+    /// Kills the lab process (SIGKILL: its in-memory state is lost) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new lab process on the same port (after [`Lab::kill`]), with `args`.
+    pub fn restart(&mut self, args: &[&str]) {
+        self.kill();
+        let port = self.port;
+        // The port may linger briefly; retry the start until the lab is healthy.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.child = spawn_lab(port, args);
+            if poll_until(Duration::from_secs(10), || {
+                http_get(port, "/_ministack/health").is_some_and(|(s, _)| s == 200)
+            }) {
+                return;
+            }
+            self.kill();
+            assert!(
+                Instant::now() < deadline,
+                "the lab did not restart on port {port}"
+            );
+        }
+    }
+
+    /// `GET /_lab/stats` parsed.
+    pub fn stats_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stats()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Runs a Python snippet with the lab's venv (boto3; `tests/lab` importable) and
+    /// `ENDPOINT` set to this lab; returns its stdout, panicking on failure.
+    pub fn python(&self, code: &str) -> String {
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(code)
+            .env("PYTHONPATH", lab_dir())
+            .env("ENDPOINT", &self.endpoint)
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Daemon {
+    /// Sends a signal without waiting (e.g. STOP / CONT).
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// The JSON log lines written so far, parsed (lines that are not JSON are skipped).
+    pub fn log_json(&self) -> Vec<serde_json::Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl RootS3 {
+    /// Every version under a prefix with its user metadata (HeadObject per version).
+    pub fn versions_with_metadata(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Vec<(String, String, std::collections::HashMap<String, String>)> {
+        self.versions(bucket, prefix)
+            .into_iter()
+            .map(|(k, v)| {
+                let meta = self
+                    .rt
+                    .block_on(
+                        self.client
+                            .head_object()
+                            .bucket(bucket)
+                            .key(&k)
+                            .version_id(&v)
+                            .send(),
+                    )
+                    .ok()
+                    .and_then(|h| h.metadata().cloned())
+                    .unwrap_or_default();
+                (k, v, meta)
+            })
+            .collect()
+    }
+}
+
+impl Daemon {
+    /// Sends a signal, waits for the exit, and returns the status with the whole log.
+    pub fn signal_and_wait_keep(self, signal: &str, timeout: Duration) -> (ExitStatus, String) {
+        let log = self.log.clone();
+        let status = self.signal_and_wait(signal, timeout);
+        (status, std::fs::read_to_string(log).unwrap_or_default())
     }
 }
