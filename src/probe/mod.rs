@@ -223,23 +223,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             Ok(_) => written_at - put_started >= self.attempt_timeout,
         };
         if uncertain && rep.settings.cleanup {
-            let watch = (rep.settings.replication_timeout + rep.settings.poll_max)
-                .min(std::time::Duration::from_secs(300));
-            let until = written_at + watch;
-            let sides = std::iter::once((Side::Source, None, &rep.source.bucket)).chain(
-                rep.destinations
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| (Side::Destination, Some(i), &d.bucket)),
-            );
-            for (side, destination, bucket) in sides {
-                self.ledger.add_uncertain(Uncertain {
-                    side,
-                    destination,
-                    bucket: bucket.clone(),
-                    key: canary.key.clone(),
-                    until,
-                });
+            for side in std::iter::once(None).chain((0..rep.destinations.len()).map(Some)) {
+                self.watch_key(&canary.key, side, written_at);
             }
         }
         let rep = &self.replication;
@@ -280,7 +265,15 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         // 2. Await replication as the source role.
         let replicated = tokio::select! {
             r = self.await_replication(&canary.key, &version_id, written_at) => r,
-            () = cancel.cancelled() => return None,
+            () = cancel.cancelled() => {
+                // Shutdown: no verdict, but a replica may still arrive before we exit.
+                if self.replication.settings.cleanup {
+                    for i in 0..self.replication.destinations.len() {
+                        self.watch_key(&canary.key, Some(i), written_at);
+                    }
+                }
+                return None;
+            }
         };
 
         // 3–4. Inspect and read each destination's replica of that same version.
@@ -289,19 +282,44 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             let (verdict, replica_seen) = self
                 .check_destination(i, canary, &version_id, &replicated)
                 .await;
-            if replica_seen && self.replication.settings.cleanup {
-                let d = &self.replication.destinations[i];
-                self.ledger.add(Written {
-                    side: Side::Destination,
-                    destination: Some(i),
-                    bucket: d.bucket.clone(),
-                    key: canary.key.clone(),
-                    version_id: version_id.clone(),
-                });
+            if self.replication.settings.cleanup {
+                if replica_seen {
+                    let d = &self.replication.destinations[i];
+                    self.ledger.add(Written {
+                        side: Side::Destination,
+                        destination: Some(i),
+                        bucket: d.bucket.clone(),
+                        key: canary.key.clone(),
+                        version_id: version_id.clone(),
+                    });
+                } else if replicated != Replicated::NoStatus {
+                    // Not seen, but it may still arrive (PENDING, a fault): watch.
+                    self.watch_key(&canary.key, Some(i), written_at);
+                }
             }
             verdicts.push(verdict);
         }
         Some(verdicts)
+    }
+
+    /// Watches a canary key on the source (`None`) or destination `i` for versions nobody
+    /// saw — a write that timed out but was stored, a replica still on its way — and
+    /// deletes them when they show up, for as long as a replication may take (≤ 15 min).
+    fn watch_key(&mut self, key: &str, side: Option<usize>, written_at: Instant) {
+        let s = &self.replication.settings;
+        let until = written_at
+            + (s.replication_timeout + s.poll_max).min(std::time::Duration::from_secs(900));
+        let (side_label, bucket) = match side {
+            None => (Side::Source, &self.replication.source.bucket),
+            Some(i) => (Side::Destination, &self.replication.destinations[i].bucket),
+        };
+        self.ledger.add_uncertain(Uncertain {
+            side: side_label,
+            destination: side,
+            bucket: bucket.clone(),
+            key: key.to_owned(),
+            until,
+        });
     }
 
     /// Polls the source version's replication status with backoff until it settles.

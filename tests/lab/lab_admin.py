@@ -188,6 +188,59 @@ def _replay(body: bytes, receive):
     return replay
 
 
+_TAMPER_CHUNK = b"\x00" * 65536
+
+
+async def _never():
+    """A receive for the app once the watcher owns the real one: the body was replayed."""
+    await asyncio.Event().wait()
+
+
+def _tampering(send, tamper: dict, state: LabState, gone: asyncio.Event):
+    """A `send` that rewrites a successful answer: headers set as configured, and the body
+    replaced by `body_bytes` bytes (streamed; stops when the client hangs up, and counts
+    what went out until then)."""
+    ok = False
+    done = False
+    body_bytes = tamper["body_bytes"]
+
+    async def tampered(message):
+        nonlocal ok, done
+        if message["type"] == "http.response.start":
+            ok = 200 <= message["status"] < 300
+            if ok:
+                drop = set(tamper["headers"]) | ({"content-length"} if body_bytes is not None else set())
+
+                def dropped(name: str) -> bool:  # a replaced body keeps no checksum of the old one
+                    return name in drop or (body_bytes is not None and name.startswith("x-amz-checksum-"))
+                headers = [(k, v) for k, v in message.get("headers", []) if not dropped(k.decode("latin-1").lower())]
+                headers += [(k.encode(), v.encode()) for k, v in tamper["headers"].items()]
+                if body_bytes is not None:
+                    headers.append((b"content-length", str(body_bytes).encode()))
+                message = {**message, "headers": headers}
+            return await send(message)
+        if message["type"] != "http.response.body" or not ok or body_bytes is None:
+            return await send(message)
+        if done or message.get("more_body"):
+            return None  # the original body is swallowed
+        done = True
+        sent = 0
+        try:
+            while sent < body_bytes and not gone.is_set():
+                n = min(len(_TAMPER_CHUNK), body_bytes - sent)
+                await send({"type": "http.response.body", "body": _TAMPER_CHUNK[:n],
+                            "more_body": sent + n < body_bytes})
+                sent += n
+                await asyncio.sleep(0)  # let a disconnect be noticed
+        except Exception:  # the client went away: stop sending
+            pass
+        finally:
+            state.count_tampered(sent)
+        return None
+
+    return tampered
+
+
 class LabMiddleware:
     """Wraps ministack's ASGI app."""
 
@@ -219,7 +272,22 @@ class LabMiddleware:
             self.state.count_fault(service, operation)
             code, resp_headers, resp_body = fault_response(service, status)
             return await _send(send, code, resp_headers, resp_body, head=method == "HEAD")
-        return await self.app(scope, _replay(body, receive), send)
+        tamper = self.state.tamper_for(service, operation, scope["path"])
+        if tamper is None:
+            return await self.app(scope, _replay(body, receive), send)
+        # Watch for the client hanging up, so a hostile body stops when nobody reads it.
+        gone = asyncio.Event()
+
+        async def watch():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await self.app(scope, _replay(body, _never), _tampering(send, tamper, self.state, gone))
+        finally:
+            watcher.cancel()
 
     async def admin(self, scope, receive, send):
         method, path = scope["method"], scope["path"].rstrip("/")

@@ -385,3 +385,124 @@ def install(state: LabState) -> None:
     ms_s3._resolve_sse_write_headers = resolve_sse_write_headers
     ms_s3._get_object = get_object
     ms_s3._maybe_replicate = maybe_replicate
+
+
+# ---------------------------------------------------------------------------
+# Test knobs beyond the corrections (issue 6): short STS sessions, stable key ids
+# ---------------------------------------------------------------------------
+
+import threading  # noqa: E402
+import uuid  # noqa: E402
+from urllib.parse import parse_qsl, urlencode  # noqa: E402
+
+from ministack.services import sts as ms_sts  # noqa: E402
+
+
+def cap_session_duration(body: bytes, query_params: dict, cap: float) -> tuple[bytes, dict]:
+    """An AssumeRole request (query protocol) with `DurationSeconds` at most `cap`."""
+    cap = max(1, int(cap))
+
+    def capped(current: str | None) -> str:
+        try:
+            requested = int(current) if current else 3600
+        except ValueError:
+            requested = 3600
+        return str(min(requested, cap))
+
+    if (query_params.get("Action") or [""])[0] == "AssumeRole":
+        query_params = dict(query_params)
+        query_params["DurationSeconds"] = [capped((query_params.get("DurationSeconds") or [None])[0])]
+    if body and b"Action=AssumeRole" in body:
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        current = next((v for k, v in pairs if k == "DurationSeconds"), None)
+        pairs = [(k, v) for k, v in pairs if k != "DurationSeconds"] + [("DurationSeconds", capped(current))]
+        body = urlencode(pairs).encode()
+    return body, query_params
+
+
+def _install_session_cap(state: LabState) -> None:
+    """AssumeRole sessions last at most `state.sts_session_seconds` (when > 0). The body
+    is rewritten after ministack checked the request's signature, before STS reads it."""
+    orig = ms_sts.handle_request
+
+    async def handle_request(method, path, headers, body, query_params, *args, **kwargs):
+        cap = state.config()["sts_session_seconds"]
+        if cap:
+            body, query_params = cap_session_duration(body, query_params, cap)
+        return await orig(method, path, headers, body, query_params, *args, **kwargs)
+
+    ms_sts.handle_request = handle_request
+
+
+_KEY_ID_NAMESPACE = uuid.UUID("6f1c52a4-5b0e-4bd1-9a57-7d0d1a1e0c11")
+_next_key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("lab_next_key_id", default=None)
+
+
+def _install_deterministic_key_ids() -> None:
+    """KMS key ids derived from (account, region, description, n-th such key), so that a
+    lab restarted on the same port and provisioned again with the same suffix has the
+    same key ARNs as before: a running replicanary's configuration stays right."""
+    orig_create, orig_uuid = ms_kms._create_key, ms_kms.new_uuid
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def new_uuid():
+        key_id = _next_key_id.get()
+        if key_id is not None:
+            _next_key_id.set(None)  # only the key id itself, once
+            return key_id
+        return orig_uuid()
+
+    def create_key(data):
+        seed = f"{ms_responses.get_account_id()}/{ms_responses.get_region()}/{data.get('Description', '')}"
+        with lock:
+            n = seen.get(seed, 0)
+            seen[seed] = n + 1
+        token = _next_key_id.set(str(uuid.uuid5(_KEY_ID_NAMESPACE, f"{seed}#{n}")))
+        try:
+            return orig_create(data)
+        finally:
+            _next_key_id.reset(token)
+
+    ms_kms.new_uuid = new_uuid
+    ms_kms._create_key = create_key
+
+
+def _install_sessions_file(path: str) -> None:
+    """STS sessions outlive the lab process: each AssumeRole session is appended to `path`
+    (JSON lines) and reloaded at start-up, as AWS never forgets a live session when one of
+    its servers restarts. Only JSON-serialisable fields are kept."""
+    import json
+    import os
+
+    orig = ms_sts.register_session
+    lock = threading.Lock()
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    access_key, session = json.loads(line)
+                except (ValueError, TypeError):
+                    continue
+                orig(access_key, session)
+
+    def register_session(access_key: str, session: dict) -> None:
+        orig(access_key, session)
+        try:
+            line = json.dumps([access_key, session])
+        except (TypeError, ValueError):
+            return
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    ms_sts.register_session = register_session
+
+
+def install_test_knobs(state: LabState, deterministic_key_ids: bool = False,
+                       sessions_file: str | None = None) -> None:
+    """The knobs tests use beyond the corrections; inert until configured."""
+    _install_session_cap(state)
+    if deterministic_key_ids:
+        _install_deterministic_key_ids()
+    if sessions_file:
+        _install_sessions_file(sessions_file)

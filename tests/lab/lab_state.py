@@ -6,6 +6,8 @@ One `LabState` lives in the lab server process. It holds:
   forced failures (`fail`), matched as fnmatch globs on ``"bucket/key"`` of the
   SOURCE object;
 * the fault injection settings (`faults`);
+* `sts_session_seconds`: when > 0, AssumeRole sessions last at most this long (the
+  plugin caps `DurationSeconds`), so credential refresh can be tested in seconds;
 * request statistics.
 
 Everything is guarded by one lock: requests are served on the event loop, but
@@ -29,6 +31,38 @@ DEFAULT_FAULTS = {
     "latency_ms": 0,        # added latency
     "latency_rate": 1.0,    # probability that a request gets the latency
 }
+
+
+DEFAULT_TAMPER = {
+    "operations": [],       # operations whose successful answers are tampered with; empty = none
+    "buckets": [],          # optional fnmatch globs on the bucket; empty = every bucket
+    "body_bytes": None,     # replace the body by this many bytes (a hostile, oversized body)
+    "headers": {},          # set these response headers (e.g. a malformed or huge value)
+}
+
+
+def _tamper(value, current: dict) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError("tamper: expected an object")
+    unknown = set(value) - set(DEFAULT_TAMPER)
+    if unknown:
+        raise ConfigError(f"tamper: unknown keys {sorted(unknown)}")
+    out = copy.deepcopy(current)
+    for key, item in value.items():
+        if key in ("operations", "buckets"):
+            if not isinstance(item, list) or not all(isinstance(s, str) for s in item):
+                raise ConfigError(f"tamper.{key}: expected a list of strings")
+            out[key] = list(item)
+        elif key == "body_bytes":
+            if item is not None and (isinstance(item, bool) or not isinstance(item, int) or item < 0):
+                raise ConfigError("tamper.body_bytes: expected a non-negative integer or null")
+            out[key] = item
+        else:
+            if not isinstance(item, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                     for k, v in item.items()):
+                raise ConfigError("tamper.headers: expected an object of strings")
+            out[key] = {k.lower(): v for k, v in item.items()}
+    return out
 
 
 class ConfigError(ValueError):
@@ -96,6 +130,8 @@ class LabState:
         self.delays: list[dict] = []
         self.fail: list[dict] = []
         self.faults: dict = dict(DEFAULT_FAULTS)
+        self.sts_session_seconds = 0.0
+        self.tamper: dict = copy.deepcopy(DEFAULT_TAMPER)
         self.pending_replications = 0
         self._rng = random.Random()
         self.reset_stats()
@@ -109,18 +145,26 @@ class LabState:
                 "delays": copy.deepcopy(self.delays),
                 "fail": copy.deepcopy(self.fail),
                 "faults": copy.deepcopy(self.faults),
+                "sts_session_seconds": self.sts_session_seconds,
+                "tamper": copy.deepcopy(self.tamper),
             }
 
     def update(self, body: dict) -> dict:
         """Apply a subset of the config; validates everything before changing anything."""
         if not isinstance(body, dict):
             raise ConfigError("expected a JSON object")
-        unknown = set(body) - {"replication_delay", "delays", "fail", "faults"}
+        unknown = set(body) - {"replication_delay", "delays", "fail", "faults", "sts_session_seconds", "tamper"}
         if unknown:
             raise ConfigError(f"unknown keys {sorted(unknown)}")
         with self._lock:
             delay = self.replication_delay
             delays, fail, faults = self.delays, self.fail, self.faults
+            session = self.sts_session_seconds
+            tamper = self.tamper
+            if "tamper" in body:
+                tamper = _tamper(body["tamper"], self.tamper)
+            if "sts_session_seconds" in body:
+                session = _non_negative(body["sts_session_seconds"], "sts_session_seconds")
             if "replication_delay" in body:
                 delay = _non_negative(body["replication_delay"], "replication_delay")
             if "delays" in body:
@@ -130,6 +174,8 @@ class LabState:
             if "faults" in body:
                 faults = _faults(body["faults"], self.faults)
             self.replication_delay, self.delays, self.fail, self.faults = delay, delays, fail, faults
+            self.sts_session_seconds = session
+            self.tamper = tamper
         return self.config()
 
     def add_delay(self, pattern: str, seconds: float) -> None:
@@ -141,6 +187,7 @@ class LabState:
     def reset_faults(self) -> dict:
         with self._lock:
             self.faults = dict(DEFAULT_FAULTS)
+            self.tamper = copy.deepcopy(DEFAULT_TAMPER)
         return self.config()
 
     # ---- questions the plugin and the middleware ask -------------------
@@ -171,6 +218,22 @@ class LabState:
             status = f["status"] if f["error_rate"] and self._rng.random() < f["error_rate"] else None
             return latency, status
 
+    def tamper_for(self, service: str, operation: str, path: str) -> dict | None:
+        """The tampering for a request's answer, or None."""
+        with self._lock:
+            t = self.tamper
+            if service != "s3" or operation not in t["operations"]:
+                return None
+            bucket = path.lstrip("/").split("/", 1)[0]
+            if t["buckets"] and not any(fnmatch.fnmatchcase(bucket, g) for g in t["buckets"]):
+                return None
+            return copy.deepcopy(t)
+
+    def count_tampered(self, body_bytes_sent: int) -> None:
+        with self._lock:
+            self._tampered += 1
+            self._tamper_bytes += body_bytes_sent
+
     # ---- statistics ----------------------------------------------------
 
     def reset_stats(self) -> None:
@@ -180,6 +243,8 @@ class LabState:
             self._by_service: dict = defaultdict(lambda: defaultdict(int))
             self._by_account: dict = defaultdict(lambda: defaultdict(int))
             self._faults: dict = defaultdict(int)
+            self._tampered = 0
+            self._tamper_bytes = 0
 
     def count(self, service: str, operation: str, account: str) -> None:
         with self._lock:
@@ -208,4 +273,6 @@ class LabState:
                 "by_account": {a: dict(ops) for a, ops in self._by_account.items()},
                 "faults_injected": dict(self._faults),
                 "pending_replications": self.pending_replications,
+                "tampered_responses": self._tampered,
+                "tamper_body_bytes_sent": self._tamper_bytes,
             }

@@ -5,7 +5,9 @@ lab_plugin and fronted by the /_lab/ admin API (lab_admin).
     tests/lab/.venv/bin/python tests/lab/labserver.py --port 4566 \
         [--replication-delay 1.0] [--delay 'bucket/prefix/*=5'] [--fail 'bucket/key-glob'] \
         [--fault-rate 0.3] [--fault-status 503] [--fault-services s3,sts] \
-        [--latency-ms 200] [--latency-rate 1.0] [--exit-with-parent PID] [--verbose]
+        [--latency-ms 200] [--latency-rate 1.0] [--sts-session-seconds S] [--deterministic-key-ids]
+        [--sessions-file PATH]
+        [--exit-with-parent PID] [--verbose]
 
 Replaces ministack's own entry point (`python -m ministack`), which binds
 0.0.0.0 and cannot be patched before it serves.
@@ -39,6 +41,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fault-services", default="s3", help="comma-separated services faults apply to (default s3)")
     p.add_argument("--latency-ms", type=float, default=0, help="injected latency in milliseconds")
     p.add_argument("--latency-rate", type=float, default=1.0, help="probability of the injected latency")
+    p.add_argument("--sts-session-seconds", type=float, default=0,
+                   help="cap AssumeRole sessions at this many seconds (0 = as requested)")
+    p.add_argument("--deterministic-key-ids", action="store_true",
+                   help="KMS key ids derived from account, region and description: a restarted lab "
+                        "provisioned again with the same suffix has the same key ARNs")
+    p.add_argument("--sessions-file", metavar="PATH",
+                   help="keep STS sessions in PATH (JSON lines) across restarts of the lab")
     p.add_argument("--exit-with-parent", type=int, metavar="PID",
                    help="exit when this process disappears (polled every 0.5 s)")
     p.add_argument("--verbose", action="store_true", help="ministack INFO logs and access logs")
@@ -82,7 +91,7 @@ def build_state(args: argparse.Namespace):
             "error_rate": args.fault_rate, "status": args.fault_status,
             "services": [s.strip() for s in args.fault_services.split(",") if s.strip()],
             "latency_ms": args.latency_ms, "latency_rate": args.latency_rate,
-        }})
+        }, "sts_session_seconds": args.sts_session_seconds})
     except (ConfigError, ValueError) as exc:
         sys.exit(f"labserver: {exc}")
     return state
@@ -141,6 +150,7 @@ def main(argv=None) -> None:
     quiet_logging(args.verbose)
     if not args.stock:
         lab_plugin.install(state)
+    lab_plugin.install_test_knobs(state, args.deterministic_key_ids, args.sessions_file)
     app = LabMiddleware(ms_app.app, state)
     if args.verbose:
         print(f"labserver: listening on http://{BIND_HOST}:{args.port}", file=sys.stderr)
