@@ -466,6 +466,24 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                         ),
                         false,
                     ),
+                    // Before saying the replica is missing, make sure the canary is still
+                    // there: if its source version vanished too, the buckets changed under
+                    // the probe and nothing can be concluded.
+                    ErrorClass::NotFound if missing == Outcome::ReplicaMissing => {
+                        let src = &self.replication.source.bucket;
+                        match self.source.head(src, &canary.key, version_id).await {
+                            Ok(_) => (verdict(missing, missing_reason, none, Some(e)), false),
+                            Err(gone) => (
+                                verdict(
+                                    Outcome::Error,
+                                    "neither the replica nor the canary's source version is there any more",
+                                    none,
+                                    Some(gone),
+                                ),
+                                false,
+                            ),
+                        }
+                    }
                     ErrorClass::NotFound => {
                         (verdict(missing, missing_reason, none, Some(e)), false)
                     }

@@ -293,6 +293,14 @@ async fn completed_without_the_replica_is_replica_missing() {
 }
 
 #[tokio::test]
+async fn a_vanished_canary_is_no_evidence_of_a_missing_replica() {
+    // COMPLETED, then the world changed (the canary's own version is gone too): no verdict.
+    let gone = || Err(err(ErrorClass::NotFound, 404, "NotFound"));
+    let mut p = pair(vec![status("COMPLETED"), gone()], |d| d.heads(vec![gone()]));
+    assert_eq!(outcomes(&mut p).await, [Outcome::Error]);
+}
+
+#[tokio::test]
 async fn the_seeds_trap_is_undecryptable() {
     let denied = err(ErrorClass::AccessDenied, 403, "AccessDenied");
     let mut p = pair(vec![status("COMPLETED")], |d| {
