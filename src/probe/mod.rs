@@ -302,6 +302,26 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         Some(verdicts)
     }
 
+    /// A replica that is not there is `replica_missing` only while the canary itself still
+    /// is: if its source version vanished too, the buckets changed under the probe.
+    async fn confirm_missing(
+        &self,
+        canary: &Canary,
+        version_id: &str,
+        missing_reason: &'static str,
+        missing_error: AwsError,
+    ) -> (Outcome, &'static str, AwsError) {
+        let src = &self.replication.source.bucket;
+        match self.source.head(src, &canary.key, version_id).await {
+            Ok(_) => (Outcome::ReplicaMissing, missing_reason, missing_error),
+            Err(gone) => (
+                Outcome::Error,
+                "neither the replica nor the canary's source version is there any more",
+                gone,
+            ),
+        }
+    }
+
     /// Watches a canary key on the source (`None`) or destination `i` for versions nobody
     /// saw — a write that timed out but was stored, a replica still on its way — and
     /// deletes them when they show up, for as long as a replication may take (≤ 15 min).
@@ -470,19 +490,10 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                     // there: if its source version vanished too, the buckets changed under
                     // the probe and nothing can be concluded.
                     ErrorClass::NotFound if missing == Outcome::ReplicaMissing => {
-                        let src = &self.replication.source.bucket;
-                        match self.source.head(src, &canary.key, version_id).await {
-                            Ok(_) => (verdict(missing, missing_reason, none, Some(e)), false),
-                            Err(gone) => (
-                                verdict(
-                                    Outcome::Error,
-                                    "neither the replica nor the canary's source version is there any more",
-                                    none,
-                                    Some(gone),
-                                ),
-                                false,
-                            ),
-                        }
+                        let (outcome, reason, err) = self
+                            .confirm_missing(canary, version_id, missing_reason, e)
+                            .await;
+                        (verdict(outcome, reason, none, Some(err)), false)
                     }
                     ErrorClass::NotFound => {
                         (verdict(missing, missing_reason, none, Some(e)), false)
@@ -543,6 +554,12 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         {
             Ok(b) => b,
             Err(e) => {
+                if e.class == ErrorClass::NotFound && missing == Outcome::ReplicaMissing {
+                    let (outcome, reason, err) = self
+                        .confirm_missing(canary, version_id, missing_reason, e)
+                        .await;
+                    return (verdict(outcome, reason, facts, Some(err)), true);
+                }
                 let (outcome, reason) = match e.class {
                     ErrorClass::AccessDenied => (
                         Outcome::Undecryptable,

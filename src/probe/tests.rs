@@ -298,6 +298,16 @@ async fn a_vanished_canary_is_no_evidence_of_a_missing_replica() {
     let gone = || Err(err(ErrorClass::NotFound, 404, "NotFound"));
     let mut p = pair(vec![status("COMPLETED"), gone()], |d| d.heads(vec![gone()]));
     assert_eq!(outcomes(&mut p).await, [Outcome::Error]);
+    // The same when the replica vanishes between its HeadObject and its GetObject.
+    let replica_then_gone = |d: Fake| {
+        d.heads(vec![replica("aws:kms", Some(EXPECTED))])
+            .get(Err(err(ErrorClass::NotFound, 404, "NoSuchVersion")))
+    };
+    let mut p = pair(vec![status("COMPLETED"), gone()], replica_then_gone);
+    assert_eq!(outcomes(&mut p).await, [Outcome::Error]);
+    // While the canary is still there, a vanished replica is missing.
+    let mut p = pair(vec![status("COMPLETED")], replica_then_gone);
+    assert_eq!(outcomes(&mut p).await, [Outcome::ReplicaMissing]);
 }
 
 #[tokio::test]
