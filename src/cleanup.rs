@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::{ErrorClass, ObjectStore, VersionEntry};
-use crate::metrics::{Metrics, Side};
-use crate::probe::canary::{carries_marker, is_canary_key};
+use crate::canary::{carries_marker, is_canary_key};
+use crate::metrics::Metrics;
+use crate::model::Side;
 
 /// One version this process wrote, to be deleted.
 #[derive(Debug, Clone, PartialEq)]
@@ -340,13 +341,12 @@ mod tests {
 #[cfg(test)]
 mod props {
     use std::collections::{HashMap, HashSet};
-    use std::sync::Mutex;
 
     use proptest::prelude::*;
 
     use super::*;
-    use crate::aws::{AwsError, ErrorClass, ObjectHead, PutRequest};
-    use crate::probe::canary::{Canary, MARKER_KEY, MARKER_VALUE, SHA256_KEY};
+    use crate::canary::{Canary, MARKER_KEY, MARKER_VALUE, SHA256_KEY};
+    use crate::testing::{MemStore, Obj};
 
     /// The canary key shape, written independently of `is_canary_key`: a name of exactly
     /// `DDDDDDDDTDDDDDDZ-HHHHHHHHHHHHHHHH` (D a digit, H lowercase hex) after the prefix.
@@ -445,14 +445,6 @@ mod props {
         ])
     }
 
-    #[derive(Debug, Clone)]
-    struct Obj {
-        key: String,
-        version_id: String,
-        age: Option<u64>,
-        metadata: HashMap<String, String>,
-    }
-
     fn object(prefix: String) -> impl Strategy<Value = Obj> {
         let version = prop_oneof![
             Just(String::new()),
@@ -468,91 +460,6 @@ mod props {
                 metadata,
             },
         )
-    }
-
-    /// An in-memory bucket whose listing ignores the prefix (a lying or buggy listing), whose
-    /// `head` and `delete_version` fail on request, and which records every delete.
-    struct Bucket {
-        now: SystemTime,
-        objects: Vec<Obj>,
-        fail_head: HashSet<usize>,
-        fail_delete: Mutex<HashSet<usize>>,
-        deleted: Mutex<Vec<(String, String, String)>>,
-    }
-
-    fn fault(op: &'static str, class: ErrorClass) -> AwsError {
-        AwsError {
-            operation: op,
-            class,
-            code: Some("SlowDown".to_owned()),
-            message: None,
-            request_id: None,
-            status: Some(503),
-        }
-    }
-
-    impl Bucket {
-        fn find(&self, key: &str, version_id: &str) -> Option<usize> {
-            self.objects
-                .iter()
-                .position(|o| o.key == key && o.version_id == version_id)
-        }
-    }
-
-    impl ObjectStore for Bucket {
-        async fn put(&self, _: PutRequest<'_>) -> Result<Option<String>, AwsError> {
-            panic!("the deletion paths never write");
-        }
-        async fn head(&self, _: &str, key: &str, version_id: &str) -> Result<ObjectHead, AwsError> {
-            match self.find(key, version_id) {
-                Some(i) if self.fail_head.contains(&i) => {
-                    Err(fault("HeadObject", ErrorClass::Transient))
-                }
-                Some(i) => Ok(ObjectHead {
-                    metadata: self.objects[i].metadata.clone(),
-                    ..ObjectHead::default()
-                }),
-                None => Err(fault("HeadObject", ErrorClass::NotFound)),
-            }
-        }
-        async fn get(&self, _: &str, _: &str, _: &str, _: usize) -> Result<Vec<u8>, AwsError> {
-            panic!("the deletion paths never read bodies");
-        }
-        async fn delete_version(
-            &self,
-            bucket: &str,
-            key: &str,
-            version_id: &str,
-        ) -> Result<(), AwsError> {
-            if let Some(i) = self.find(key, version_id)
-                && self.fail_delete.lock().unwrap().remove(&i)
-            {
-                return Err(fault("DeleteObject", ErrorClass::Transient));
-            }
-            self.deleted.lock().unwrap().push((
-                bucket.to_owned(),
-                key.to_owned(),
-                version_id.to_owned(),
-            ));
-            Ok(())
-        }
-        async fn list_versions(
-            &self,
-            _: &str,
-            _prefix: &str,
-            max: usize,
-        ) -> Result<Vec<VersionEntry>, AwsError> {
-            Ok(self
-                .objects
-                .iter()
-                .take(max)
-                .map(|o| VersionEntry {
-                    key: o.key.clone(),
-                    version_id: o.version_id.clone(),
-                    last_modified: o.age.map(|a| self.now - Duration::from_secs(a)),
-                })
-                .collect())
-        }
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -624,7 +531,7 @@ mod props {
             fail_delete in prop::collection::hash_set(0usize..24, 0..4),
         ) {
             let now = SystemTime::now();
-            let bucket = Bucket { now, objects: objects.clone(), fail_head: fail_head.clone(), fail_delete: Mutex::new(fail_delete.clone()), deleted: Mutex::default() };
+            let bucket = MemStore::bucket(now, objects.clone()).failing_heads(fail_head.clone()).failing_deletes(fail_delete.clone());
             let report = block_on(sweep(&bucket, "bkt", &p, Duration::from_secs(min_age), now));
             let deleted = bucket.deleted.lock().unwrap().clone();
             let eligible = |o: &Obj| oracle_canary_key(&p, &o.key) && !o.version_id.is_empty() && o.version_id != "null"
@@ -680,7 +587,7 @@ mod props {
                     }
                 }
                 let fail: HashSet<usize> = failures.iter().copied().filter(|i| *i < objects.len()).collect();
-                Bucket { now: SystemTime::now(), objects, fail_head: HashSet::new(), fail_delete: Mutex::new(fail), deleted: Mutex::default() }
+                MemStore::bucket(SystemTime::now(), objects).failing_deletes(fail)
             };
             let (src, dsts) = (store("src"), vec![store("dst0"), store("dst1")]);
             for _ in 0..3 {

@@ -15,48 +15,35 @@ use anyhow::Context;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::clients::{base_config, side_store};
+use crate::aws::clients::{Clients, acting_for};
 use crate::aws::s3::S3Store;
 use crate::cleanup::sweep;
-use crate::config::Config;
+use crate::config::{AwsSettings, Config, Replication};
 use crate::http::{Shared, router};
-use crate::metrics::{Metrics, Side};
+use crate::metrics::Metrics;
+use crate::model::Side;
 use crate::probe::Prober;
 
-/// Builds one prober per replication, with clients for each side.
-pub async fn build_probers(config: &Config, metrics: &Arc<Metrics>) -> Vec<Prober<S3Store>> {
-    let base = base_config(&config.aws).await;
-    let mut probers = Vec::with_capacity(config.replications.len());
-    for rep in &config.replications {
-        let s = &rep.source;
-        let source = side_store(
-            &base,
-            &config.aws,
-            &s.region,
-            s.role.as_ref(),
-            metrics,
-            &rep.name,
-            Side::Source,
-        )
+/// A prober for one replication, with the (shared) clients of each side.
+pub async fn build_prober(
+    rep: &Replication,
+    clients: &Clients,
+    metrics: &Arc<Metrics>,
+    aws: &AwsSettings,
+) -> Prober<S3Store> {
+    let s = &rep.source;
+    let source = clients
+        .store(&rep.name, Side::Source, &s.region, s.role.as_ref())
         .await;
-        let mut destinations = Vec::with_capacity(rep.destinations.len());
-        for d in &rep.destinations {
-            let store = side_store(
-                &base,
-                &config.aws,
-                &d.region,
-                d.role.as_ref(),
-                metrics,
-                &rep.name,
-                Side::Destination,
-            )
+    let mut destinations = Vec::with_capacity(rep.destinations.len());
+    for d in &rep.destinations {
+        let store = clients
+            .store(&rep.name, Side::Destination, &d.region, d.role.as_ref())
             .await;
-            destinations.push(store);
-        }
-        let prober = Prober::new(rep.clone(), source, destinations, metrics.clone());
-        probers.push(prober.with_attempt_timeout(config.aws.attempt_timeout));
+        destinations.push(store);
     }
-    probers
+    Prober::new(rep.clone(), source, destinations, metrics.clone())
+        .with_attempt_timeout(aws.attempt_timeout)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -84,9 +71,12 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
     let stop_scheduling = CancellationToken::new();
     let abort_probes = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let probers = build_probers(&config, &metrics).await;
-    let count = probers.len();
-    for (i, prober) in probers.into_iter().enumerate() {
+    metrics.config_loaded(true, unix_now());
+    metrics.set_shard(0, 1);
+    let clients = Clients::new(&config.aws, metrics.clone()).await;
+    let count = config.replications.len();
+    for (i, rep) in config.replications.iter().enumerate() {
+        let prober = build_prober(rep, &clients, &metrics, &config.aws).await;
         // Replication i of n starts at i/n of its interval: the first probe of the first
         // replication at once, and a thousand replications evenly spread, not in a burst.
         let offset = prober
@@ -94,15 +84,22 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
             .settings
             .interval
             .mul_f64(i as f64 / count as f64);
-        tasks.spawn(replication_loop(
-            prober,
-            offset,
-            metrics.clone(),
-            stop_scheduling.clone(),
-            abort_probes.clone(),
+        tasks.spawn(acting_for(
+            &rep.name,
+            replication_loop(
+                prober,
+                offset,
+                metrics.clone(),
+                stop_scheduling.clone(),
+                abort_probes.clone(),
+            ),
         ));
     }
     shared.ready.store(true, Ordering::SeqCst);
+    tracing::debug!(
+        aws_clients = clients.len(),
+        "S3 clients shared by the replications"
+    );
 
     shutdown_signal().await;
     tracing::info!(
@@ -111,19 +108,7 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
     );
     shared.ready.store(false, Ordering::SeqCst);
     stop_scheduling.cancel();
-    let drained =
-        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!(
-            "grace period over: cancelling in-flight probes and cleaning up their canaries"
-        );
-        abort_probes.cancel();
-        // Cleanup after cancellation is a few deletes; bound it all the same.
-        let _ = tokio::time::timeout(Duration::from_secs(30), async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-    }
+    drain(tasks, grace, &abort_probes).await;
     server_stop.cancel();
     let _ = server.await;
     tracing::info!(
@@ -131,6 +116,24 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
         "replicanary stopped"
     );
     Ok(())
+}
+
+/// Lets in-flight probes finish for `grace`, then cancels them; their canaries are
+/// cleaned up either way.
+async fn drain(mut tasks: tokio::task::JoinSet<()>, grace: Duration, abort: &CancellationToken) {
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "grace period over: cancelling in-flight probes and cleaning up their canaries"
+        );
+        abort.cancel();
+        // Cleanup after cancellation is a few deletes; bound it all the same.
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
 }
 
 async fn replication_loop(
@@ -221,4 +224,11 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

@@ -4,30 +4,35 @@
 //! This file is the command line only; see ARCHITECTURE.md for the map.
 
 mod aws;
+mod canary;
 mod cleanup;
 mod config;
 mod daemon;
 mod diagnose;
+mod emit;
 mod http;
 mod logging;
 mod metrics;
+mod model;
 mod probe;
 mod report;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+use aws::clients::{Clients, acting_for};
 use aws::s3::S3Store;
 use config::Config;
 use logging::LogFormat;
 use probe::Prober;
-use probe::verdict::Outcome;
-use report::ReportFormat;
+use report::{AuditEntry, Report, ReportFormat};
 
 #[derive(Parser)]
 #[command(
@@ -39,12 +44,31 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct ConfigFile {
+    /// The configuration file (YAML).
+    #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// What `check` and `audit` look at, and how they say it.
+#[derive(Args)]
+struct Selection {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Only this replication (repeatable).
+    #[arg(long = "replication", value_name = "NAME")]
+    replications: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: probe every replication on its interval and serve /metrics.
     Run {
-        #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        file: ConfigFile,
         /// Address for /metrics, /healthz and /readyz.
         #[arg(long, default_value = "127.0.0.1:9879", value_name = "ADDR")]
         listen: SocketAddr,
@@ -55,30 +79,11 @@ enum Command {
         grace_period: Duration,
     },
     /// Probe each (or each named) replication once, print a report, exit 0 if all are ok.
-    Check {
-        #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
-        config: PathBuf,
-        /// Only this replication (repeatable).
-        #[arg(long = "replication", value_name = "NAME")]
-        replications: Vec<String>,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-        format: ReportFormat,
-    },
+    Check(Selection),
     /// Read-only inspection of each replication's setup (no canary): exit 0 when there are no findings.
-    Audit {
-        #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
-        config: PathBuf,
-        /// Only this replication (repeatable).
-        #[arg(long = "replication", value_name = "NAME")]
-        replications: Vec<String>,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-        format: ReportFormat,
-    },
+    Audit(Selection),
     /// Parse and validate the configuration without calling AWS.
-    Validate {
-        #[arg(long, env = "REPLICANARY_CONFIG", value_name = "FILE")]
-        config: PathBuf,
-    },
+    Validate(ConfigFile),
 }
 
 /// Exit code for usage and configuration errors.
@@ -95,7 +100,63 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(file) => {
+            let c = match load(&file.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
+            println!(
+                "{}: ok ({} replications, {dests} destinations)",
+                file.config.display(),
+                c.replications.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            file,
+            listen,
+            log_format,
+            grace_period,
+        } => {
+            let c = match load(&file.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            logging::init(log_format, "info,aws_config=warn,aws_smithy_runtime=warn");
+            runtime()?.block_on(daemon::run(c, listen, grace_period))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(sel) => once(sel, |config| async move {
+            let never = tokio_util::sync::CancellationToken::new();
+            on_every_prober(&config, move |mut prober| {
+                let never = never.clone();
+                async move { prober.probe(&never).await.unwrap_or_default() }
+            })
+            .await
+        }),
+        Command::Audit(sel) => once(sel, |config| async move {
+            on_every_prober(&config, |mut prober| async move {
+                let replication = prober.replication.name.clone();
+                prober
+                    .audit()
+                    .await
+                    .into_iter()
+                    .map(|(destination, findings)| AuditEntry {
+                        replication: replication.clone(),
+                        destination,
+                        findings,
+                    })
+                    .collect()
+            })
+            .await
+        }),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(USAGE)
@@ -108,78 +169,37 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Validate { config } => {
-            let c = match load(&config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
-            println!(
-                "{}: ok ({} replications, {dests} destinations)",
-                config.display(),
-                c.replications.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run {
-            config,
-            listen,
-            log_format,
-            grace_period,
-        } => {
-            let c = match load(&config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            logging::init(log_format, "info,aws_config=warn,aws_smithy_runtime=warn");
-            runtime()?.block_on(daemon::run(c, listen, grace_period))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check {
-            config,
-            replications,
-            format,
-        } => {
-            let c = match load_selected(&config, &replications) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            logging::init(LogFormat::Text, "error");
-            let verdicts = runtime()?.block_on(check(c));
-            print!("{}", report::render(&verdicts, format));
-            let all_ok = !verdicts.is_empty() && verdicts.iter().all(|v| v.outcome == Outcome::Ok);
-            Ok(if all_ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Audit {
-            config,
-            replications,
-            format,
-        } => {
-            let c = match load_selected(&config, &replications) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            logging::init(LogFormat::Text, "error");
-            let entries = runtime()?.block_on(audit(c));
-            print!("{}", report::render_audit(&entries, format));
-            let clean = entries.iter().all(|e| e.findings.is_empty());
-            Ok(if clean {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+/// `check` and `audit`: run `job` once over the selected replications, print the report,
+/// exit 0 when it is clean, 1 otherwise, 2 for configuration errors.
+fn once<T, F, Fut>(sel: Selection, job: F) -> anyhow::Result<ExitCode>
+where
+    T: Report,
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = Done<T>>,
+{
+    let config = match load_selected(&sel.file.config, &sel.replications) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    logging::init(LogFormat::Text, "error");
+    let done = runtime()?.block_on(job(config));
+    print!("{}", T::render(&done.results, sel.format));
+    if done.crashed > 0 {
+        eprintln!(
+            "replicanary: {} replication(s) could not be checked: their task panicked",
+            done.crashed
+        );
     }
+    let clean = done.crashed == 0 && T::clean(&done.results);
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Loads the configuration, keeping only the named replications (all if none named).
-fn load_selected(path: &std::path::Path, names: &[String]) -> Result<Config, ExitCode> {
+fn load_selected(path: &Path, names: &[String]) -> Result<Config, ExitCode> {
     let mut c = load(path)?;
     if let Some(unknown) = names
         .iter()
@@ -194,55 +214,38 @@ fn load_selected(path: &std::path::Path, names: &[String]) -> Result<Config, Exi
     Ok(c)
 }
 
-/// Runs `job` on every replication's prober concurrently; results in configuration order.
-async fn on_every_prober<T, Fut>(config: &Config, job: impl Fn(Prober<S3Store>) -> Fut) -> Vec<T>
+/// What a one-shot command gathered: results in configuration order, and how many
+/// replications' tasks panicked instead of giving one.
+struct Done<T> {
+    results: Vec<T>,
+    crashed: usize,
+}
+
+/// Runs `job` on every replication's prober concurrently.
+async fn on_every_prober<T, Fut>(config: &Config, job: impl Fn(Prober<S3Store>) -> Fut) -> Done<T>
 where
     T: Send + 'static,
-    Fut: std::future::Future<Output = Vec<T>> + Send + 'static,
+    Fut: Future<Output = Vec<T>> + Send + 'static,
 {
     let metrics = Arc::new(metrics::Metrics::new());
+    let clients = Clients::new(&config.aws, metrics.clone()).await;
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, prober) in daemon::build_probers(config, &metrics)
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        let work = job(prober);
+    for (i, rep) in config.replications.iter().enumerate() {
+        let prober = daemon::build_prober(rep, &clients, &metrics, &config.aws).await;
+        let work = acting_for(&rep.name, job(prober));
         tasks.spawn(async move { (i, work.await) });
     }
     let mut results = Vec::new();
+    let mut crashed = 0;
     while let Some(r) = tasks.join_next().await {
-        if let Ok(r) = r {
-            results.push(r);
+        match r {
+            Ok(r) => results.push(r),
+            Err(_) => crashed += 1,
         }
     }
     results.sort_by_key(|(i, _)| *i);
-    results.into_iter().flat_map(|(_, v)| v).collect()
-}
-
-/// The setup checks of every replication.
-async fn audit(config: Config) -> Vec<report::AuditEntry> {
-    on_every_prober(&config, |mut prober| async move {
-        let name = prober.replication.name.clone();
-        let found = prober.audit().await;
-        found
-            .into_iter()
-            .map(|(destination, findings)| report::AuditEntry {
-                replication: name.clone(),
-                destination,
-                findings,
-            })
-            .collect()
-    })
-    .await
-}
-
-/// One probe of every replication.
-async fn check(config: Config) -> Vec<probe::verdict::DestinationVerdict> {
-    let never = tokio_util::sync::CancellationToken::new();
-    on_every_prober(&config, move |mut prober| {
-        let never = never.clone();
-        async move { prober.probe(&never).await.unwrap_or_default() }
-    })
-    .await
+    Done {
+        results: results.into_iter().flat_map(|(_, v)| v).collect(),
+        crashed,
+    }
 }

@@ -1,9 +1,9 @@
-//! `replicanary check`'s report: one block per destination for people, or JSON.
+//! The reports of `check` (one block per verdict) and `audit` (one block per destination
+//! with its findings), for people or as JSON.
 
 use std::fmt::Write;
 
-use crate::diagnose::Finding;
-use crate::probe::verdict::{DestinationVerdict, Outcome};
+use crate::model::{DestinationVerdict, Finding, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -11,7 +11,32 @@ pub enum ReportFormat {
     Json,
 }
 
-pub fn render(verdicts: &[DestinationVerdict], format: ReportFormat) -> String {
+/// What a one-shot command reports.
+pub trait Report: Sized {
+    fn render(items: &[Self], format: ReportFormat) -> String;
+    /// Whether the command exits 0.
+    fn clean(items: &[Self]) -> bool;
+}
+
+impl Report for DestinationVerdict {
+    fn render(items: &[Self], format: ReportFormat) -> String {
+        render(items, format)
+    }
+    fn clean(items: &[Self]) -> bool {
+        !items.is_empty() && items.iter().all(|v| v.outcome == Outcome::Ok)
+    }
+}
+
+impl Report for AuditEntry {
+    fn render(items: &[Self], format: ReportFormat) -> String {
+        render_audit(items, format)
+    }
+    fn clean(items: &[Self]) -> bool {
+        items.iter().all(|e| e.findings.is_empty())
+    }
+}
+
+fn render(verdicts: &[DestinationVerdict], format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => {
             let ok = verdicts.iter().all(|v| v.outcome == Outcome::Ok);
@@ -51,6 +76,17 @@ fn text(verdicts: &[DestinationVerdict]) -> String {
             }
             (None, None) => {}
         }
+        if v.replica.read_skipped {
+            let class = v
+                .replica
+                .storage_class
+                .as_deref()
+                .unwrap_or("an archive class");
+            let _ = writeln!(
+                out,
+                "    read:         skipped — the replica is in {class} and cannot be read without a restore; judged by its HeadObject"
+            );
+        }
         if let Some(e) = &v.aws_error {
             let _ = writeln!(out, "    aws error:    {e}");
             if let Some(id) = &e.request_id {
@@ -82,7 +118,7 @@ pub struct AuditEntry {
     pub findings: Vec<Finding>,
 }
 
-pub fn render_audit(entries: &[AuditEntry], format: ReportFormat) -> String {
+fn render_audit(entries: &[AuditEntry], format: ReportFormat) -> String {
     let total: usize = entries.iter().map(|e| e.findings.len()).sum();
     if format == ReportFormat::Json {
         let doc = serde_json::json!({ "ok": total == 0, "destinations": entries });

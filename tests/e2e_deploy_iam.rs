@@ -71,8 +71,8 @@ fn dropping_a_needed_probe_statement_shows_its_verdict() {
             "AccessDenied",
         ),
         ("source:SourceKey", "source_write_failed", "AccessDenied"),
-        // HeadObject is denied: a 403 without a body (HEAD), so no error code.
-        ("destination:Replicas", "undecryptable", "-"),
+        // HeadObject is denied: S3 itself refuses (a 403 without a body, so no error code).
+        ("destination:Replicas", "unreadable", "-"),
         ("destination:ExpectedKey", "undecryptable", "AccessDenied"),
         // Needed by the start-up sweep and for a missing replica's 404; a probe of a
         // healthy replication does not notice them.

@@ -1,12 +1,21 @@
-//! AWS SDK clients for each side of each replication.
+//! AWS SDK clients, shared: one S3 client per (side, role, external id, region), whatever
+//! the number of replications that use it.
 //!
 //! Base credentials come from the SDK's default chain (environment, profile, SSO, web
 //! identity/IRSA, EKS Pod Identity, ECS, IMDS). A side with a `role_arn` gets an
 //! `AssumeRoleProvider` on top; the SDK's identity cache caches its session and refreshes
 //! it before expiry. Endpoint (`aws.endpoint_url` or `AWS_ENDPOINT_URL`), retries and
 //! timeouts are the SDK's, configured once here for S3 and STS alike.
+//!
+//! Sharing matters at scale: each client with its own AssumeRole provider and identity
+//! cache costs ~0.1 MiB, and a thousand replications of one account pair need only two.
+//! An [`S3Store`] is a shared client plus the labels its calls are counted under. The
+//! AssumeRole calls behind a shared provider are counted under the replication whose call
+//! needed the credentials ([`acting_for`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -15,13 +24,27 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
-use super::AwsError;
+use super::classify::{code_label, error_chain, from_sdk};
 use super::s3::S3Store;
 use crate::config::{AwsSettings, Role};
-use crate::metrics::{Metrics, Side};
+use crate::metrics::Metrics;
+use crate::model::Side;
+
+tokio::task_local! {
+    /// The replication on whose behalf the current task calls AWS.
+    static ACTING_FOR: Arc<str>;
+}
+
+/// Runs `work` on behalf of `replication`: AssumeRole calls it causes are counted there.
+pub fn acting_for<F: Future>(
+    replication: &str,
+    work: F,
+) -> impl Future<Output = F::Output> + use<F> {
+    ACTING_FOR.scope(Arc::from(replication), work)
+}
 
 /// Loads the base SDK configuration shared by every client.
-pub async fn base_config(settings: &AwsSettings) -> SdkConfig {
+async fn base_config(settings: &AwsSettings) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3).min(settings.attempt_timeout))
         .operation_attempt_timeout(settings.attempt_timeout)
@@ -58,42 +81,89 @@ fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClie
     })
 }
 
-/// Builds the S3 access of one side: its region, its role, its request counting.
-pub async fn side_store(
-    base: &SdkConfig,
-    settings: &AwsSettings,
-    region: &str,
-    role: Option<&Role>,
-    metrics: &Arc<Metrics>,
-    replication: &str,
+/// Which client a side needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
     side: Side,
-) -> S3Store {
-    let region = Region::new(region.to_owned());
-    let mut builder = aws_sdk_s3::config::Builder::from(base)
-        .region(region.clone())
-        .force_path_style(settings.force_path_style);
-    if let Some(role) = role {
-        let mut assume = AssumeRoleProvider::builder(&role.arn)
-            .session_name(format!("replicanary-{}", side.as_str()))
-            .configure(base)
-            .region(region);
-        if let Some(x) = &role.external_id {
-            assume = assume.external_id(x);
+    role: Option<Role>,
+    region: String,
+}
+
+/// Every SDK client of the process, built on first use and shared.
+pub struct Clients {
+    base: SdkConfig,
+    force_path_style: bool,
+    metrics: Arc<Metrics>,
+    pool: Mutex<HashMap<ClientKey, aws_sdk_s3::Client>>,
+}
+
+impl Clients {
+    /// Loads the base configuration (credential chain, endpoint, retries, timeouts).
+    pub async fn new(settings: &AwsSettings, metrics: Arc<Metrics>) -> Clients {
+        Clients {
+            base: base_config(settings).await,
+            force_path_style: settings.force_path_style,
+            metrics,
+            pool: Mutex::new(HashMap::new()),
         }
-        let provider = CountingProvider {
-            inner: assume.build().await,
-            metrics: metrics.clone(),
-            replication: replication.to_owned(),
-            side,
-        };
-        builder = builder.credentials_provider(SharedCredentialsProvider::new(provider));
     }
-    S3Store::new(
-        aws_sdk_s3::Client::from_conf(builder.build()),
-        metrics.clone(),
-        replication,
-        side,
-    )
+
+    /// The S3 access of one side of `replication`: its region, its role, its counting.
+    pub async fn store(
+        &self,
+        replication: &str,
+        side: Side,
+        region: &str,
+        role: Option<&Role>,
+    ) -> S3Store {
+        let key = ClientKey {
+            side,
+            role: role.cloned(),
+            region: region.to_owned(),
+        };
+        let found = self.lock().get(&key).cloned();
+        let client = match found {
+            Some(c) => c,
+            None => {
+                let built = self.build(&key, replication).await;
+                self.lock().entry(key).or_insert(built).clone()
+            }
+        };
+        S3Store::new(client, self.metrics.clone(), replication, side)
+    }
+
+    /// How many distinct clients exist (for tests and sizing).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, aws_sdk_s3::Client>> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn build(&self, key: &ClientKey, first_user: &str) -> aws_sdk_s3::Client {
+        let region = Region::new(key.region.clone());
+        let mut builder = aws_sdk_s3::config::Builder::from(&self.base)
+            .region(region.clone())
+            .force_path_style(self.force_path_style);
+        if let Some(role) = &key.role {
+            let mut assume = AssumeRoleProvider::builder(&role.arn)
+                .session_name(format!("replicanary-{}", key.side.as_str()))
+                .configure(&self.base)
+                .region(region);
+            if let Some(x) = &role.external_id {
+                assume = assume.external_id(x);
+            }
+            let provider = CountingProvider {
+                inner: assume.build().await,
+                metrics: self.metrics.clone(),
+                first_user: Arc::from(first_user),
+                side: key.side,
+            };
+            builder = builder.credentials_provider(SharedCredentialsProvider::new(provider));
+        }
+        aws_sdk_s3::Client::from_conf(builder.build())
+    }
 }
 
 /// Counts the `AssumeRole` calls made behind the SDK's identity cache.
@@ -101,7 +171,8 @@ pub async fn side_store(
 struct CountingProvider {
     inner: AssumeRoleProvider,
     metrics: Arc<Metrics>,
-    replication: String,
+    /// Counted under this replication when no task says on whose behalf it runs.
+    first_user: Arc<str>,
     side: Side,
 }
 
@@ -112,17 +183,20 @@ impl ProvideCredentials for CountingProvider {
     {
         future::ProvideCredentials::new(async move {
             let result = self.inner.provide_credentials().await;
+            let replication = ACTING_FOR
+                .try_with(Arc::clone)
+                .unwrap_or_else(|_| self.first_user.clone());
             let code = match &result {
                 Ok(_) => "ok",
                 Err(e) => sts_code(e),
             };
             self.metrics
-                .aws_request(&self.replication, self.side, "AssumeRole", code);
+                .aws_request(&replication, self.side, "AssumeRole", code);
             if let Err(e) = &result {
                 tracing::warn!(
-                    replication = %self.replication,
+                    replication = %replication,
                     side = self.side.as_str(),
-                    error = %super::error::error_chain(e),
+                    error = %error_chain(e),
                     "AssumeRole failed"
                 );
             }
@@ -139,7 +213,7 @@ fn sts_code(err: &aws_credential_types::provider::error::CredentialsError) -> &'
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(sdk) = e.downcast_ref::<SdkError<AssumeRoleError, Response>>() {
-            return AwsError::from_sdk("AssumeRole", sdk).code_label();
+            return code_label(&from_sdk("AssumeRole", sdk));
         }
         cur = e.source();
     }

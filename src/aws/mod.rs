@@ -1,19 +1,23 @@
 //! The one seam between replicanary and AWS.
 //!
-//! The probe only sees [`ObjectStore`]: four object operations plus a listing for the
-//! sweep. [`s3::S3Store`] implements it with the AWS SDK (the same code runs against AWS
-//! and the lab; only the endpoint differs); the probe's unit tests implement it in memory.
-//! Every failure arrives as an [`error::AwsError`], already classified.
+//! Everything above this module sees two traits: [`ObjectStore`] (the object operations
+//! of a probe and of cleanup) and [`SetupReader`] (the bucket-level reads of diagnosis),
+//! both per side (one role, one region). [`s3::S3Store`] implements them with the AWS SDK
+//! — the same code runs against AWS and the lab; only the endpoint differs — and the unit
+//! tests implement them in memory. Every failure arrives as an [`AwsError`], classified in
+//! [`classify`].
 
+pub mod classify;
 pub mod clients;
-pub mod error;
 pub mod s3;
+pub mod setup;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::SystemTime;
 
-pub use error::{AwsError, ErrorClass};
+pub use crate::model::{AwsError, ErrorClass};
+pub use setup::{DefaultEncryption, ReplicationSetup, RuleSetup};
 
 /// What `HeadObject` tells about one object version.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,8 +28,23 @@ pub struct ObjectHead {
     pub server_side_encryption: Option<String>,
     /// `x-amz-server-side-encryption-aws-kms-key-id`.
     pub kms_key_id: Option<String>,
+    /// `x-amz-storage-class` (absent means `STANDARD`).
+    pub storage_class: Option<String>,
+    /// `x-amz-object-lock-retain-until-date`: the version cannot be deleted before then.
+    /// (S3 shows it only to callers with `s3:GetObjectRetention`.)
+    pub retain_until: Option<SystemTime>,
     pub metadata: HashMap<String, String>,
     pub content_length: Option<u64>,
+}
+
+impl ObjectHead {
+    /// Whether the object sits in a storage class that must be restored before a read.
+    pub fn is_archived(&self) -> bool {
+        matches!(
+            self.storage_class.as_deref(),
+            Some("GLACIER" | "DEEP_ARCHIVE")
+        )
+    }
 }
 
 /// One object version as `ListObjectVersions` reports it.
@@ -88,4 +107,25 @@ pub trait ObjectStore: Send + Sync {
         prefix: &str,
         max: usize,
     ) -> impl Future<Output = Result<Vec<VersionEntry>, AwsError>> + Send;
+}
+
+/// Bucket-level reads for the diagnosis, on one side's credentials.
+pub trait SetupReader: Send + Sync {
+    /// `GetBucketReplication`.
+    fn replication(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<ReplicationSetup, AwsError>> + Send;
+    /// `GetBucketVersioning`; `Ok(None)` when versioning was never enabled.
+    fn versioning(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+    /// `GetBucketEncryption`.
+    fn encryption(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<DefaultEncryption, AwsError>> + Send;
+    /// `GetBucketPolicy`, the policy document as JSON text.
+    fn policy(&self, bucket: &str) -> impl Future<Output = Result<String, AwsError>> + Send;
 }

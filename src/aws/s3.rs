@@ -8,9 +8,13 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::{AwsError, ObjectHead, ObjectStore, PutRequest, VersionEntry};
-use crate::diagnose::setup::{DefaultEncryption, ReplicationSetup, RuleSetup, SetupReader};
-use crate::metrics::{Metrics, Side};
+use super::classify::{code_label, error_chain, from_sdk};
+use super::{
+    AwsError, DefaultEncryption, ErrorClass, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
+    RuleSetup, SetupReader, VersionEntry,
+};
+use crate::metrics::Metrics;
+use crate::model::Side;
 
 /// One side's S3 access (one role, one region) on behalf of one replication.
 #[derive(Clone)]
@@ -47,14 +51,14 @@ impl S3Store {
                 Ok(v)
             }
             Err(e) => {
-                let err = AwsError::from_sdk(operation, &e);
+                let err = from_sdk(operation, &e);
                 // A call refused for want of credentials never reached S3.
-                if err.class != super::ErrorClass::Credentials {
+                if err.class != ErrorClass::Credentials {
                     self.metrics.aws_request(
                         &self.replication,
                         self.side,
                         operation,
-                        err.code_label(),
+                        code_label(&err),
                     );
                 }
                 Err(err)
@@ -98,6 +102,10 @@ impl ObjectStore for S3Store {
             replication_status: out.replication_status().map(|s| s.as_str().to_owned()),
             server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
             kms_key_id: out.ssekms_key_id().map(str::to_owned),
+            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+            retain_until: out
+                .object_lock_retain_until_date()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
             metadata: out.metadata().cloned().unwrap_or_default(),
             content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
         })
@@ -131,12 +139,9 @@ impl ObjectStore for S3Store {
                 Ok(None) => break,
                 Err(e) => {
                     return Err(AwsError {
-                        operation: "GetObject",
-                        class: super::ErrorClass::Transient,
                         code: Some("connection".to_owned()),
-                        message: Some(super::error::error_chain(&e)),
-                        request_id: None,
-                        status: None,
+                        message: Some(error_chain(&e)),
+                        ..AwsError::new("GetObject", ErrorClass::Transient)
                     });
                 }
             }

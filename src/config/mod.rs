@@ -74,7 +74,7 @@ impl Default for ProbeSettings {
 }
 
 /// An IAM role to assume for one side.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Role {
     pub arn: String,
     pub external_id: Option<String>,

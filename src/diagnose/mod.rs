@@ -1,4 +1,4 @@
-//! Say why: findings that name the cause behind a failed verdict (SPEC.md §7a).
+//! Say why: findings that name the cause behind a failed verdict.
 //!
 //! [`diagnose`] is a pure function of what the probe roles can read of the setup
 //! ([`setup`]), the configuration, and — after a probe — the verdict with the replica's
@@ -15,23 +15,13 @@ mod tests;
 
 use std::time::Duration;
 
-use serde::Serialize;
-
+use crate::aws::{DefaultEncryption, RuleSetup};
 use crate::config::{Destination, Replication};
-use crate::probe::verdict::{DestinationVerdict, Outcome};
-use setup::{DestinationSetup, Read, RuleSetup, SourceSetup, Unknown};
+use crate::model::{DestinationVerdict, Finding, Outcome};
+use setup::{DestinationSetup, Read, SourceSetup, Unknown};
 
 /// How long a read of the setup is reused before it is read again.
 pub const SETUP_TTL: Duration = Duration::from_secs(300);
-
-/// One named cause.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    /// Bounded snake_case id: the `finding` label value.
-    pub id: &'static str,
-    pub explanation: String,
-    pub fix: String,
-}
 
 /// Every finding id, for documentation and tests.
 pub const FINDING_IDS: &[&str] = &[
@@ -122,25 +112,7 @@ pub fn diagnose(
         &dest.bucket,
         "destination_not_versioned",
     );
-
-    // Is the canary SSE-KMS at the source? Unknown counts as yes: that is the setup under test.
-    let canary_kms = rep.source.sse_kms_key_id.is_some()
-        || match &source.encryption {
-            Ok(Some(e)) => e.algorithm.starts_with("aws:kms"),
-            Ok(None) => false,
-            Err(u) => {
-                f.cannot_inspect(u, "source", src_bucket);
-                true
-            }
-        };
-    if !canary_kms {
-        f.add(
-            "source_not_sse_kms",
-            format!("the source bucket {src_bucket}'s default encryption is not SSE-KMS, so canaries (and its objects) are not KMS-encrypted"),
-            "set the source bucket's default encryption to SSE-KMS, or give `source.sse_kms_key_id` in the configuration",
-        );
-    }
-
+    let canary_kms = source_encryption(&mut f, rep, source);
     let role = match &source.replication {
         Err(u) => {
             f.cannot_inspect(u, "source", src_bucket);
@@ -162,9 +134,43 @@ pub fn diagnose(
             Some(cfg.role.as_str())
         }
     };
+    destination_encryption(&mut f, dest, &destination.encryption);
+    if let Some(role) = role {
+        destination_policy(&mut f, dest, &destination.policy, role);
+    }
+    if let Some(v) = verdict {
+        from_verdict(&mut f, dest, v);
+    }
+    f.0
+}
 
+/// Whether canaries are SSE-KMS at the source (unknown counts as yes: that is the setup
+/// under test); a finding when they are not.
+fn source_encryption(f: &mut Findings, rep: &Replication, source: &SourceSetup) -> bool {
+    let bucket = rep.source.bucket.as_str();
+    let canary_kms = rep.source.sse_kms_key_id.is_some()
+        || match &source.encryption {
+            Ok(Some(e)) => e.algorithm.starts_with("aws:kms"),
+            Ok(None) => false,
+            Err(u) => {
+                f.cannot_inspect(u, "source", bucket);
+                true
+            }
+        };
+    if !canary_kms {
+        f.add(
+            "source_not_sse_kms",
+            format!("the source bucket {bucket}'s default encryption is not SSE-KMS, so canaries (and its objects) are not KMS-encrypted"),
+            "set the source bucket's default encryption to SSE-KMS, or give `source.sse_kms_key_id` in the configuration",
+        );
+    }
+    canary_kms
+}
+
+/// The destination bucket's default encryption should be SSE-KMS with the expected key.
+fn destination_encryption(f: &mut Findings, dest: &Destination, read: &Read<DefaultEncryption>) {
     let expected = &dest.expected_kms_key;
-    match &destination.encryption {
+    match read {
         Ok(Some(e))
             if e.algorithm.starts_with("aws:kms")
                 && e.kms_key_id.as_deref().is_some_and(|k| expected.matches(k)) => {}
@@ -185,31 +191,29 @@ pub fn diagnose(
         }
         Err(u) => f.cannot_inspect(u, "destination", &dest.bucket),
     }
+}
 
-    // Cross-account: the destination bucket policy must let the replication role in.
-    if let Some(role) = role.filter(|r| r.split(':').nth(4) != Some(expected.account())) {
-        match &destination.policy {
-            Ok(Some(p)) if policy::grants_replication(p, role, &dest.bucket) != Some(false) => {}
-            Ok(p) => f.add(
-                "destination_policy_missing_replication_role",
-                format!(
-                    "the destination bucket {}'s policy {} s3:ReplicateObject to the replication role {role}",
-                    dest.bucket,
-                    if p.is_some() { "does not grant" } else { "is missing, so nothing grants" }
-                ),
-                format!(
-                    "allow s3:ReplicateObject and s3:ReplicateDelete on arn:aws:s3:::{}/* for Principal \"*\" with Condition ArnLike aws:PrincipalArn = {role}",
-                    dest.bucket
-                ),
+/// Cross-account: the destination bucket policy must let the replication role in.
+fn destination_policy(f: &mut Findings, dest: &Destination, read: &Read<String>, role: &str) {
+    if role.split(':').nth(4) == Some(dest.expected_kms_key.account()) {
+        return;
+    }
+    match read {
+        Ok(Some(p)) if policy::grants_replication(p, role, &dest.bucket) != Some(false) => {}
+        Ok(p) => f.add(
+            "destination_policy_missing_replication_role",
+            format!(
+                "the destination bucket {}'s policy {} s3:ReplicateObject to the replication role {role}",
+                dest.bucket,
+                if p.is_some() { "does not grant" } else { "is missing, so nothing grants" }
             ),
-            Err(u) => f.cannot_inspect(u, "destination", &dest.bucket),
-        }
+            format!(
+                "allow s3:ReplicateObject and s3:ReplicateDelete on arn:aws:s3:::{}/* for Principal \"*\" with Condition ArnLike aws:PrincipalArn = {role}",
+                dest.bucket
+            ),
+        ),
+        Err(u) => f.cannot_inspect(u, "destination", &dest.bucket),
     }
-
-    if let Some(v) = verdict {
-        from_verdict(&mut f, dest, v);
-    }
-    f.0
 }
 
 fn versioning(f: &mut Findings, read: &Read<String>, side: &str, bucket: &str, id: &'static str) {
@@ -235,6 +239,20 @@ fn rules(
     canary_kms: bool,
     verdict: Option<&DestinationVerdict>,
 ) {
+    let Some((winner, covering)) = winning_rule(f, rep, dest, rules) else {
+        return;
+    };
+    winner_checks(f, dest, winner, &covering, canary_kms, verdict);
+}
+
+/// The enabled rule to this destination that selects canaries (the highest priority among
+/// them), with every rule that does; or findings that say why there is none.
+fn winning_rule<'r>(
+    f: &mut Findings,
+    rep: &Replication,
+    dest: &Destination,
+    rules: &'r [RuleSetup],
+) -> Option<(&'r RuleSetup, Vec<&'r RuleSetup>)> {
     let key_prefix = rep.key_prefix();
     let to_dest: Vec<&RuleSetup> = rules
         .iter()
@@ -255,7 +273,7 @@ fn rules(
             ),
             format!("point a rule's Destination.Bucket at arn:aws:s3:::{}, or fix the destination in the configuration", dest.bucket),
         );
-        return;
+        return None;
     }
     let enabled: Vec<&RuleSetup> = to_dest.iter().copied().filter(|r| r.enabled).collect();
     if enabled.is_empty() {
@@ -267,7 +285,7 @@ fn rules(
             ),
             "set the rule's Status to Enabled",
         );
-        return;
+        return None;
     }
     let covering: Vec<&RuleSetup> = enabled
         .iter()
@@ -289,8 +307,20 @@ fn rules(
             format!("the rule to {} ({}) does not select canaries: {why}", dest.bucket, r.id),
             format!("widen the rule's filter to cover `{key_prefix}`, or set canary_prefix inside the replicated prefix"),
         );
-        return;
+        return None;
     };
+    Some((winner, covering))
+}
+
+/// What the rule that replicates canaries gets wrong.
+fn winner_checks(
+    f: &mut Findings,
+    dest: &Destination,
+    winner: &RuleSetup,
+    covering: &[&RuleSetup],
+    canary_kms: bool,
+    verdict: Option<&DestinationVerdict>,
+) {
     let expected = &dest.expected_kms_key;
     if let Some(acct) = winner
         .destination_account
@@ -380,9 +410,19 @@ fn replica_key(f: &mut Findings, dest: &Destination, key: &str) {
 }
 
 fn from_verdict(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
-    if v.outcome != Outcome::Undecryptable {
-        return;
+    match v.outcome {
+        Outcome::Undecryptable => kms_refusal(f, dest, v),
+        Outcome::Unreadable => f.add(
+            "replica_access_denied",
+            format!("the destination role may not even read the replica's metadata in {}", dest.bucket),
+            "grant the destination probe role s3:GetObject and s3:GetObjectVersion on the prefix, and set the rule's owner override (AccessControlTranslation Owner=Destination)",
+        ),
+        _ => {}
     }
+}
+
+/// Why KMS refused the destination the replica's key.
+fn kms_refusal(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
     let key = v
         .replica
         .kms_key
@@ -392,11 +432,6 @@ fn from_verdict(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
         .aws_error
         .as_ref()
         .and_then(|e| e.code.as_deref())
-        .unwrap_or_default();
-    let operation = v
-        .aws_error
-        .as_ref()
-        .map(|e| e.operation)
         .unwrap_or_default();
     match code {
         "KMS.DisabledException" => f.add(
@@ -413,11 +448,6 @@ fn from_verdict(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
             "kms_key_not_found",
             format!("the replica's KMS key {key} does not exist"),
             format!("point ReplicaKmsKeyID at an existing key of the destination account: {}", dest.expected_kms_key),
-        ),
-        _ if operation == "HeadObject" => f.add(
-            "replica_access_denied",
-            format!("the destination role may not even read the replica's metadata in {}", dest.bucket),
-            "grant the destination probe role s3:GetObject and s3:GetObjectVersion on the prefix, and set the rule's owner override (AccessControlTranslation Owner=Destination)",
         ),
         _ => f.add(
             "replica_kms_denied",

@@ -1,12 +1,11 @@
 //! Diagnosis from fixtures: the seed's correct setup has no findings, and each
 //! misconfiguration is named by its own finding.
 
-use super::setup::{
-    DefaultEncryption, DestinationSetup, ReplicationSetup, RuleSetup, SourceSetup, Unknown,
-};
-use super::{FINDING_IDS, Finding, diagnose};
+use super::setup::{DestinationSetup, SourceSetup, Unknown};
+use super::{FINDING_IDS, diagnose};
+use crate::aws::{DefaultEncryption, ReplicationSetup, RuleSetup};
 use crate::config::{Config, Replication};
-use crate::probe::verdict::{DestinationVerdict, Outcome, ReplicaFacts};
+use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
 
 const DEST_KEY: &str =
     "arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab";
@@ -234,30 +233,18 @@ fn reads_the_role_may_not_make_are_cannot_inspect() {
 }
 
 fn verdict(outcome: Outcome, operation: &'static str, code: &str, key: &str) -> DestinationVerdict {
-    DestinationVerdict {
-        replication: "audit".to_owned(),
-        destination: "audit-dev-s3".to_owned(),
-        outcome,
-        latency: None,
-        key: None,
-        version_id: None,
-        expected_kms_key: DEST_KEY.to_owned(),
-        replica: ReplicaFacts {
+    let mut v = DestinationVerdict::new("audit", "audit-dev-s3", outcome)
+        .with_replica(ReplicaFacts {
             kms_key: Some(key.to_owned()),
             ..ReplicaFacts::default()
-        },
-        reason: None,
-        aws_error: Some(crate::aws::AwsError {
-            operation,
-            class: crate::aws::ErrorClass::Other,
+        })
+        .with_error(Some(crate::model::AwsError {
             code: Some(code.to_owned()),
-            message: None,
-            request_id: None,
             status: Some(403),
-        }),
-        findings: None,
-        finished_at: std::time::SystemTime::now(),
-    }
+            ..crate::model::AwsError::new(operation, crate::model::ErrorClass::Other)
+        }));
+    v.expected_kms_key = DEST_KEY.to_owned();
+    v
 }
 
 #[test]
@@ -279,12 +266,7 @@ fn the_verdicts_error_names_the_key_problem() {
             "{code}"
         );
     }
-    let v = verdict(
-        Outcome::Undecryptable,
-        "HeadObject",
-        "AccessDenied",
-        DEST_KEY,
-    );
+    let v = verdict(Outcome::Unreadable, "HeadObject", "AccessDenied", DEST_KEY);
     assert_eq!(
         ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v))),
         ["replica_access_denied"]

@@ -1,12 +1,13 @@
-//! One probe, top to bottom: write → await → inspect → read → clean up (SPEC.md §2).
+//! One probe, top to bottom: write → await → inspect → read → clean up.
 //!
 //! [`Prober::probe`] follows one canary through every stage and returns one
-//! [`DestinationVerdict`] per destination. It only talks to AWS through
-//! [`ObjectStore`], so `tests.rs` drives it with an in-memory store.
+//! [`DestinationVerdict`] per destination. Each stage calls AWS and hands the answer to
+//! the decision table ([`decide::decide`]), which says whether the probe goes on or which
+//! verdict it ends with. AWS is reached only through the seam's traits, so `tests.rs`
+//! drives the whole pipeline with an in-memory store.
 
-pub mod canary;
+pub mod decide;
 pub mod poll;
-pub mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -16,17 +17,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{AwsError, ErrorClass, ObjectHead, ObjectStore, PutRequest};
+use crate::aws::{ErrorClass, ObjectHead, ObjectStore, PutRequest, SetupReader};
+use crate::canary::{self, Canary};
 use crate::cleanup::{Ledger, Uncertain, Written};
 use crate::config::{Destination, Replication};
-use crate::diagnose::setup::{
-    DestinationSetup, SetupReader, SourceSetup, read_destination, read_source,
-};
-use crate::diagnose::{Finding, SETUP_TTL, diagnose};
-use crate::metrics::{Metrics, Side};
-use canary::Canary;
+use crate::diagnose::setup::{DestinationSetup, SourceSetup, read_destination, read_source};
+use crate::diagnose::{SETUP_TTL, diagnose};
+use crate::emit;
+use crate::metrics::Metrics;
+use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
+use decide::{Answer, Decision, Replica, SourceSaid, Stage, decide, judge};
 use poll::Backoff;
-use verdict::{DestinationVerdict, Outcome, ReplicaFacts};
 
 /// A replica body may exceed the canary by this much before reading stops.
 const BODY_MARGIN: usize = 1024;
@@ -55,7 +56,7 @@ pub struct Prober<S> {
     setup: Option<SetupRead>,
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
-    attempt_timeout: std::time::Duration,
+    attempt_timeout: Duration,
 }
 
 /// The replication's setup as the probe roles last read it.
@@ -64,6 +65,13 @@ pub struct SetupRead {
     pub read_at: Instant,
     pub source: SourceSetup,
     pub destinations: Vec<DestinationSetup>,
+}
+
+/// The canary one probe wrote: everything its verdicts share.
+struct WrittenCanary<'a> {
+    canary: &'a Canary,
+    version_id: Option<String>,
+    written_at: Instant,
 }
 
 impl<S: ObjectStore + SetupReader> Prober<S> {
@@ -92,12 +100,12 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             metrics,
             ledger,
             setup: None,
-            attempt_timeout: std::time::Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(10),
         }
     }
 
     /// The SDK's per-attempt timeout (`aws.attempt_timeout`).
-    pub fn with_attempt_timeout(mut self, d: std::time::Duration) -> Prober<S> {
+    pub fn with_attempt_timeout(mut self, d: Duration) -> Prober<S> {
         self.attempt_timeout = d;
         self
     }
@@ -118,93 +126,88 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         }
         let elapsed = started.elapsed().as_secs_f64();
         for v in verdicts.iter().flatten() {
-            self.metrics
-                .observe_probe_duration(&v.replication, &v.destination, elapsed);
-            v.emit(&self.metrics);
+            emit::verdict(&self.metrics, v, elapsed);
         }
         verdicts
     }
 
-    /// Names the causes behind failed verdicts. `ok` clears a destination's findings;
-    /// `error` and `credentials_failed` leave them as they were (nothing new was learnt).
-    async fn attach_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
-        let diagnosable =
-            |o: Outcome| !matches!(o, Outcome::Ok | Outcome::Error | Outcome::CredentialsFailed);
-        if verdicts.iter().any(|v| diagnosable(v.outcome)) {
-            self.read_setup(SETUP_TTL).await;
-        }
-        let Some(setup) = &self.setup else {
-            for v in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Ok) {
-                v.findings = Some(Vec::new());
-            }
-            return;
-        };
-        for (i, v) in verdicts.iter_mut().enumerate() {
-            v.findings = match v.outcome {
-                Outcome::Ok => Some(Vec::new()),
-                o if diagnosable(o) => Some(diagnose(
-                    &self.replication,
-                    &self.replication.destinations[i],
-                    &setup.source,
-                    &setup.destinations[i],
-                    Some(v),
-                )),
-                _ => None,
-            };
-        }
-    }
-
-    /// Reads the setup with the probe roles, unless a read younger than `max_age` exists.
-    pub async fn read_setup(&mut self, max_age: std::time::Duration) {
-        let fresh = self
-            .setup
-            .as_ref()
-            .is_some_and(|s| s.read_at.elapsed() < max_age);
-        if !fresh {
-            let source = read_source(&self.source, &self.replication.source.bucket).await;
-            let mut destinations = Vec::with_capacity(self.destinations.len());
-            for (d, store) in self.replication.destinations.iter().zip(&self.destinations) {
-                destinations.push(read_destination(store, &d.bucket).await);
-            }
-            self.setup = Some(SetupRead {
-                read_at: Instant::now(),
-                source,
-                destinations,
-            });
-        }
-    }
-
-    /// `audit`: the setup checks alone, without a canary. One entry per destination.
-    pub async fn audit(&mut self) -> Vec<(String, Vec<Finding>)> {
-        self.read_setup(std::time::Duration::ZERO).await;
-        let Some(setup) = &self.setup else {
-            return Vec::new();
-        };
-        self.replication
-            .destinations
-            .iter()
-            .zip(&setup.destinations)
-            .map(|(d, ds)| {
-                let findings = diagnose(&self.replication, d, &setup.source, ds, None);
-                (d.name.clone(), findings)
-            })
-            .collect()
-    }
-
-    /// Deletes whatever earlier probes left pending.
-    pub async fn flush_deletes(&mut self) {
-        if self.ledger.pending() > 0 {
-            self.ledger.flush(&self.source, &self.destinations).await;
-        }
-    }
-
+    /// The stages, in order; any of them may end the probe with its verdicts.
     async fn run_stages(
         &mut self,
         canary: &Canary,
         cancel: &CancellationToken,
     ) -> Option<Vec<DestinationVerdict>> {
-        let rep = &self.replication;
         // 1. Write the canary as the source role.
+        let w = match self.write(canary).await {
+            Ok(w) => w,
+            Err(verdicts) => return Some(verdicts),
+        };
+        let version_id = w.version_id.clone().unwrap_or_default();
+
+        // 2. Await replication as the source role.
+        let replicated = tokio::select! {
+            r = self.await_replication(&canary.key, &version_id, w.written_at) => r,
+            () = cancel.cancelled() => {
+                // Shutdown: no verdict, but a replica may still arrive before we exit.
+                self.watch_destinations(&canary.key, w.written_at);
+                return None;
+            }
+        };
+        let (said, answer, error) = match &replicated {
+            Replicated::Completed(_) => (SourceSaid::Completed, Answer::Ok, None),
+            Replicated::Failed => (SourceSaid::Failed, Answer::Ok, None),
+            Replicated::TimedOut => (SourceSaid::Pending, Answer::Ok, None),
+            Replicated::NoStatus => (SourceSaid::Pending, Answer::NoStatus, None),
+            Replicated::Fault(e) => (SourceSaid::Pending, Answer::Failed(e.class), Some(e)),
+        };
+        if let Decision::Verdict(outcome, reason) = decide(Stage::Await, answer) {
+            if replicated != Replicated::NoStatus {
+                // Polling failed, but a replica may still arrive: watch for it.
+                self.watch_destinations(&canary.key, w.written_at);
+            }
+            return Some(self.for_all(&w, outcome, reason, error.cloned()));
+        }
+        let latency = match replicated {
+            Replicated::Completed(l) => Some(l),
+            _ => None,
+        };
+
+        // 3–4. Inspect and read each destination's replica of that same version.
+        let deadline = w.written_at + self.replication.settings.replication_timeout;
+        let mut verdicts = Vec::with_capacity(self.destinations.len());
+        for i in 0..self.destinations.len() {
+            let checked = self.check_destination(i, &w, said, deadline, cancel).await;
+            let Some((mut verdict, replica_seen)) = checked else {
+                self.watch_destinations(&canary.key, w.written_at);
+                return None;
+            };
+            verdict.latency = latency;
+            if self.replication.settings.cleanup {
+                if replica_seen {
+                    let d = &self.replication.destinations[i];
+                    self.ledger.add(Written {
+                        side: Side::Destination,
+                        destination: Some(i),
+                        bucket: d.bucket.clone(),
+                        key: canary.key.clone(),
+                        version_id: version_id.clone(),
+                    });
+                } else {
+                    // Not seen, but it may still arrive (PENDING, a fault): watch.
+                    self.watch_key(&canary.key, Some(i), w.written_at);
+                }
+            }
+            verdicts.push(verdict);
+        }
+        Some(verdicts)
+    }
+
+    /// Stage 1, PutObject of the canary: the written version, or the verdicts that end the probe.
+    async fn write<'c>(
+        &mut self,
+        canary: &'c Canary,
+    ) -> Result<WrittenCanary<'c>, Vec<DestinationVerdict>> {
+        let rep = &self.replication;
         let put_started = Instant::now();
         let put = self
             .source
@@ -223,126 +226,48 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             Ok(_) => written_at - put_started >= self.attempt_timeout,
         };
         if uncertain && rep.settings.cleanup {
-            for side in std::iter::once(None).chain((0..rep.destinations.len()).map(Some)) {
-                self.watch_key(&canary.key, side, written_at);
-            }
+            self.watch_key(&canary.key, None, written_at);
+            self.watch_destinations(&canary.key, written_at);
         }
-        let rep = &self.replication;
-        let version_id = match put {
-            Ok(Some(v)) => v,
-            Ok(None) => {
-                let reason = "the source bucket is not versioned (PutObject returned no version id), \
-                              so replication cannot work";
-                return Some(self.all(canary, None, Outcome::SourceWriteFailed, reason, None));
+        let answer = match &put {
+            Ok(Some(_)) => Answer::Ok,
+            Ok(None) => Answer::NoVersionId,
+            Err(e) => Answer::Failed(e.class),
+        };
+        let mut w = WrittenCanary {
+            canary,
+            version_id: None,
+            written_at,
+        };
+        let version_id = match (decide(Stage::Write, answer), put) {
+            (Decision::Next, Ok(Some(v))) => v,
+            (Decision::Verdict(outcome, reason), put) => {
+                return Err(self.for_all(&w, outcome, reason, put.err()));
             }
-            Err(e) => {
-                let (outcome, reason) = match e.class {
-                    ErrorClass::Credentials => (
-                        Outcome::CredentialsFailed,
-                        "no credentials for the source role",
-                    ),
-                    ErrorClass::Transient => {
-                        (Outcome::Error, "transient fault while writing the canary")
-                    }
-                    _ => (
-                        Outcome::SourceWriteFailed,
-                        "the source role could not write the canary",
-                    ),
-                };
-                return Some(self.all(canary, None, outcome, reason, Some(e)));
+            // The table goes on only with a version id.
+            (_, put) => {
+                return Err(self.for_all(
+                    &w,
+                    Outcome::Error,
+                    "unexpected PutObject answer",
+                    put.err(),
+                ));
             }
         };
-        if rep.settings.cleanup {
+        if self.replication.settings.cleanup {
             self.ledger.add(Written {
                 side: Side::Source,
                 destination: None,
-                bucket: rep.source.bucket.clone(),
+                bucket: self.replication.source.bucket.clone(),
                 key: canary.key.clone(),
                 version_id: version_id.clone(),
             });
         }
-
-        // 2. Await replication as the source role.
-        let replicated = tokio::select! {
-            r = self.await_replication(&canary.key, &version_id, written_at) => r,
-            () = cancel.cancelled() => {
-                // Shutdown: no verdict, but a replica may still arrive before we exit.
-                if self.replication.settings.cleanup {
-                    for i in 0..self.replication.destinations.len() {
-                        self.watch_key(&canary.key, Some(i), written_at);
-                    }
-                }
-                return None;
-            }
-        };
-
-        // 3–4. Inspect and read each destination's replica of that same version.
-        let mut verdicts = Vec::with_capacity(rep.destinations.len());
-        for i in 0..rep.destinations.len() {
-            let (verdict, replica_seen) = self
-                .check_destination(i, canary, &version_id, &replicated)
-                .await;
-            if self.replication.settings.cleanup {
-                if replica_seen {
-                    let d = &self.replication.destinations[i];
-                    self.ledger.add(Written {
-                        side: Side::Destination,
-                        destination: Some(i),
-                        bucket: d.bucket.clone(),
-                        key: canary.key.clone(),
-                        version_id: version_id.clone(),
-                    });
-                } else if replicated != Replicated::NoStatus {
-                    // Not seen, but it may still arrive (PENDING, a fault): watch.
-                    self.watch_key(&canary.key, Some(i), written_at);
-                }
-            }
-            verdicts.push(verdict);
-        }
-        Some(verdicts)
+        w.version_id = Some(version_id);
+        Ok(w)
     }
 
-    /// A replica that is not there is `replica_missing` only while the canary itself still
-    /// is: if its source version vanished too, the buckets changed under the probe.
-    async fn confirm_missing(
-        &self,
-        canary: &Canary,
-        version_id: &str,
-        missing_reason: &'static str,
-        missing_error: AwsError,
-    ) -> (Outcome, &'static str, AwsError) {
-        let src = &self.replication.source.bucket;
-        match self.source.head(src, &canary.key, version_id).await {
-            Ok(_) => (Outcome::ReplicaMissing, missing_reason, missing_error),
-            Err(gone) => (
-                Outcome::Error,
-                "neither the replica nor the canary's source version is there any more",
-                gone,
-            ),
-        }
-    }
-
-    /// Watches a canary key on the source (`None`) or destination `i` for versions nobody
-    /// saw — a write that timed out but was stored, a replica still on its way — and
-    /// deletes them when they show up, for as long as a replication may take (≤ 15 min).
-    fn watch_key(&mut self, key: &str, side: Option<usize>, written_at: Instant) {
-        let s = &self.replication.settings;
-        let until = written_at
-            + (s.replication_timeout + s.poll_max).min(std::time::Duration::from_secs(900));
-        let (side_label, bucket) = match side {
-            None => (Side::Source, &self.replication.source.bucket),
-            Some(i) => (Side::Destination, &self.replication.destinations[i].bucket),
-        };
-        self.ledger.add_uncertain(Uncertain {
-            side: side_label,
-            destination: side,
-            bucket: bucket.clone(),
-            key: key.to_owned(),
-            until,
-        });
-    }
-
-    /// Polls the source version's replication status with backoff until it settles.
+    /// Stage 2: polls the source version's replication status with backoff until it settles.
     async fn await_replication(
         &self,
         key: &str,
@@ -391,141 +316,72 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         }
     }
 
-    /// Inspects and reads one destination's replica. Also says whether a replica was seen
-    /// (and so must be deleted).
+    /// Stages 3–4: inspects and reads destination `i`'s replica; also says whether a replica was
+    /// seen (and so must be deleted). `None`: cancelled.
     async fn check_destination(
         &self,
         i: usize,
-        canary: &Canary,
-        version_id: &str,
-        replicated: &Replicated,
-    ) -> (DestinationVerdict, bool) {
-        let dest = &self.replication.destinations[i];
-        let store = &self.destinations[i];
-        let verdict = |outcome, reason: &str, facts, err| {
-            self.verdict(
-                dest,
-                canary,
-                Some(version_id),
-                outcome,
-                reason,
-                facts,
-                err,
-                replicated,
-            )
-        };
-        // What the source's status implies when this destination has no replica.
-        let missing = match replicated {
-            Replicated::Completed(_) => Outcome::ReplicaMissing,
-            Replicated::Failed => Outcome::ReplicationFailed,
-            Replicated::TimedOut => Outcome::ReplicationTimeout,
-            Replicated::NoStatus => {
-                let reason =
-                    "the source object never got a replication status: no enabled rule selects it";
-                return (
-                    verdict(
-                        Outcome::NotReplicated,
-                        reason,
-                        ReplicaFacts::default(),
-                        None,
-                    ),
-                    false,
-                );
-            }
-            Replicated::Fault(e) => {
-                let (outcome, reason) = if e.class == ErrorClass::Credentials {
-                    (
-                        Outcome::CredentialsFailed,
-                        "no credentials for the source role",
-                    )
-                } else {
-                    (
-                        Outcome::Error,
-                        "could not read the canary's replication status",
-                    )
-                };
-                return (
-                    verdict(outcome, reason, ReplicaFacts::default(), Some(e.clone())),
-                    false,
-                );
-            }
-        };
-        let missing_reason = match missing {
-            Outcome::ReplicationFailed => {
-                "S3 reported replication FAILED and this destination has no replica"
-            }
-            Outcome::ReplicationTimeout => {
-                "replication was still PENDING when replication_timeout passed"
-            }
-            _ => "the source says COMPLETED but the replica version is not in the destination",
-        };
-        let single = self.replication.destinations.len() == 1;
+        w: &WrittenCanary<'_>,
+        said: SourceSaid,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Option<(DestinationVerdict, bool)> {
+        match self.inspect_stage(i, w, said, deadline, cancel).await? {
+            Ok(head) => Some((self.read_stage(i, w, said, &head).await, true)),
+            Err(verdict) => Some((verdict, false)),
+        }
+    }
 
-        // 3. Inspect the replica as the destination role.
-        let head: ObjectHead = match store.head(&dest.bucket, &canary.key, version_id).await {
-            Ok(h) if h.replication_status.as_deref() == Some("REPLICA") => h,
-            Ok(h) => {
-                let reason = format!(
-                    "the destination object at the canary's version is not a replica (status {})",
-                    h.replication_status.as_deref().unwrap_or("none")
-                );
-                return (
-                    verdict(missing, &reason, ReplicaFacts::default(), None),
-                    false,
-                );
-            }
-            Err(e) => {
-                let none = ReplicaFacts::default();
-                return match e.class {
-                    ErrorClass::Credentials => (
-                        verdict(
-                            Outcome::CredentialsFailed,
-                            "no credentials for the destination role",
-                            none,
-                            Some(e),
-                        ),
-                        false,
-                    ),
-                    // Before saying the replica is missing, make sure the canary is still
-                    // there: if its source version vanished too, the buckets changed under
-                    // the probe and nothing can be concluded.
-                    ErrorClass::NotFound if missing == Outcome::ReplicaMissing => {
-                        let (outcome, reason, err) = self
-                            .confirm_missing(canary, version_id, missing_reason, e)
-                            .await;
-                        (verdict(outcome, reason, none, Some(err)), false)
-                    }
-                    ErrorClass::NotFound => {
-                        (verdict(missing, missing_reason, none, Some(e)), false)
-                    }
-                    ErrorClass::AccessDenied if missing == Outcome::ReplicaMissing => {
-                        let reason = "the destination role may not even HeadObject the replica";
-                        let facts = ReplicaFacts {
-                            readable: Some(false),
-                            ..none
-                        };
-                        (
-                            verdict(Outcome::Undecryptable, reason, facts, Some(e)),
-                            true,
-                        )
-                    }
-                    // With one destination, FAILED or PENDING already name the verdict.
-                    _ if single && missing != Outcome::ReplicaMissing => {
-                        (verdict(missing, missing_reason, none, Some(e)), true)
-                    }
-                    _ => (
-                        verdict(
-                            Outcome::Error,
-                            "could not inspect the replica",
-                            none,
-                            Some(e),
-                        ),
-                        true,
-                    ),
-                };
-            }
+    /// Stage 3, HeadObject of the replica as the destination role: its headers, or the
+    /// verdict that ends this destination's check. `None`: cancelled.
+    async fn inspect_stage(
+        &self,
+        i: usize,
+        w: &WrittenCanary<'_>,
+        said: SourceSaid,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Option<Result<ObjectHead, DestinationVerdict>> {
+        let dest = &self.replication.destinations[i];
+        let head = self.inspect(i, w, said, deadline, cancel).await?;
+        let answer = match &head {
+            Ok(h) if is_replica(h) => Answer::Ok,
+            Ok(_) => Answer::NotAReplica,
+            Err(e) => Answer::Failed(e.class),
         };
-        let is_kms = matches!(
+        Some(match (decide(Stage::Inspect(said), answer), head) {
+            (Decision::Next, Ok(head)) => Ok(head),
+            (Decision::Verdict(outcome, reason), head) => {
+                let facts = ReplicaFacts {
+                    readable: (outcome == Outcome::Unreadable).then_some(false),
+                    ..ReplicaFacts::default()
+                };
+                let reason = match &head {
+                    Ok(h) => format!(
+                        "{reason} (the object at the canary's version has replication status {})",
+                        h.replication_status.as_deref().unwrap_or("none")
+                    ),
+                    Err(_) => reason.to_owned(),
+                };
+                Err(self
+                    .conclude(w, dest, outcome, &reason, facts, head.err())
+                    .await)
+            }
+            (_, head) => Err(self.draft(w, dest, Outcome::Error).with_error(head.err())),
+        })
+    }
+
+    /// Stage 4, GetObject of the replica as the destination role — unless it is archived: no
+    /// read then, its HeadObject alone is judged.
+    async fn read_stage(
+        &self,
+        i: usize,
+        w: &WrittenCanary<'_>,
+        said: SourceSaid,
+        head: &ObjectHead,
+    ) -> DestinationVerdict {
+        let dest = &self.replication.destinations[i];
+        let sse_kms = matches!(
             head.server_side_encryption.as_deref(),
             Some("aws:kms" | "aws:kms:dsse")
         );
@@ -533,142 +389,257 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             server_side_encryption: head.server_side_encryption.clone(),
             kms_key: head.kms_key_id.clone(),
             key_matches: Some(
-                is_kms
+                sse_kms
                     && head
                         .kms_key_id
                         .as_deref()
                         .is_some_and(|k| dest.expected_kms_key.matches(k)),
             ),
-            readable: None,
+            storage_class: head.storage_class.clone(),
+            ..ReplicaFacts::default()
         };
-
-        // 4. Read it as the destination role.
-        let body = match store
-            .get(
-                &dest.bucket,
-                &canary.key,
-                version_id,
-                canary.body.len() + BODY_MARGIN,
-            )
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => {
-                if e.class == ErrorClass::NotFound && missing == Outcome::ReplicaMissing {
-                    let (outcome, reason, err) = self
-                        .confirm_missing(canary, version_id, missing_reason, e)
-                        .await;
-                    return (verdict(outcome, reason, facts, Some(err)), true);
-                }
-                let (outcome, reason) = match e.class {
-                    ErrorClass::AccessDenied => (
-                        Outcome::Undecryptable,
-                        "the destination role cannot read the replica: S3 answered AccessDenied (KMS refused the key)",
-                    ),
-                    ErrorClass::KmsDisabled => {
-                        (Outcome::Undecryptable, "the replica's KMS key is disabled")
+        let body = if head.is_archived() {
+            None
+        } else {
+            let limit = w.canary.body.len() + BODY_MARGIN;
+            let version_id = w.version_id.as_deref().unwrap_or_default();
+            let got = self.destinations[i]
+                .get(&dest.bucket, &w.canary.key, version_id, limit)
+                .await;
+            match got {
+                Ok(body) => Some(body),
+                Err(e) => match decide(Stage::Read(said), Answer::Failed(e.class)) {
+                    Decision::Verdict(outcome, reason) => {
+                        if matches!(outcome, Outcome::Undecryptable | Outcome::Unreadable) {
+                            facts.readable = Some(false);
+                        }
+                        return self
+                            .conclude(w, dest, outcome, reason, facts, Some(e))
+                            .await;
                     }
-                    ErrorClass::KmsInvalidState => (
-                        Outcome::Undecryptable,
-                        "the replica's KMS key is in an unusable state (pending deletion or import)",
-                    ),
-                    ErrorClass::KmsNotFound => (
-                        Outcome::Undecryptable,
-                        "the replica's KMS key does not exist",
-                    ),
-                    ErrorClass::Credentials => (
-                        Outcome::CredentialsFailed,
-                        "no credentials for the destination role",
-                    ),
-                    ErrorClass::NotFound => (missing, missing_reason),
-                    ErrorClass::Transient | ErrorClass::Other => {
-                        (Outcome::Error, "could not read the replica")
-                    }
-                };
-                if outcome == Outcome::Undecryptable {
-                    facts.readable = Some(false);
-                }
-                return (verdict(outcome, reason, facts, Some(e)), true);
+                    Decision::SkipRead | Decision::Next => None,
+                },
             }
         };
-        facts.readable = Some(true);
-        let (outcome, reason) = if canary::sha256_hex(&body) != canary.sha256 {
-            (
-                Outcome::ContentMismatch,
-                "the replica's bytes differ from the canary's",
-            )
-        } else if !is_kms {
-            (
-                Outcome::NotKmsEncrypted,
-                "the replica is readable but not SSE-KMS encrypted",
-            )
-        } else if facts.key_matches != Some(true) {
-            (
-                Outcome::WrongKmsKey,
-                "the replica is readable but encrypted under another KMS key than expected",
-            )
-        } else {
-            (Outcome::Ok, "")
-        };
-        (verdict(outcome, reason, facts, None), true)
+        facts.read_skipped = body.is_none();
+        facts.readable = body.as_ref().map(|_| true);
+        let (outcome, reason) = judge(Replica {
+            sse_kms,
+            key_matches: facts.key_matches,
+            body_matches: body.map(|b| canary::sha256_hex(&b) == w.canary.sha256),
+        });
+        self.draft(w, dest, outcome)
+            .with_reason(reason)
+            .with_replica(facts)
+    }
+
+    /// HeadObject of the replica. While the source says `FAILED` and the rule has other
+    /// destinations, a replica that is not there yet may be on its way (another destination
+    /// failed): look again with the polling backoff until `replication_timeout`.
+    /// `None`: cancelled.
+    async fn inspect(
+        &self,
+        i: usize,
+        w: &WrittenCanary<'_>,
+        said: SourceSaid,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Option<Result<ObjectHead, AwsError>> {
+        let s = &self.replication.settings;
+        let bucket = &self.replication.destinations[i].bucket;
+        let version_id = w.version_id.as_deref().unwrap_or_default();
+        let mut backoff = Backoff::new(s.poll_initial, s.poll_max);
+        let fan_out = said == SourceSaid::Failed && self.destinations.len() > 1;
+        loop {
+            let head = self.destinations[i]
+                .head(bucket, &w.canary.key, version_id)
+                .await;
+            let not_there = match &head {
+                Ok(h) => !is_replica(h),
+                Err(e) => matches!(
+                    e.class,
+                    ErrorClass::NotFound | ErrorClass::AccessDenied | ErrorClass::Forbidden
+                ),
+            };
+            let now = Instant::now();
+            if !fan_out || !not_there || now >= deadline {
+                return Some(head);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff.step().min(deadline - now)) => {}
+                () = cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// A verdict that ends a destination's check. A replica that is not there is
+    /// `replica_missing` only while the canary itself still is: if its source version
+    /// vanished too, the buckets changed under the probe and nothing can be concluded.
+    async fn conclude(
+        &self,
+        w: &WrittenCanary<'_>,
+        dest: &Destination,
+        outcome: Outcome,
+        reason: &str,
+        facts: ReplicaFacts,
+        error: Option<AwsError>,
+    ) -> DestinationVerdict {
+        if outcome == Outcome::ReplicaMissing {
+            let src = &self.replication.source.bucket;
+            let version_id = w.version_id.as_deref().unwrap_or_default();
+            if let Err(gone) = self.source.head(src, &w.canary.key, version_id).await {
+                return self
+                    .draft(w, dest, Outcome::Error)
+                    .with_reason(
+                        "neither the replica nor the canary's source version is there any more",
+                    )
+                    .with_replica(facts)
+                    .with_error(Some(gone));
+            }
+        }
+        self.draft(w, dest, outcome)
+            .with_reason(reason)
+            .with_replica(facts)
+            .with_error(error)
+    }
+
+    /// A verdict of this probe for one destination, with what every verdict carries.
+    fn draft(
+        &self,
+        w: &WrittenCanary<'_>,
+        dest: &Destination,
+        outcome: Outcome,
+    ) -> DestinationVerdict {
+        let mut v = DestinationVerdict::new(&self.replication.name, &dest.name, outcome);
+        v.key = Some(w.canary.key.clone());
+        v.version_id = w.version_id.clone();
+        v.expected_kms_key = dest.expected_kms_key.to_string();
+        v
     }
 
     /// The same verdict for every destination (the probe ended before inspecting any).
-    fn all(
+    fn for_all(
         &self,
-        canary: &Canary,
-        version_id: Option<&str>,
+        w: &WrittenCanary<'_>,
         outcome: Outcome,
         reason: &str,
-        err: Option<AwsError>,
+        error: Option<AwsError>,
     ) -> Vec<DestinationVerdict> {
-        let replicated = Replicated::NoStatus;
         self.replication
             .destinations
             .iter()
             .map(|d| {
-                self.verdict(
-                    d,
-                    canary,
-                    version_id,
-                    outcome,
-                    reason,
-                    ReplicaFacts::default(),
-                    err.clone(),
-                    &replicated,
-                )
+                self.draft(w, d, outcome)
+                    .with_reason(reason)
+                    .with_error(error.clone())
             })
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn verdict(
-        &self,
-        dest: &Destination,
-        canary: &Canary,
-        version_id: Option<&str>,
-        outcome: Outcome,
-        reason: &str,
-        replica: ReplicaFacts,
-        aws_error: Option<AwsError>,
-        replicated: &Replicated,
-    ) -> DestinationVerdict {
-        DestinationVerdict {
-            replication: self.replication.name.clone(),
-            destination: dest.name.clone(),
-            outcome,
-            latency: match replicated {
-                Replicated::Completed(l) => Some(*l),
+    /// Names the causes behind failed verdicts. `ok` clears a destination's findings;
+    /// `error` and `credentials_failed` leave them as they were (nothing new was learnt).
+    async fn attach_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
+        let diagnosable =
+            |o: Outcome| !matches!(o, Outcome::Ok | Outcome::Error | Outcome::CredentialsFailed);
+        if verdicts.iter().any(|v| diagnosable(v.outcome)) {
+            self.read_setup(SETUP_TTL).await;
+        }
+        let Some(setup) = &self.setup else {
+            for v in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Ok) {
+                v.findings = Some(Vec::new());
+            }
+            return;
+        };
+        for (i, v) in verdicts.iter_mut().enumerate() {
+            v.findings = match v.outcome {
+                Outcome::Ok => Some(Vec::new()),
+                o if diagnosable(o) => Some(diagnose(
+                    &self.replication,
+                    &self.replication.destinations[i],
+                    &setup.source,
+                    &setup.destinations[i],
+                    Some(v),
+                )),
                 _ => None,
-            },
-            key: Some(canary.key.clone()),
-            version_id: version_id.map(str::to_owned),
-            expected_kms_key: dest.expected_kms_key.to_string(),
-            replica,
-            reason: (!reason.is_empty()).then(|| reason.to_owned()),
-            aws_error,
-            findings: None,
-            finished_at: SystemTime::now(),
+            };
         }
     }
+
+    /// Reads the setup with the probe roles, unless a read younger than `max_age` exists.
+    pub async fn read_setup(&mut self, max_age: Duration) {
+        let fresh = self
+            .setup
+            .as_ref()
+            .is_some_and(|s| s.read_at.elapsed() < max_age);
+        if !fresh {
+            let source = read_source(&self.source, &self.replication.source.bucket).await;
+            let mut destinations = Vec::with_capacity(self.destinations.len());
+            for (d, store) in self.replication.destinations.iter().zip(&self.destinations) {
+                destinations.push(read_destination(store, &d.bucket).await);
+            }
+            self.setup = Some(SetupRead {
+                read_at: Instant::now(),
+                source,
+                destinations,
+            });
+        }
+    }
+
+    /// `audit`: the setup checks alone, without a canary. One entry per destination.
+    pub async fn audit(&mut self) -> Vec<(String, Vec<Finding>)> {
+        self.read_setup(Duration::ZERO).await;
+        let Some(setup) = &self.setup else {
+            return Vec::new();
+        };
+        self.replication
+            .destinations
+            .iter()
+            .zip(&setup.destinations)
+            .map(|(d, ds)| {
+                let findings = diagnose(&self.replication, d, &setup.source, ds, None);
+                (d.name.clone(), findings)
+            })
+            .collect()
+    }
+
+    /// Deletes whatever earlier probes left pending.
+    pub async fn flush_deletes(&mut self) {
+        if self.ledger.pending() > 0 {
+            self.ledger.flush(&self.source, &self.destinations).await;
+        }
+    }
+
+    /// Watches a canary key on the source (`None`) or destination `i` for versions nobody
+    /// saw — a write that timed out but was stored, a replica still on its way — and
+    /// deletes them when they show up, for as long as a replication may take (≤ 15 min).
+    fn watch_key(&mut self, key: &str, side: Option<usize>, written_at: Instant) {
+        if !self.replication.settings.cleanup {
+            return;
+        }
+        let s = &self.replication.settings;
+        let until = written_at + (s.replication_timeout + s.poll_max).min(Duration::from_secs(900));
+        let (side_label, bucket) = match side {
+            None => (Side::Source, &self.replication.source.bucket),
+            Some(i) => (Side::Destination, &self.replication.destinations[i].bucket),
+        };
+        self.ledger.add_uncertain(Uncertain {
+            side: side_label,
+            destination: side,
+            bucket: bucket.clone(),
+            key: key.to_owned(),
+            until,
+        });
+    }
+
+    /// Watches the key on every destination.
+    fn watch_destinations(&mut self, key: &str, written_at: Instant) {
+        for i in 0..self.replication.destinations.len() {
+            self.watch_key(key, Some(i), written_at);
+        }
+    }
+}
+
+/// Whether HeadObject shows a replica (as opposed to some other object version).
+fn is_replica(head: &ObjectHead) -> bool {
+    head.replication_status.as_deref() == Some("REPLICA")
 }

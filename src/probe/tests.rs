@@ -1,17 +1,16 @@
-//! The probe pipeline against an in-memory [`ObjectStore`]: every verdict of SPEC.md §3,
-//! its precedence, and what gets deleted.
+//! The probe pipeline against the in-memory store: every verdict, its precedence, and
+//! what gets deleted.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::Prober;
-use super::verdict::Outcome;
-use crate::aws::{AwsError, ErrorClass, ObjectHead, ObjectStore, PutRequest, VersionEntry};
+use crate::aws::{AwsError, ErrorClass, ObjectHead};
 use crate::config::Config;
-use crate::diagnose::setup::{DefaultEncryption, ReplicationSetup, SetupReader};
 use crate::metrics::Metrics;
+use crate::model::Outcome;
+use crate::testing::{MemStore, SharedBody, err};
 
 const EXPECTED: &str =
     "arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab";
@@ -29,45 +28,6 @@ fn config(destinations: usize) -> Config {
         ));
     }
     Config::parse(&yaml).expect("test configuration is valid")
-}
-
-/// The body the source stored, shared so that a destination can serve "the replica".
-type Shared = Arc<Mutex<Vec<u8>>>;
-
-/// A scripted store: answers come from queues (the last answer repeats).
-#[derive(Default)]
-struct Fake {
-    put: Mutex<Option<Result<Option<String>, AwsError>>>,
-    heads: Mutex<VecDeque<Result<ObjectHead, AwsError>>>,
-    get: Mutex<Option<Result<Vec<u8>, AwsError>>>,
-    delete_fails: Mutex<usize>,
-    body: Shared,
-    calls: Mutex<Vec<String>>,
-    deleted: Mutex<Vec<(String, String, String)>>,
-}
-
-impl Fake {
-    fn new(body: &Shared) -> Fake {
-        Fake {
-            body: body.clone(),
-            ..Fake::default()
-        }
-    }
-    fn heads(self, answers: Vec<Result<ObjectHead, AwsError>>) -> Fake {
-        *self.heads.lock().unwrap() = answers.into();
-        self
-    }
-    fn put(self, answer: Result<Option<String>, AwsError>) -> Fake {
-        *self.put.lock().unwrap() = Some(answer);
-        self
-    }
-    fn get(self, answer: Result<Vec<u8>, AwsError>) -> Fake {
-        *self.get.lock().unwrap() = Some(answer);
-        self
-    }
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
 }
 
 fn status(s: &str) -> Result<ObjectHead, AwsError> {
@@ -90,96 +50,7 @@ fn replica(sse: &str, key: Option<&str>) -> Result<ObjectHead, AwsError> {
     })
 }
 
-fn err(class: ErrorClass, status: u16, code: &str) -> AwsError {
-    AwsError {
-        operation: "Test",
-        class,
-        code: Some(code.to_owned()),
-        message: Some("scripted".to_owned()),
-        request_id: Some("REQ123".to_owned()),
-        status: Some(status),
-    }
-}
-
-impl ObjectStore for Fake {
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
-        self.calls.lock().unwrap().push("PutObject".to_owned());
-        *self.body.lock().unwrap() = req.body.to_vec();
-        self.put
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or(Ok(Some("v1".to_owned())))
-    }
-    async fn head(&self, _: &str, _: &str, _: &str) -> Result<ObjectHead, AwsError> {
-        self.calls.lock().unwrap().push("HeadObject".to_owned());
-        let mut q = self.heads.lock().unwrap();
-        if q.len() > 1 {
-            q.pop_front()
-        } else {
-            q.front().cloned()
-        }
-        .unwrap_or_else(no_status)
-    }
-    async fn get(&self, _: &str, _: &str, _: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
-        self.calls.lock().unwrap().push("GetObject".to_owned());
-        let body = self
-            .get
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or_else(|| Ok(self.body.lock().unwrap().clone()));
-        body.map(|mut b| {
-            b.truncate(limit + 1);
-            b
-        })
-    }
-    async fn delete_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: &str,
-    ) -> Result<(), AwsError> {
-        self.calls.lock().unwrap().push("DeleteObject".to_owned());
-        let mut fails = self.delete_fails.lock().unwrap();
-        if *fails > 0 {
-            *fails -= 1;
-            return Err(err(ErrorClass::Transient, 503, "SlowDown"));
-        }
-        self.deleted.lock().unwrap().push((
-            bucket.to_owned(),
-            key.to_owned(),
-            version_id.to_owned(),
-        ));
-        Ok(())
-    }
-    async fn list_versions(
-        &self,
-        _: &str,
-        _: &str,
-        _: usize,
-    ) -> Result<Vec<VersionEntry>, AwsError> {
-        Ok(Vec::new())
-    }
-}
-
-/// The fake's buckets have no readable setup: the diagnosis finds nothing to name.
-impl SetupReader for Fake {
-    async fn replication(&self, _: &str) -> Result<ReplicationSetup, AwsError> {
-        Err(err(ErrorClass::Transient, 503, "SlowDown"))
-    }
-    async fn versioning(&self, _: &str) -> Result<Option<String>, AwsError> {
-        Err(err(ErrorClass::Transient, 503, "SlowDown"))
-    }
-    async fn encryption(&self, _: &str) -> Result<DefaultEncryption, AwsError> {
-        Err(err(ErrorClass::Transient, 503, "SlowDown"))
-    }
-    async fn policy(&self, _: &str) -> Result<String, AwsError> {
-        Err(err(ErrorClass::Transient, 503, "SlowDown"))
-    }
-}
-
-fn prober(source: Fake, destinations: Vec<Fake>) -> (Prober<Fake>, Arc<Metrics>) {
+fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Prober<MemStore>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let rep = config(destinations.len()).replications.remove(0);
     (
@@ -188,7 +59,7 @@ fn prober(source: Fake, destinations: Vec<Fake>) -> (Prober<Fake>, Arc<Metrics>)
     )
 }
 
-async fn outcomes(p: &mut Prober<Fake>) -> Vec<Outcome> {
+async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {
     let verdicts = p
         .probe(&CancellationToken::new())
         .await
@@ -199,11 +70,11 @@ async fn outcomes(p: &mut Prober<Fake>) -> Vec<Outcome> {
 /// One source and one destination over a shared body.
 fn pair(
     source_heads: Vec<Result<ObjectHead, AwsError>>,
-    dest: impl FnOnce(Fake) -> Fake,
-) -> Prober<Fake> {
-    let body = Shared::default();
-    let source = Fake::new(&body).heads(source_heads);
-    prober(source, vec![dest(Fake::new(&body))]).0
+    dest: impl FnOnce(MemStore) -> MemStore,
+) -> Prober<MemStore> {
+    let body = SharedBody::default();
+    let source = MemStore::new(&body).heads(source_heads);
+    prober(source, vec![dest(MemStore::new(&body))]).0
 }
 
 #[tokio::test]
@@ -233,10 +104,10 @@ async fn a_bare_key_id_reported_by_s3_still_matches() {
 
 #[tokio::test]
 async fn no_status_is_not_replicated_and_no_destination_is_asked() {
-    let body = Shared::default();
+    let body = SharedBody::default();
     let (mut p, _) = prober(
-        Fake::new(&body).heads(vec![no_status()]),
-        vec![Fake::new(&body)],
+        MemStore::new(&body).heads(vec![no_status()]),
+        vec![MemStore::new(&body)],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::NotReplicated]);
     assert!(
@@ -245,11 +116,7 @@ async fn no_status_is_not_replicated_and_no_destination_is_asked() {
         p.destinations[0].calls()
     );
     assert_eq!(
-        p.source
-            .calls()
-            .iter()
-            .filter(|c| *c == "HeadObject")
-            .count(),
+        p.source.count("HeadObject"),
         2,
         "status absence is confirmed once"
     );
@@ -274,12 +141,7 @@ async fn pending_past_the_timeout_is_replication_timeout() {
         started.elapsed().as_millis() >= 200,
         "waited for replication_timeout"
     );
-    let polls = p
-        .source
-        .calls()
-        .iter()
-        .filter(|c| *c == "HeadObject")
-        .count();
+    let polls = p.source.count("HeadObject");
     // 200 ms at 10, 20, 40, 40, … ms: about 7 polls, not 20.
     assert!((4..=10).contains(&polls), "{polls} polls");
 }
@@ -299,7 +161,7 @@ async fn a_vanished_canary_is_no_evidence_of_a_missing_replica() {
     let mut p = pair(vec![status("COMPLETED"), gone()], |d| d.heads(vec![gone()]));
     assert_eq!(outcomes(&mut p).await, [Outcome::Error]);
     // The same when the replica vanishes between its HeadObject and its GetObject.
-    let replica_then_gone = |d: Fake| {
+    let replica_then_gone = |d: MemStore| {
         d.heads(vec![replica("aws:kms", Some(EXPECTED))])
             .get(Err(err(ErrorClass::NotFound, 404, "NoSuchVersion")))
     };
@@ -376,10 +238,10 @@ async fn an_oversized_replica_is_a_mismatch_and_is_not_read_whole() {
 async fn transient_faults_give_error_never_a_replication_verdict() {
     let slow_down = || err(ErrorClass::Transient, 503, "SlowDown");
     // On the write.
-    let body = Shared::default();
+    let body = SharedBody::default();
     let (mut p, _) = prober(
-        Fake::new(&body).put(Err(err(ErrorClass::Transient, 500, "InternalError"))),
-        vec![Fake::new(&body)],
+        MemStore::new(&body).put(Err(err(ErrorClass::Transient, 500, "InternalError"))),
+        vec![MemStore::new(&body)],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::Error]);
     // On every poll: not a timeout, since nothing was observed.
@@ -414,21 +276,21 @@ async fn a_transient_poll_failure_does_not_end_the_wait() {
 #[tokio::test]
 async fn credential_failures_are_per_side() {
     let no_creds = || err(ErrorClass::Credentials, 403, "credentials");
-    let body = Shared::default();
+    let body = SharedBody::default();
     let (mut p, _) = prober(
-        Fake::new(&body).put(Err(no_creds())),
-        vec![Fake::new(&body), Fake::new(&body)],
+        MemStore::new(&body).put(Err(no_creds())),
+        vec![MemStore::new(&body), MemStore::new(&body)],
     );
     assert_eq!(
         outcomes(&mut p).await,
         [Outcome::CredentialsFailed, Outcome::CredentialsFailed]
     );
 
-    let body = Shared::default();
-    let good = Fake::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
-    let locked_out = Fake::new(&body).heads(vec![Err(no_creds())]);
+    let body = SharedBody::default();
+    let good = MemStore::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
+    let locked_out = MemStore::new(&body).heads(vec![Err(no_creds())]);
     let (mut p, _) = prober(
-        Fake::new(&body).heads(vec![status("COMPLETED")]),
+        MemStore::new(&body).heads(vec![status("COMPLETED")]),
         vec![good, locked_out],
     );
     assert_eq!(
@@ -439,8 +301,11 @@ async fn credential_failures_are_per_side() {
 
 #[tokio::test]
 async fn an_unversioned_source_is_source_write_failed() {
-    let body = Shared::default();
-    let (mut p, _) = prober(Fake::new(&body).put(Ok(None)), vec![Fake::new(&body)]);
+    let body = SharedBody::default();
+    let (mut p, _) = prober(
+        MemStore::new(&body).put(Ok(None)),
+        vec![MemStore::new(&body)],
+    );
     let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::SourceWriteFailed);
     assert!(
@@ -454,11 +319,11 @@ async fn an_unversioned_source_is_source_write_failed() {
 #[tokio::test]
 async fn fan_out_checks_each_destination_on_its_own() {
     // S3 says FAILED as soon as one destination failed; the other may be fine.
-    let body = Shared::default();
-    let good = Fake::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
-    let failed = Fake::new(&body).heads(vec![Err(err(ErrorClass::NotFound, 404, "NotFound"))]);
+    let body = SharedBody::default();
+    let good = MemStore::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
+    let failed = MemStore::new(&body).heads(vec![Err(err(ErrorClass::NotFound, 404, "NotFound"))]);
     let (mut p, _) = prober(
-        Fake::new(&body).heads(vec![status("FAILED")]),
+        MemStore::new(&body).heads(vec![status("FAILED")]),
         vec![good, failed],
     );
     assert_eq!(
@@ -469,9 +334,9 @@ async fn fan_out_checks_each_destination_on_its_own() {
 
 #[tokio::test]
 async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
-    let body = Shared::default();
-    let source = Fake::new(&body).heads(vec![status("COMPLETED")]);
-    let dest = Fake::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
+    let body = SharedBody::default();
+    let source = MemStore::new(&body).heads(vec![status("COMPLETED")]);
+    let dest = MemStore::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
     *dest.delete_fails.lock().unwrap() = 1;
     let (mut p, metrics) = prober(source, vec![dest]);
     let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
@@ -500,10 +365,10 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
 
 #[tokio::test]
 async fn nothing_is_deleted_when_nothing_was_written() {
-    let body = Shared::default();
+    let body = SharedBody::default();
     let (mut p, metrics) = prober(
-        Fake::new(&body).put(Err(err(ErrorClass::AccessDenied, 403, "AccessDenied"))),
-        vec![Fake::new(&body)],
+        MemStore::new(&body).put(Err(err(ErrorClass::AccessDenied, 403, "AccessDenied"))),
+        vec![MemStore::new(&body)],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::SourceWriteFailed]);
     assert!(!p.source.calls().contains(&"DeleteObject".to_owned()));
@@ -512,9 +377,9 @@ async fn nothing_is_deleted_when_nothing_was_written() {
 
 #[tokio::test]
 async fn verdicts_reach_the_metrics() {
-    let body = Shared::default();
-    let source = Fake::new(&body).heads(vec![status("COMPLETED")]);
-    let dest = Fake::new(&body).heads(vec![replica("aws:kms", Some(OTHER))]);
+    let body = SharedBody::default();
+    let source = MemStore::new(&body).heads(vec![status("COMPLETED")]);
+    let dest = MemStore::new(&body).heads(vec![replica("aws:kms", Some(OTHER))]);
     let (mut p, metrics) = prober(source, vec![dest]);
     let before = metrics.encode();
     for o in Outcome::ALL {

@@ -2,10 +2,12 @@
 //!
 //! The probe never looks at HTTP statuses or error strings; it asks [`AwsError::class`].
 //! The central rule: a transient fault (throttling, 5xx, timeouts, broken connections)
-//! is [`ErrorClass::Transient`] and can only ever produce the `error` verdict.
+//! is [`ErrorClass::Transient`] and can only ever produce the `error` verdict. Among the
+//! 403s only `AccessDenied` (or a bodiless 403, as HEAD answers) may mean that KMS
+//! refused; every other 403 code is S3's own refusal ([`ErrorClass::Forbidden`]), and
+//! `InvalidObjectState` means an archived object ([`ErrorClass::Archived`]).
 
 use std::error::Error as StdError;
-use std::fmt;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -13,26 +15,7 @@ use aws_sdk_s3::operation::RequestId;
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
-/// What a failure means for the probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Throttling, 5xx, timeouts, connection errors: retry later, never a verdict.
-    Transient,
-    /// AssumeRole or the base credential chain refused to give credentials.
-    Credentials,
-    /// 403 from S3 (on an SSE-KMS object, KMS refused the decrypt).
-    AccessDenied,
-    /// 404: no such bucket, key or version.
-    NotFound,
-    /// `KMS.DisabledException`: the object's key is disabled.
-    KmsDisabled,
-    /// `KMS.KMSInvalidStateException`: the key is pending deletion or import.
-    KmsInvalidState,
-    /// `KMS.NotFoundException`: the key does not exist.
-    KmsNotFound,
-    /// Anything else S3 answered.
-    Other,
-}
+use crate::model::{AwsError, ErrorClass};
 
 /// How a request failed, before its answer is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +54,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "KMS.ThrottlingException",
     "KMS.KMSInternalException",
     "KMS.DependencyTimeoutException",
+    // The SDK corrects its clock after this and retries; if it persists the probe host's
+    // clock is wrong — a fault of the probe, never a verdict about replication.
+    "RequestTimeTooSkewed",
 ];
 
 /// Codes that mean the caller's credentials, not its permissions, are wrong.
@@ -106,6 +92,8 @@ const LABELLED_CODES: &[&str] = &[
     "InvalidRequest",
     "InvalidArgument",
     "InvalidBucketState",
+    "InvalidObjectState",
+    "AccountProblem",
     "PermanentRedirect",
     "AuthorizationHeaderMalformed",
     "KMS.DisabledException",
@@ -127,6 +115,9 @@ pub fn classify(failure: Failure, status: Option<u16>, code: Option<&str>) -> Er
         if TRANSIENT_CODES.contains(&code) {
             return ErrorClass::Transient;
         }
+        if CREDENTIAL_CODES.contains(&code) {
+            return ErrorClass::Credentials;
+        }
         match code {
             "KMS.DisabledException" => return ErrorClass::KmsDisabled,
             "KMS.KMSInvalidStateException" => return ErrorClass::KmsInvalidState,
@@ -135,7 +126,8 @@ pub fn classify(failure: Failure, status: Option<u16>, code: Option<&str>) -> Er
                 return ErrorClass::NotFound;
             }
             "AccessDenied" | "AccessDeniedException" => return ErrorClass::AccessDenied,
-            c if CREDENTIAL_CODES.contains(&c) => return ErrorClass::Credentials,
+            "InvalidObjectState" => return ErrorClass::Archived,
+            _ if status == Some(403) => return ErrorClass::Forbidden,
             _ => {}
         }
     }
@@ -143,97 +135,62 @@ pub fn classify(failure: Failure, status: Option<u16>, code: Option<&str>) -> Er
         Some(429) => ErrorClass::Transient,
         Some(s) if s >= 500 => ErrorClass::Transient,
         Some(404) => ErrorClass::NotFound,
+        // HeadObject answers carry no body, so no code: a bare 403 is S3's AccessDenied.
         Some(403) => ErrorClass::AccessDenied,
         _ => ErrorClass::Other,
     }
 }
 
-/// One failed AWS call, classified, with what the operator needs to look it up.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AwsError {
-    pub operation: &'static str,
-    pub class: ErrorClass,
-    pub code: Option<String>,
-    pub message: Option<String>,
-    pub request_id: Option<String>,
-    pub status: Option<u16>,
+/// The `code` label value of a failed call: a known code, else `other` (never `ok`).
+pub fn code_label(err: &AwsError) -> &'static str {
+    let code = err.code.as_deref().or(match (err.class, err.status) {
+        (ErrorClass::NotFound, Some(404)) => Some("NotFound"),
+        (ErrorClass::AccessDenied, Some(403)) => Some("AccessDenied"),
+        _ => None,
+    });
+    code.and_then(|c| LABELLED_CODES.iter().find(|k| **k == c).copied())
+        .unwrap_or("other")
 }
 
-impl fmt::Display for AwsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed", self.operation)?;
-        if let Some(s) = self.status {
-            write!(f, " (HTTP {s})")?;
-        }
-        if let Some(c) = &self.code {
-            write!(f, ": {c}")?;
-        }
-        if let Some(m) = &self.message {
-            write!(f, ": {m}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for AwsError {}
-
-impl AwsError {
-    /// The `code` label value: a known code, `ok` is never returned, else `other`.
-    pub fn code_label(&self) -> &'static str {
-        let code = self.code.as_deref().or(match (self.class, self.status) {
-            (ErrorClass::NotFound, Some(404)) => Some("NotFound"),
-            (ErrorClass::AccessDenied, Some(403)) => Some("AccessDenied"),
-            _ => None,
-        });
-        code.and_then(|c| LABELLED_CODES.iter().find(|k| **k == c).copied())
-            .unwrap_or("other")
-    }
-
-    /// Builds an error from the SDK's, classifying it.
-    pub fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsError
-    where
-        E: ProvideErrorMetadata + StdError + 'static,
-    {
-        if let Some(class) = credentials_failure(err) {
-            return AwsError {
-                operation,
-                class,
-                code: Some(
-                    if class == ErrorClass::Transient {
-                        "connection"
-                    } else {
-                        "credentials"
-                    }
-                    .to_owned(),
-                ),
-                message: Some(error_chain(err)),
-                request_id: None,
-                status: None,
-            };
-        }
-        let (failure, code) = match err {
-            SdkError::ServiceError(_) => (Failure::Service, err.code().map(str::to_owned)),
-            SdkError::TimeoutError(_) => (Failure::Timeout, Some("timeout".to_owned())),
-            SdkError::DispatchFailure(d) if d.is_timeout() => {
-                (Failure::Timeout, Some("timeout".to_owned()))
-            }
-            SdkError::DispatchFailure(_) => (Failure::Dispatch, Some("connection".to_owned())),
-            SdkError::ResponseError(_) => (Failure::Response, None),
-            _ => (Failure::Construction, None),
+/// Builds an error from the SDK's, classifying it.
+pub fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    if let Some(class) = credentials_failure(err) {
+        let code = if class == ErrorClass::Transient {
+            "connection"
+        } else {
+            "credentials"
         };
-        let status = err.raw_response().map(|r| r.status().as_u16());
-        let message = match failure {
-            Failure::Service => err.message().map(str::to_owned),
-            _ => Some(error_chain(err)),
+        return AwsError {
+            code: Some(code.to_owned()),
+            message: Some(error_chain(err)),
+            ..AwsError::new(operation, class)
         };
-        AwsError {
-            operation,
-            class: classify(failure, status, code.as_deref()),
-            code,
-            message,
-            request_id: err.meta().request_id().map(str::to_owned),
-            status,
+    }
+    let (failure, code) = match err {
+        SdkError::ServiceError(_) => (Failure::Service, err.code().map(str::to_owned)),
+        SdkError::TimeoutError(_) => (Failure::Timeout, Some("timeout".to_owned())),
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            (Failure::Timeout, Some("timeout".to_owned()))
         }
+        SdkError::DispatchFailure(_) => (Failure::Dispatch, Some("connection".to_owned())),
+        SdkError::ResponseError(_) => (Failure::Response, None),
+        _ => (Failure::Construction, None),
+    };
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let message = match failure {
+        Failure::Service => err.message().map(str::to_owned),
+        _ => Some(error_chain(err)),
+    };
+    AwsError {
+        operation,
+        class: classify(failure, status, code.as_deref()),
+        code,
+        message,
+        request_id: err.meta().request_id().map(str::to_owned),
+        status,
     }
 }
 
@@ -256,7 +213,7 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<ErrorClass> {
     let mut cur: Option<&(dyn StdError + 'static)> = creds.source();
     while let Some(e) = cur {
         if let Some(sts) = e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
-            let inner = AwsError::from_sdk("AssumeRole", sts);
+            let inner = from_sdk("AssumeRole", sts);
             return Some(if inner.class == ErrorClass::Transient {
                 ErrorClass::Transient
             } else {
@@ -395,6 +352,30 @@ mod tests {
     }
 
     #[test]
+    fn only_access_denied_403s_may_be_kms() {
+        // S3's own refusals: never read as KMS refusing a key.
+        for code in ["AccountProblem", "AllAccessDisabled", "InvalidPayer"] {
+            assert_eq!(
+                classify(Failure::Service, Some(403), Some(code)),
+                ErrorClass::Forbidden,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(Failure::Service, Some(403), Some("InvalidObjectState")),
+            ErrorClass::Archived
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(403), Some("RequestTimeTooSkewed")),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Failure::Service, Some(403), Some("AccessDenied")),
+            ErrorClass::AccessDenied
+        );
+    }
+
+    #[test]
     fn code_labels_are_bounded() {
         let mut e = AwsError {
             operation: "GetObject",
@@ -404,12 +385,12 @@ mod tests {
             request_id: None,
             status: Some(400),
         };
-        assert_eq!(e.code_label(), "other");
+        assert_eq!(code_label(&e), "other");
         e.code = Some("KMS.DisabledException".to_owned());
-        assert_eq!(e.code_label(), "KMS.DisabledException");
+        assert_eq!(code_label(&e), "KMS.DisabledException");
         e.code = None;
         e.class = ErrorClass::NotFound;
         e.status = Some(404);
-        assert_eq!(e.code_label(), "NotFound");
+        assert_eq!(code_label(&e), "NotFound");
     }
 }

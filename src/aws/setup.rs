@@ -1,0 +1,55 @@
+//! A replication's setup as S3 reports it, reduced to the facts replicanary uses: what
+//! [`super::SetupReader`] returns. `s3.rs` fills these from the SDK's types.
+
+/// One replication rule of a source bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSetup {
+    pub id: String,
+    pub enabled: bool,
+    /// V2 rules: higher wins among rules to the same destination.
+    pub priority: i32,
+    /// The key prefix the rule's filter (or legacy `Prefix`) selects; empty = everything.
+    pub prefix: String,
+    /// The filter also requires tags (canaries carry none).
+    pub needs_tags: bool,
+    /// `Destination.Bucket` as written (an ARN).
+    pub destination_bucket: String,
+    pub destination_account: Option<String>,
+    /// `SourceSelectionCriteria.SseKmsEncryptedObjects.Status == Enabled`.
+    pub selects_sse_kms: bool,
+    pub replica_kms_key_id: Option<String>,
+    pub time_control: bool,
+    /// `Destination.AccessControlTranslation` (Owner=Destination) is set.
+    pub owner_override: bool,
+}
+
+impl RuleSetup {
+    /// Whether the rule's filter selects a key beginning with `key_prefix`.
+    pub fn selects_prefix(&self, key_prefix: &str) -> bool {
+        !self.needs_tags && key_prefix.starts_with(&self.prefix)
+    }
+
+    /// The destination bucket's name, from its ARN.
+    pub fn destination_bucket_name(&self) -> &str {
+        self.destination_bucket
+            .strip_prefix("arn:aws:s3:::")
+            .or_else(|| self.destination_bucket.rsplit_once(":::").map(|(_, b)| b))
+            .unwrap_or(&self.destination_bucket)
+    }
+}
+
+/// A bucket's replication configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicationSetup {
+    /// The replication role S3 assumes.
+    pub role: String,
+    pub rules: Vec<RuleSetup>,
+}
+
+/// A bucket's default encryption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultEncryption {
+    /// `AES256`, `aws:kms`, `aws:kms:dsse`.
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+}

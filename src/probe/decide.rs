@@ -1,0 +1,190 @@
+//! The probe's decisions as data: which AWS answer at which stage gives which verdict.
+//!
+//! [`decide`] is one table, read top to bottom; the stages come in the order of the
+//! verdicts' precedence (write → await → inspect → read), so the first verdict a probe
+//! meets is the one that applies. [`judge`] weighs a replica that could be inspected.
+//! Both are pure; `tests.rs` checks them row by row against the verdicts' definitions.
+
+use crate::model::{ErrorClass, Outcome};
+
+/// A stage of the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// PutObject of the canary, as the source role.
+    Write,
+    /// HeadObject of the canary's version until its replication status settles, as the
+    /// source role.
+    Await,
+    /// HeadObject of the replica (same key, same version id), as the destination role.
+    Inspect(SourceSaid),
+    /// GetObject of the replica, as the destination role.
+    Read(SourceSaid),
+}
+
+/// The source's replication status when polling ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceSaid {
+    Completed,
+    /// `FAILED`: with several destinations, some destination failed — maybe not this one.
+    Failed,
+    /// Still `PENDING` at `replication_timeout`.
+    Pending,
+}
+
+/// What AWS answered at a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The call gave what the stage needs: a version id, a settled status, a replica, a body.
+    Ok,
+    /// PutObject succeeded without a version id: the source bucket is not versioned.
+    NoVersionId,
+    /// The canary's version carries no replication status at all.
+    NoStatus,
+    /// HeadObject found an object at the canary's version, but not a replica.
+    NotAReplica,
+    /// The call failed with this class of error.
+    Failed(ErrorClass),
+}
+
+/// What follows from an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// On to the next stage.
+    Next,
+    /// The replica is in an archive storage class: no read; judge it by its HeadObject.
+    SkipRead,
+    /// The verdict, with one sentence on why.
+    Verdict(Outcome, &'static str),
+}
+
+/// The decision table.
+pub fn decide(stage: Stage, answer: Answer) -> Decision {
+    use Answer::*;
+    use Decision::{Next, SkipRead, Verdict};
+    use ErrorClass as E;
+    use Outcome as O;
+    use Stage::*;
+    match (stage, answer) {
+        // A transient fault concludes nothing, whatever the stage.
+        (_, Failed(E::Transient)) => Verdict(
+            O::Error,
+            "a transient AWS fault (throttling, 5xx, network, timeout) outlasted the retries",
+        ),
+        (Write | Await, Failed(E::Credentials)) => {
+            Verdict(O::CredentialsFailed, "no credentials for the source role")
+        }
+        (Inspect(_) | Read(_), Failed(E::Credentials)) => Verdict(
+            O::CredentialsFailed,
+            "no credentials for the destination role",
+        ),
+
+        // 1. write the canary
+        (Write, Ok) => Next,
+        (Write, NoVersionId) => Verdict(
+            O::SourceWriteFailed,
+            "the source bucket is not versioned (PutObject returned no version id), so replication cannot work",
+        ),
+        (Write, _) => Verdict(
+            O::SourceWriteFailed,
+            "the source role could not write the canary",
+        ),
+
+        // 2. await replication
+        (Await, Ok) => Next,
+        (Await, NoStatus) => Verdict(
+            O::NotReplicated,
+            "the source object never got a replication status: no enabled rule selects it",
+        ),
+        (Await, _) => Verdict(O::Error, "could not read the canary's replication status"),
+
+        // 3. inspect the replica
+        (Inspect(_), Ok) => Next,
+        (Inspect(said), NotAReplica | Failed(E::NotFound)) => missing(said),
+        (Inspect(SourceSaid::Completed), Failed(E::AccessDenied | E::Forbidden)) => Verdict(
+            O::Unreadable,
+            "S3 refuses the destination role the replica (HeadObject 403; HeadObject never involves KMS)",
+        ),
+        // Not COMPLETED: the 403 may be a replica that is not there, seen without
+        // s3:ListBucket; the source's own status is the verdict.
+        (Inspect(said), Failed(E::AccessDenied | E::Forbidden)) => missing(said),
+        (Inspect(_), _) => Verdict(O::Error, "could not inspect the replica"),
+
+        // 4. read the replica (HeadObject saw it)
+        (Read(_), Ok) => Next,
+        (Read(_), Failed(E::Archived)) => SkipRead,
+        (Read(_), Failed(E::AccessDenied)) => Verdict(
+            O::Undecryptable,
+            "HeadObject saw the replica but GetObject was denied: KMS refuses the destination the replica's key",
+        ),
+        (Read(_), Failed(E::KmsDisabled)) => {
+            Verdict(O::Undecryptable, "the replica's KMS key is disabled")
+        }
+        (Read(_), Failed(E::KmsInvalidState)) => Verdict(
+            O::Undecryptable,
+            "the replica's KMS key is in an unusable state (pending deletion or import)",
+        ),
+        (Read(_), Failed(E::KmsNotFound)) => {
+            Verdict(O::Undecryptable, "the replica's KMS key does not exist")
+        }
+        (Read(_), Failed(E::Forbidden)) => Verdict(
+            O::Unreadable,
+            "S3 refuses the destination role the replica's body with a 403 that is not KMS's",
+        ),
+        (Read(said), Failed(E::NotFound)) => missing(said),
+        (Read(_), _) => Verdict(O::Error, "could not read the replica"),
+    }
+}
+
+/// No replica at this destination: the source's status says why.
+fn missing(said: SourceSaid) -> Decision {
+    match said {
+        SourceSaid::Completed => Decision::Verdict(
+            Outcome::ReplicaMissing,
+            "the source says COMPLETED but the replica version is not in the destination",
+        ),
+        SourceSaid::Failed => Decision::Verdict(
+            Outcome::ReplicationFailed,
+            "S3 reported replication FAILED and this destination has no replica",
+        ),
+        SourceSaid::Pending => Decision::Verdict(
+            Outcome::ReplicationTimeout,
+            "replication was still PENDING when replication_timeout passed",
+        ),
+    }
+}
+
+/// What the probe saw of a replica it could inspect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replica {
+    /// SSE-KMS (or DSSE-KMS) encrypted.
+    pub sse_kms: bool,
+    /// Under the expected key (`None`: no expected key is known, nothing to judge).
+    pub key_matches: Option<bool>,
+    /// The body's SHA-256 is the canary's (`None`: not read, an archived replica).
+    pub body_matches: Option<bool>,
+}
+
+/// The verdict on a replica that could be inspected (and, unless archived, read).
+pub fn judge(r: Replica) -> (Outcome, &'static str) {
+    if r.body_matches == Some(false) {
+        (
+            Outcome::ContentMismatch,
+            "the replica's bytes differ from the canary's",
+        )
+    } else if !r.sse_kms {
+        (
+            Outcome::NotKmsEncrypted,
+            "the replica is not SSE-KMS encrypted",
+        )
+    } else if r.key_matches == Some(false) {
+        (
+            Outcome::WrongKmsKey,
+            "the replica is encrypted under another KMS key than expected",
+        )
+    } else {
+        (Outcome::Ok, "")
+    }
+}
+
+#[cfg(test)]
+mod tests;

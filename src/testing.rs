@@ -1,0 +1,229 @@
+//! The one in-memory stand-in for AWS that unit tests use: a bucket of object versions
+//! behind the seam's traits, whose answers can also be scripted and whose failures can be
+//! injected. It records every call and every delete.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::aws::{
+    AwsError, DefaultEncryption, ErrorClass, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
+    SetupReader, VersionEntry,
+};
+
+/// The body the source stored, shared so that a destination can serve "the replica".
+pub type SharedBody = Arc<Mutex<Vec<u8>>>;
+
+/// One object version in the bucket.
+#[derive(Debug, Clone)]
+pub struct Obj {
+    pub key: String,
+    pub version_id: String,
+    /// Seconds since it was written (`None`: the listing shows no date).
+    pub age: Option<u64>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// An in-memory bucket. HEAD answers come from the scripted queue first (the last answer
+/// repeats), else from `objects`; the listing returns every object whatever the prefix
+/// (a lying listing, for the deletion rule's tests).
+#[derive(Default)]
+pub struct MemStore {
+    pub now: Option<SystemTime>,
+    pub objects: Vec<Obj>,
+    heads: Mutex<VecDeque<Result<ObjectHead, AwsError>>>,
+    put: Mutex<Option<Result<Option<String>, AwsError>>>,
+    get: Mutex<Option<Result<Vec<u8>, AwsError>>>,
+    body: SharedBody,
+    /// Indexes into `objects` whose HEAD fails transiently.
+    fail_head: HashSet<usize>,
+    /// Indexes into `objects` whose first delete fails transiently.
+    fail_delete: Mutex<HashSet<usize>>,
+    /// The next this many deletes fail transiently, whatever they delete.
+    pub delete_fails: Mutex<usize>,
+    calls: Mutex<Vec<String>>,
+    /// (bucket, key, version id) of every successful delete.
+    pub deleted: Mutex<Vec<(String, String, String)>>,
+}
+
+/// A scripted failure of class `class`.
+pub fn err(class: ErrorClass, status: u16, code: &str) -> AwsError {
+    AwsError {
+        code: Some(code.to_owned()),
+        message: Some("scripted".to_owned()),
+        request_id: Some("REQ123".to_owned()),
+        status: Some(status),
+        ..AwsError::new("Test", class)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemStore {
+    /// A store that serves `body` as every object's content.
+    pub fn new(body: &SharedBody) -> MemStore {
+        MemStore {
+            body: body.clone(),
+            ..MemStore::default()
+        }
+    }
+
+    /// A bucket holding `objects`, listed as of `now`.
+    pub fn bucket(now: SystemTime, objects: Vec<Obj>) -> MemStore {
+        MemStore {
+            now: Some(now),
+            objects,
+            ..MemStore::default()
+        }
+    }
+
+    /// HEADs of these objects (indexes into `objects`) fail transiently.
+    pub fn failing_heads(mut self, indexes: HashSet<usize>) -> MemStore {
+        self.fail_head = indexes;
+        self
+    }
+
+    /// The first delete of each of these objects fails transiently.
+    pub fn failing_deletes(self, indexes: HashSet<usize>) -> MemStore {
+        *lock(&self.fail_delete) = indexes;
+        self
+    }
+
+    pub fn heads(self, answers: Vec<Result<ObjectHead, AwsError>>) -> MemStore {
+        *lock(&self.heads) = answers.into();
+        self
+    }
+
+    pub fn put(self, answer: Result<Option<String>, AwsError>) -> MemStore {
+        *lock(&self.put) = Some(answer);
+        self
+    }
+
+    pub fn get(self, answer: Result<Vec<u8>, AwsError>) -> MemStore {
+        *lock(&self.get) = Some(answer);
+        self
+    }
+
+    /// The operations called so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        lock(&self.calls).iter().filter(|c| *c == operation).count()
+    }
+
+    /// The first object with this key and version id.
+    pub fn find(&self, key: &str, version_id: &str) -> Option<usize> {
+        self.objects
+            .iter()
+            .position(|o| o.key == key && o.version_id == version_id)
+    }
+
+    fn call(&self, operation: &str) {
+        lock(&self.calls).push(operation.to_owned());
+    }
+}
+
+impl ObjectStore for MemStore {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
+        self.call("PutObject");
+        *lock(&self.body) = req.body.to_vec();
+        lock(&self.put).clone().unwrap_or(Ok(Some("v1".to_owned())))
+    }
+
+    async fn head(&self, _: &str, key: &str, version_id: &str) -> Result<ObjectHead, AwsError> {
+        self.call("HeadObject");
+        let mut q = lock(&self.heads);
+        let scripted = if q.len() > 1 {
+            q.pop_front()
+        } else {
+            q.front().cloned()
+        };
+        if let Some(answer) = scripted {
+            return answer;
+        }
+        match self.find(key, version_id) {
+            Some(i) if self.fail_head.contains(&i) => {
+                Err(err(ErrorClass::Transient, 503, "SlowDown"))
+            }
+            Some(i) => Ok(ObjectHead {
+                metadata: self.objects[i].metadata.clone(),
+                ..ObjectHead::default()
+            }),
+            None => Err(err(ErrorClass::NotFound, 404, "NotFound")),
+        }
+    }
+
+    async fn get(&self, _: &str, _: &str, _: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
+        self.call("GetObject");
+        let body = lock(&self.get)
+            .clone()
+            .unwrap_or_else(|| Ok(lock(&self.body).clone()));
+        body.map(|mut b| {
+            b.truncate(limit + 1);
+            b
+        })
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError> {
+        self.call("DeleteObject");
+        {
+            let mut fails = lock(&self.delete_fails);
+            if *fails > 0 {
+                *fails -= 1;
+                return Err(err(ErrorClass::Transient, 503, "SlowDown"));
+            }
+        }
+        if let Some(i) = self.find(key, version_id)
+            && lock(&self.fail_delete).remove(&i)
+        {
+            return Err(err(ErrorClass::Transient, 503, "SlowDown"));
+        }
+        lock(&self.deleted).push((bucket.to_owned(), key.to_owned(), version_id.to_owned()));
+        Ok(())
+    }
+
+    async fn list_versions(
+        &self,
+        _: &str,
+        _prefix: &str,
+        max: usize,
+    ) -> Result<Vec<VersionEntry>, AwsError> {
+        self.call("ListObjectVersions");
+        let now = self.now.unwrap_or_else(SystemTime::now);
+        Ok(self
+            .objects
+            .iter()
+            .take(max)
+            .map(|o| VersionEntry {
+                key: o.key.clone(),
+                version_id: o.version_id.clone(),
+                last_modified: o.age.map(|a| now - Duration::from_secs(a)),
+            })
+            .collect())
+    }
+}
+
+/// The store's buckets have no readable setup: diagnosis finds nothing to name.
+impl SetupReader for MemStore {
+    async fn replication(&self, _: &str) -> Result<ReplicationSetup, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn versioning(&self, _: &str) -> Result<Option<String>, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn encryption(&self, _: &str) -> Result<DefaultEncryption, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn policy(&self, _: &str) -> Result<String, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+}
