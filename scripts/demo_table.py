@@ -18,6 +18,9 @@ EXPECTED = {
     "healthy": "ok", "wrong-key": "undecryptable", "other-key": "wrong_kms_key",
     "unselected": "not_replicated", "denied": "replication_failed", "slow": "replication_timeout",
     "disabled-key": "undecryptable", ("fan-out", "good"): "ok", ("fan-out", "wrong"): "undecryptable",
+    "archive": "ok", "archive-wrong-key": "wrong_kms_key", "source-owned": "unreadable", "locked": "ok",
+    ("partial-fan-out", "failing"): "replication_failed", ("partial-fan-out", "slow"): "ok",
+    "vanished": "replica_missing", "vanished-no-list": "unreadable",
 }
 
 

@@ -33,3 +33,18 @@ def _clean_faults(lab_server):
     lab_server.admin("POST", "/_lab/reset-faults")
     yield
     lab_server.admin("POST", "/_lab/reset-faults")
+
+
+@pytest.fixture(scope="session")
+def probes(lab_server, world):
+    """probes(name): the probe roles of one provisioned scenario (test_lab.Probe), cached."""
+    from test_lab import Probe
+
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = Probe(lab_server.endpoint, world.scenarios[name])
+        return cache[name]
+
+    return get

@@ -125,7 +125,8 @@ def s3_as(endpoint: str, creds: dict, retries: int | None = None):
 
 
 def _up(args: argparse.Namespace) -> None:
-    lab = LabProcess.start(args.port, ["--replication-delay", str(args.replication_delay)] +
+    lab = LabProcess.start(args.port, ["--replication-delay", str(args.replication_delay),
+                                       "--object-lock-day-seconds", str(args.object_lock_day_seconds)] +
                            (["--verbose"] if args.verbose else []), log=None if not args.verbose else sys.stderr)
     try:
         provision.main(["--endpoint", lab.endpoint, "--out", args.out, "--scenarios", args.scenarios,
@@ -151,6 +152,8 @@ def main(argv=None) -> None:
     up.add_argument("--scenarios", default=",".join(provision.SCENARIOS))
     up.add_argument("--suffix")
     up.add_argument("--replication-delay", type=float, default=1.0)
+    up.add_argument("--object-lock-day-seconds", type=float, default=86400.0,
+                    help="seconds an Object Lock retention day lasts in the lab (the locked scenario: 1 day)")
     up.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     _up(args)

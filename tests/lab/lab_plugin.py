@@ -26,6 +26,28 @@ What stock ministack gets wrong and what this plugin does instead:
    FAILED when any failed.
 
 Also: a `fail` pattern in the lab config forces FAILED for matching source objects.
+
+AWS behaviours the probe's verdicts rely on, modelled here (sources in tests/lab/README.md,
+"AWS behaviours modelled for the probe's verdicts"):
+
+- Archive classes: ministack already answers GetObject of a GLACIER / DEEP_ARCHIVE
+  object 403 InvalidObjectState before this plugin's KMS check, and HeadObject works;
+  the plugin only makes sure the rule's Destination.StorageClass lands on the replica.
+- Replica ownership: without the rule's owner override (AccessControlTranslation) a
+  replica in a bucket whose Object Ownership is not BucketOwnerEnforced stays owned by
+  the source account; every principal of another account gets 403 AccessDenied on
+  HeadObject and GetObject of it (the bucket owner may still delete it).
+- Object Lock on replicas: the source version's retention, else the destination
+  bucket's default retention, counted from the replica's creation; a "day" lasts
+  `object_lock_day_seconds` (also for PutObject into a locked bucket).
+  HeadObject/GetObject report x-amz-object-lock-mode / -retain-until-date only to a
+  caller with s3:GetObjectRetention, x-amz-object-lock-legal-hold only with
+  s3:GetObjectLegalHold.
+- Per-destination timing and outcome (`destination_delays`, `destination_fail`,
+  `lose_replicas`); the source turns FAILED as soon as one destination failed, even
+  while another is still pending (the lab's choice, unverified on AWS).
+- A missing key or version id answers HeadObject/GetObject 404 only to a caller with
+  s3:ListBucket on the bucket, else 403 AccessDenied (ministack: 404 always).
 """
 
 from __future__ import annotations
@@ -33,6 +55,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import datetime as _dt
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -161,12 +185,169 @@ def _principal_arn(caller: Caller) -> str:
 
 
 # ---------------------------------------------------------------------------
+# S3 permissions of the caller, for the answers that depend on them
+# ---------------------------------------------------------------------------
+
+
+def s3_allowed(caller: Caller, action: str, resource_arn: str, bucket_name: str) -> bool:
+    """Whether the caller holds an S3 permission: its identity policies (an account root
+    holds every one) and the bucket policy, combined as S3 does (in the bucket owner's
+    account either may allow; across accounts both must; an explicit Deny wins)."""
+    if not caller.access_key:
+        return False
+    with ms_responses.request_scope(caller.account, caller.region):
+        principal = iam_eval.resolve_principal(caller.access_key, caller.account)
+    if isinstance(principal, iam_eval.AuthError):
+        return False
+    owner = ms_s3._bucket_owner_account(bucket_name)
+    ctx = iam_eval.EvalContext(
+        principal_arn=principal.arn, principal_type=principal.type, principal_account=principal.account,
+        action=action, resource_arn=resource_arn, region=caller.region, principal_keys=principal.keys)
+    if principal.policies is None:
+        identity = iam_eval.EvalResult("Allow", principal_arn=principal.arn)
+    else:
+        identity = iam_eval.evaluate(ctx, principal.policies, *principal.limits)
+    policy = ms_s3._bucket_policies.get_scoped(owner, None, bucket_name) if owner else None
+    decision = iam_eval.combine_resource_policy(identity, ctx, policy or "", owner, limits=principal.limits)
+    return decision.decision == "Allow"
+
+
+# Replicas that stay owned by the source account: (bucket, key, version id) -> owner account.
+# Only replicas another account owns are recorded; everything else is the bucket owner's.
+_REPLICA_OWNER: dict[tuple[str, str, str], str] = {}
+
+_LOCK_HEADERS = {  # response header -> the permission a caller needs to be shown it
+    "x-amz-object-lock-mode": "s3:GetObjectRetention",
+    "x-amz-object-lock-retain-until-date": "s3:GetObjectRetention",
+    "x-amz-object-lock-legal-hold": "s3:GetObjectLegalHold",
+}
+
+
+def _access_denied(bucket_name: str, key: str) -> tuple:
+    return ms_s3._object_error("AccessDenied", "Access Denied", 403)
+
+
+def _addressed_version(bucket_name: str, key: str, query_params: dict | None) -> str | None:
+    """The version id a read addresses: ?versionId=, else the current object's."""
+    version_id = ms_s3._qp(query_params or {}, "versionId", "")
+    if version_id:
+        return version_id
+    bucket = ms_s3._ensure_bucket(bucket_name)
+    obj = (bucket or {}).get("objects", {}).get(key)
+    return obj.get("version_id") if obj else None
+
+
+def replica_refusal(caller: Caller | None, bucket_name: str, key: str, query_params: dict | None) -> tuple | None:
+    """403 AccessDenied when the addressed version is a replica another account owns and the
+    bucket does not enforce bucket-owner ownership. The owner's grants (ACLs) are not modelled:
+    a replica owned by the source account is readable by that account only.
+
+    Sources: S3 User Guide "Changing the replica owner" (the source object's owner owns the
+    replica by default) and "Access control in Amazon S3" (the bucket owner has no permission
+    on objects other accounts own, but may delete them). Inferred, unverified: the 403 on
+    HEAD, and that the replica's copied ACL grants the destination nothing."""
+    if caller is None or not _REPLICA_OWNER:
+        return None
+    version_id = _addressed_version(bucket_name, key, query_params)
+    owner = _REPLICA_OWNER.get((bucket_name, key, version_id)) if version_id else None
+    if owner is None or owner == caller.account:
+        return None
+    bucket = ms_s3._ensure_bucket(bucket_name)
+    if bucket is not None and ms_s3._bucket_owner_enforced(bucket):
+        return None  # BucketOwnerEnforced: the bucket owner owns every object, whoever wrote it
+    return _access_denied(bucket_name, key)
+
+
+def _missing_object(result: tuple) -> bool:
+    status, _, body = result
+    return status == 404 and isinstance(body, (bytes, bytearray)) and (
+        b"<Code>NoSuchKey</Code>" in body or b"<Code>NoSuchVersion</Code>" in body)
+
+
+def hide_missing_without_list(caller: Caller | None, bucket_name: str, key: str, result: tuple) -> tuple:
+    """A missing key or version id is 404 only to a caller allowed s3:ListBucket; others get 403.
+
+    Source: S3 API Reference, HeadObject / GetObject, Permissions ("If the object you request
+    doesn't exist, the error ... depends on whether you also have the s3:ListBucket
+    permission"). Unverified: the same for a missing version id; s3:prefix conditions."""
+    if caller is None or not _missing_object(result):
+        return result
+    if s3_allowed(caller, "s3:ListBucket", f"arn:aws:s3:::{bucket_name}", bucket_name):
+        return result
+    return _access_denied(bucket_name, key)
+
+
+def strip_lock_headers(caller: Caller | None, bucket_name: str, key: str, result: tuple) -> tuple:
+    """Object Lock headers only for a caller with the permission to read them.
+
+    Source: S3 API Reference, HeadObject / GetObject: ObjectLockMode and
+    ObjectLockRetainUntilDate are "only returned if the requester has the
+    s3:GetObjectRetention permission", the legal hold status with s3:GetObjectLegalHold."""
+    status, headers, body = result
+    present = [h for h in _LOCK_HEADERS if h in headers]
+    if caller is None or not present:
+        return result
+    resource = f"arn:aws:s3:::{bucket_name}/{key}"
+    allowed: dict[str, bool] = {}
+    headers = dict(headers)
+    for name in present:
+        action = _LOCK_HEADERS[name]
+        if action not in allowed:
+            allowed[action] = s3_allowed(caller, action, resource, bucket_name)
+        if not allowed[action]:
+            del headers[name]
+    return status, headers, body
+
+
+# ---------------------------------------------------------------------------
+# Object Lock retention periods on the lab's clock
+# ---------------------------------------------------------------------------
+
+
+def _iso(when: _dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def retain_until(default_retention: dict, start: _dt.datetime | None = None) -> str | None:
+    """Retain-until date of a default retention (Days or Years) counted from `start` (now):
+    a day lasts `object_lock_day_seconds` (lab knob, default 86400), a year 365 such days
+    (unverified: AWS may count calendar years)."""
+    day = _STATE.lock_day_seconds() if _STATE is not None else 86400.0
+    days = default_retention.get("Days") or 365 * (default_retention.get("Years") or 0)
+    if not days:
+        return None
+    start = start or _dt.datetime.now(_dt.timezone.utc)
+    return _iso(start + _dt.timedelta(seconds=days * day))
+
+
+def apply_object_lock_from_headers(bucket_name: str, key: str, headers: dict, version_id) -> None:
+    """ministack's write-time Object Lock (explicit headers, else the bucket default), with
+    the default's period on the lab clock."""
+    lock_mode = headers.get("x-amz-object-lock-mode", "")
+    lock_until = headers.get("x-amz-object-lock-retain-until-date", "")
+    if lock_mode or lock_until:
+        return _orig_apply_object_lock(bucket_name, key, headers, version_id)
+    lock_cfg = ms_s3._bucket_object_lock.get(bucket_name)
+    default = (lock_cfg or {}).get("default_retention")
+    until = retain_until(default) if default else None
+    if until:
+        ms_s3._object_retention[(bucket_name, key, version_id)] = {"Mode": default["Mode"],
+                                                                   "RetainUntilDate": until}
+    legal = (headers.get("x-amz-object-lock-legal-hold", "")
+             or headers.get("x-amz-object-lock-legal-hold-status", ""))
+    if legal in ("ON", "OFF"):
+        ms_s3._object_legal_hold[(bucket_name, key, version_id)] = legal
+
+
+# ---------------------------------------------------------------------------
 # Patched S3 entry points
 # ---------------------------------------------------------------------------
 
 _orig_handle_request = ms_s3.handle_request
 _orig_resolve_sse_write_headers = ms_s3._resolve_sse_write_headers
 _orig_get_object = ms_s3._get_object
+_orig_head_object = ms_s3._head_object
+_orig_apply_object_lock = ms_s3._apply_object_lock_from_headers
 
 
 async def handle_request(method, path, headers, body, query_params, *args, **kwargs):
@@ -199,9 +380,28 @@ def resolve_sse_write_headers(headers: dict, bucket_name: str):
     return out, None
 
 
+def head_object(bucket_name: str, key: str, headers: dict | None = None, query_params: dict | None = None):
+    """Stock HeadObject behind the replica-ownership and s3:ListBucket rules, minus the
+    Object Lock headers the caller may not see."""
+    caller = _caller.get()
+    refused = replica_refusal(caller, bucket_name, key, query_params)
+    if refused is not None:
+        return refused
+    result = _orig_head_object(bucket_name, key, headers, query_params)
+    result = hide_missing_without_list(caller, bucket_name, key, result)
+    return strip_lock_headers(caller, bucket_name, key, result)
+
+
 def get_object(bucket_name: str, key: str, headers: dict, query_params: dict = None):
-    """Stock GetObject, then the KMS check S3 makes to decrypt an SSE-KMS object."""
+    """Stock GetObject (archived objects: 403 InvalidObjectState) behind the replica-ownership
+    and s3:ListBucket rules, then the KMS check S3 makes to decrypt an SSE-KMS object."""
+    caller = _caller.get()
+    refused = replica_refusal(caller, bucket_name, key, query_params)
+    if refused is not None:
+        return refused
     result = _orig_get_object(bucket_name, key, headers, query_params)
+    result = hide_missing_without_list(caller, bucket_name, key, result)
+    result = strip_lock_headers(caller, bucket_name, key, result)
     status, resp_headers, _ = result
     if status not in (200, 206) or not resp_headers.get(SSE_HEADER, "").startswith("aws:kms"):
         return result
@@ -255,7 +455,16 @@ def selecting_rules(bucket_name: str, key: str, obj: dict, tags: dict | None) ->
 
 @dataclass
 class ReplicationJob:
-    """One source object version waiting to be replicated to its destinations."""
+    """One source object version waiting to be replicated to its destinations.
+
+    Each destination is replicated after its own delay (`destination_delays`, else the
+    object's); destinations due at the same time are handled together. The source is
+    PENDING until every destination is done, COMPLETED when all succeeded, and FAILED as
+    soon as one failed, even while another is still pending. AWS documents the first two
+    and "FAILED if one or more destinations fails" (S3 API Reference, HeadObject,
+    x-amz-replication-status; User Guide "Getting replication status information"); that
+    FAILED shows while another destination is still in progress is the lab's choice
+    (unverified): the harder case for a probe, which must keep looking at the slower one."""
 
     account: str
     region: str
@@ -265,32 +474,53 @@ class ReplicationJob:
     data: bytes
     rules: list
     role: str
+    remaining: int = 0       # destination groups not yet run
+    failed: bool = False     # one destination failed: the source stays FAILED
 
     @property
     def object_path(self) -> str:
         return f"{self.bucket}/{self.key}"
 
-    def run(self) -> None:
+    def schedule(self) -> None:
+        """Group the rules by the delay of their destination and schedule each group."""
+        base = _STATE.delay_for(self.object_path)
+        groups: dict[float, list] = {}
+        for rule in self.rules:
+            delay = _STATE.destination_delay(_dest_bucket_name(rule))
+            groups.setdefault(base if delay is None else delay, []).append(rule)
+        self.remaining = len(groups)
+        _STATE.replication_started()
+        for delay, rules in sorted(groups.items()):
+            _schedule(delay, functools.partial(self.run, rules))
+
+    def run(self, rules: list) -> None:
         try:
             with ms_responses.request_scope(self.account, self.region):
-                self._run()
+                self._run(rules, last=self.remaining == 1)
         except Exception:  # never let a replication bug take the server down
             log.exception("replication of %s failed in the lab", self.object_path)
+            self.failed = True
             with ms_responses.request_scope(self.account, self.region):
                 self._set_source_status("FAILED")
         finally:
-            _STATE.replication_finished()
+            self.remaining -= 1
+            if self.remaining == 0:
+                _STATE.replication_finished()
 
-    def _run(self) -> None:
+    def _run(self, rules: list, last: bool) -> None:
         version_id = self.obj.get("version_id")
         if not self._source_version_exists(version_id):
             log.info("source %s version %s is gone; replication dropped", self.object_path, version_id)
             return
         if _STATE.forced_failure(self.object_path):
+            self.failed = True
+        else:
+            results = [self._replicate_to(rule, version_id) for rule in rules]
+            self.failed = self.failed or not all(results)
+        if self.failed:
             self._set_source_status("FAILED")
-            return
-        results = [self._replicate_to(rule, version_id) for rule in self.rules]
-        self._set_source_status("COMPLETED" if all(results) else "FAILED")
+        elif last:
+            self._set_source_status("COMPLETED")
 
     def _source_version_exists(self, version_id) -> bool:
         versions = ms_s3._object_versions.get((self.bucket, self.key), [])
@@ -316,7 +546,15 @@ class ReplicationJob:
             replica["preserved_headers"][KMS_KEY_HEADER] = key["Arn"]
         return replica
 
+    def _source_lock(self, version_id: str) -> tuple[dict | None, str | None]:
+        """The source version's Object Lock retention and legal hold (read in the source's account)."""
+        retention = ms_s3._object_retention.get((self.bucket, self.key, version_id))
+        hold = ms_s3._object_legal_hold.get((self.bucket, self.key, version_id))
+        return (dict(retention) if retention else None), hold
+
     def _replicate_to(self, rule: dict, version_id: str) -> bool:
+        if _STATE.destination_failure(_dest_bucket_name(rule)):
+            return False
         target = ms_s3._replication_destination(self.bucket, self.key, rule, self.role)
         if target is None:
             return False
@@ -325,10 +563,51 @@ class ReplicationJob:
         replica = self._replica_record(rule, dest_account, dest_region)
         if replica is None:
             return False
+        if _STATE.replica_lost(dest_name):  # "replicated", then gone (lifecycle rule, a person)
+            log.info("replica of %s in %s lost on purpose (lose_replicas)", self.object_path, dest_name)
+            return True
         tags = ms_s3._object_tags.get((self.bucket, self.key, version_id))
+        retention, legal_hold = self._source_lock(version_id)
         with ms_responses.request_scope(dest_account, self.region):
             _store_replica(dest_name, dest_bucket, self.key, replica, self.data, version_id, tags)
+            _lock_replica(dest_name, self.key, version_id, retention, legal_hold)
+            owner = _replica_owner(rule, dest_bucket, dest_account, self.account)
+        if owner != dest_account:
+            _REPLICA_OWNER[(dest_name, self.key, version_id)] = owner
         return True
+
+
+def _replica_owner(rule: dict, dest_bucket: dict, dest_account: str, source_account: str) -> str:
+    """Who owns a new replica: the destination account with the rule's owner override
+    (AccessControlTranslation Owner=Destination) or a BucketOwnerEnforced destination;
+    else the source object's owner (the lab takes it to be the source bucket's account)."""
+    translation = (rule.get("Destination") or {}).get("AccessControlTranslation") or {}
+    override = translation.get("Owner") == "Destination"
+    if override or ms_s3._bucket_owner_enforced(dest_bucket):
+        return dest_account
+    return source_account
+
+
+def _lock_replica(dest_name: str, key: str, version_id: str, retention: dict | None,
+                  legal_hold: str | None) -> None:
+    """Object Lock on a replica in a bucket with Object Lock enabled: the source version's
+    retention if it has one, else the bucket's default retention counted from now (the
+    replica's creation); the source's legal hold is kept. Call in the destination's scope.
+
+    Source: S3 User Guide "What does Amazon S3 replicate?" (source retention overrides the
+    destination default; without it the default applies). Unverified: that the period
+    counts from the replica's creation."""
+    lock_cfg = ms_s3._bucket_object_lock.get(dest_name)
+    if not lock_cfg:
+        return
+    default = lock_cfg.get("default_retention")
+    if retention is None and default:
+        until = retain_until(default)
+        retention = {"Mode": default["Mode"], "RetainUntilDate": until} if until else None
+    if retention:
+        ms_s3._object_retention[(dest_name, key, version_id)] = retention
+    if legal_hold:
+        ms_s3._object_legal_hold[(dest_name, key, version_id)] = legal_hold
 
 
 def _store_replica(dest_name: str, dest_bucket: dict, key: str, replica: dict, data, version_id: str,
@@ -346,7 +625,7 @@ def _store_replica(dest_name: str, dest_bucket: dict, key: str, replica: dict, d
 
 
 def maybe_replicate(bucket_name: str, key: str, obj: dict, data, tags: dict | None = None) -> None:
-    """Replacement for ms_s3._maybe_replicate: stamp PENDING and schedule the copy.
+    """Replacement for ms_s3._maybe_replicate: stamp PENDING and schedule the copies.
 
     Runs inside the write, before the source version id is cut; the job reads
     the version id when it runs, on the event loop, after the write finished."""
@@ -358,8 +637,7 @@ def maybe_replicate(bucket_name: str, key: str, obj: dict, data, tags: dict | No
     obj["replication_status"] = "PENDING"
     job = ReplicationJob(ms_responses.get_account_id(), ms_responses.get_region(), bucket_name, key,
                          obj, data if isinstance(data, bytes) else bytes(data or b""), rules, role)
-    _STATE.replication_started()
-    _schedule(_STATE.delay_for(job.object_path), job.run)
+    job.schedule()
 
 
 def _schedule(delay: float, callback) -> None:
@@ -384,6 +662,8 @@ def install(state: LabState) -> None:
     ms_s3.handle_request = handle_request
     ms_s3._resolve_sse_write_headers = resolve_sse_write_headers
     ms_s3._get_object = get_object
+    ms_s3._head_object = head_object
+    ms_s3._apply_object_lock_from_headers = apply_object_lock_from_headers
     ms_s3._maybe_replicate = maybe_replicate
 
 

@@ -8,6 +8,16 @@ One `LabState` lives in the lab server process. It holds:
 * the fault injection settings (`faults`);
 * `sts_session_seconds`: when > 0, AssumeRole sessions last at most this long (the
   plugin caps `DurationSeconds`), so credential refresh can be tested in seconds;
+* per-DESTINATION knobs, matched as fnmatch globs on the destination bucket name:
+  `destination_delays` (replication to that bucket takes this long instead of the
+  object's delay), `destination_fail` (replication to that bucket fails),
+  `lose_replicas` (replication to that bucket "succeeds" but no replica is kept: a
+  replica deleted after COMPLETED). What the source status does meanwhile follows the
+  S3 API Reference (HeadObject, x-amz-replication-status), except that FAILED showing
+  while another destination is pending is the lab's unverified choice;
+* `object_lock_day_seconds`: how many seconds an Object Lock retention "day" lasts
+  (86400 = real time), so that tests can wait for retention to pass;
+(tests/lab/README.md, "AWS behaviours modelled for the probe's verdicts", has the sources.)
 * request statistics.
 
 Everything is guarded by one lock: requests are served on the event loop, but
@@ -65,11 +75,17 @@ def _tamper(value, current: dict) -> dict:
     return out
 
 
+DAY_SECONDS = 86400.0
+
+CONFIG_KEYS = {"replication_delay", "delays", "fail", "faults", "sts_session_seconds", "tamper",
+               "destination_delays", "destination_fail", "lose_replicas", "object_lock_day_seconds"}
+
+
 class ConfigError(ValueError):
     """A /_lab/config body or CLI flag that does not make sense."""
 
 
-def _patterns(value, field: str, with_seconds: bool) -> list[dict]:
+def _patterns(value, field: str, with_seconds: bool, what: str = "bucket/key-glob") -> list[dict]:
     if not isinstance(value, list):
         raise ConfigError(f"{field}: expected a list")
     out = []
@@ -77,7 +93,7 @@ def _patterns(value, field: str, with_seconds: bool) -> list[dict]:
         if isinstance(item, str):
             item = {"pattern": item}
         if not isinstance(item, dict) or not isinstance(item.get("pattern"), str):
-            raise ConfigError(f"{field}[{i}]: expected {{\"pattern\": \"bucket/key-glob\"...}}")
+            raise ConfigError(f"{field}[{i}]: expected {{\"pattern\": \"{what}\"...}}")
         entry = {"pattern": item["pattern"]}
         if with_seconds:
             entry["seconds"] = _non_negative(item.get("seconds"), f"{field}[{i}].seconds")
@@ -89,6 +105,13 @@ def _non_negative(value, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigError(f"{field}: expected a non-negative number")
     return float(value)
+
+
+def _positive(value, field: str) -> float:
+    value = _non_negative(value, field)
+    if value <= 0:
+        raise ConfigError(f"{field}: expected a positive number")
+    return value
 
 
 def _rate(value, field: str) -> float:
@@ -131,6 +154,10 @@ class LabState:
         self.fail: list[dict] = []
         self.faults: dict = dict(DEFAULT_FAULTS)
         self.sts_session_seconds = 0.0
+        self.destination_delays: list[dict] = []
+        self.destination_fail: list[dict] = []
+        self.lose_replicas: list[dict] = []
+        self.object_lock_day_seconds = DAY_SECONDS
         self.tamper: dict = copy.deepcopy(DEFAULT_TAMPER)
         self.pending_replications = 0
         self._rng = random.Random()
@@ -146,6 +173,10 @@ class LabState:
                 "fail": copy.deepcopy(self.fail),
                 "faults": copy.deepcopy(self.faults),
                 "sts_session_seconds": self.sts_session_seconds,
+                "destination_delays": copy.deepcopy(self.destination_delays),
+                "destination_fail": copy.deepcopy(self.destination_fail),
+                "lose_replicas": copy.deepcopy(self.lose_replicas),
+                "object_lock_day_seconds": self.object_lock_day_seconds,
                 "tamper": copy.deepcopy(self.tamper),
             }
 
@@ -153,9 +184,19 @@ class LabState:
         """Apply a subset of the config; validates everything before changing anything."""
         if not isinstance(body, dict):
             raise ConfigError("expected a JSON object")
-        unknown = set(body) - {"replication_delay", "delays", "fail", "faults", "sts_session_seconds", "tamper"}
+        unknown = set(body) - CONFIG_KEYS
         if unknown:
             raise ConfigError(f"unknown keys {sorted(unknown)}")
+        # The per-destination lists and the Object Lock day: validated first, applied with the rest.
+        dest = {}
+        if "destination_delays" in body:
+            dest["destination_delays"] = _patterns(body["destination_delays"], "destination_delays", True,
+                                                   "destination-bucket-glob")
+        for name in ("destination_fail", "lose_replicas"):
+            if name in body:
+                dest[name] = _patterns(body[name], name, False, "destination-bucket-glob")
+        if "object_lock_day_seconds" in body:
+            dest["object_lock_day_seconds"] = _positive(body["object_lock_day_seconds"], "object_lock_day_seconds")
         with self._lock:
             delay = self.replication_delay
             delays, fail, faults = self.delays, self.fail, self.faults
@@ -176,6 +217,8 @@ class LabState:
             self.replication_delay, self.delays, self.fail, self.faults = delay, delays, fail, faults
             self.sts_session_seconds = session
             self.tamper = tamper
+            for name, value in dest.items():
+                setattr(self, name, value)
         return self.config()
 
     def add_delay(self, pattern: str, seconds: float) -> None:
@@ -203,6 +246,26 @@ class LabState:
     def forced_failure(self, object_path: str) -> bool:
         with self._lock:
             return any(fnmatch.fnmatchcase(object_path, e["pattern"]) for e in self.fail)
+
+    def destination_delay(self, dest_bucket: str) -> float | None:
+        """The replication delay to one destination bucket (first match), or None: the object's delay."""
+        with self._lock:
+            for entry in self.destination_delays:
+                if fnmatch.fnmatchcase(dest_bucket, entry["pattern"]):
+                    return entry["seconds"]
+            return None
+
+    def destination_failure(self, dest_bucket: str) -> bool:
+        with self._lock:
+            return any(fnmatch.fnmatchcase(dest_bucket, e["pattern"]) for e in self.destination_fail)
+
+    def replica_lost(self, dest_bucket: str) -> bool:
+        with self._lock:
+            return any(fnmatch.fnmatchcase(dest_bucket, e["pattern"]) for e in self.lose_replicas)
+
+    def lock_day_seconds(self) -> float:
+        with self._lock:
+            return self.object_lock_day_seconds
 
     def draw_fault(self, service: str, operation: str) -> tuple[float, int | None]:
         """(latency seconds, error status or None) for one request."""

@@ -6,6 +6,8 @@ lab_plugin and fronted by the /_lab/ admin API (lab_admin).
         [--replication-delay 1.0] [--delay 'bucket/prefix/*=5'] [--fail 'bucket/key-glob'] \
         [--fault-rate 0.3] [--fault-status 503] [--fault-services s3,sts] \
         [--latency-ms 200] [--latency-rate 1.0] [--sts-session-seconds S] [--deterministic-key-ids]
+        [--destination-delay 'dst-glob=4'] [--destination-fail 'dst-glob'] [--lose-replicas 'dst-glob']
+        [--object-lock-day-seconds 86400]
         [--sessions-file PATH]
         [--exit-with-parent PID] [--verbose]
 
@@ -36,6 +38,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="replication delay for source objects matching the bucket/key glob (repeatable)")
     p.add_argument("--fail", action="append", default=[], metavar="PATTERN",
                    help="force FAILED for source objects matching the bucket/key glob (repeatable)")
+    p.add_argument("--destination-delay", action="append", default=[], metavar="PATTERN=SECONDS",
+                   help="replication delay to destination buckets matching the glob (repeatable)")
+    p.add_argument("--destination-fail", action="append", default=[], metavar="PATTERN",
+                   help="replication to destination buckets matching the glob fails (repeatable)")
+    p.add_argument("--lose-replicas", action="append", default=[], metavar="PATTERN",
+                   help="replication to destination buckets matching the glob completes but keeps no replica")
+    p.add_argument("--object-lock-day-seconds", type=float, default=86400.0,
+                   help="seconds an Object Lock retention day lasts (default 86400)")
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of an injected error")
     p.add_argument("--fault-status", type=int, default=503, help="HTTP status of injected errors (503, 500, 400)")
     p.add_argument("--fault-services", default="s3", help="comma-separated services faults apply to (default s3)")
@@ -87,6 +97,14 @@ def build_state(args: argparse.Namespace):
             state.add_delay(pattern, float(seconds))
         for pattern in args.fail:
             state.add_fail(pattern)
+        destination_delays = []
+        for spec in args.destination_delay:
+            pattern, sep, seconds = spec.rpartition("=")
+            if not sep:
+                raise ConfigError(f"--destination-delay {spec!r}: expected PATTERN=SECONDS")
+            destination_delays.append({"pattern": pattern, "seconds": float(seconds)})
+        state.update({"destination_delays": destination_delays, "destination_fail": args.destination_fail,
+                      "lose_replicas": args.lose_replicas, "object_lock_day_seconds": args.object_lock_day_seconds})
         state.update({"faults": {
             "error_rate": args.fault_rate, "status": args.fault_status,
             "services": [s.strip() for s in args.fault_services.split(",") if s.strip()],

@@ -32,6 +32,7 @@ import json
 import re
 import secrets
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,13 @@ MONITOR_ACCOUNT = "333333333333"
 SECRET = "test"
 REGION = "ap-northeast-1"
 
-SCENARIOS = ("healthy", "wrong-key", "other-key", "unselected", "denied", "slow", "disabled-key", "fan-out")
+SCENARIOS = ("healthy", "wrong-key", "other-key", "unselected", "denied", "slow", "disabled-key", "fan-out",
+             "archive", "archive-wrong-key", "source-owned", "locked", "partial-fan-out", "vanished",
+             "vanished-no-list")
+
+# partial-fan-out: replication to its `slow` destination takes this long (less than the
+# configuration's replication_timeout, 10s by default).
+PARTIAL_SLOW_DELAY = 4.0
 
 SCENARIO_NOTES = {
     "healthy": "the article's correct setup: ok",
@@ -59,6 +66,19 @@ SCENARIO_NOTES = {
     "slow": "replication delayed far beyond replication_timeout: stays PENDING (replication_timeout)",
     "disabled-key": "as healthy, then the destination key is disabled: KMS.DisabledException (undecryptable)",
     "fan-out": "one source, two destinations: 'good' ok, 'wrong' undecryptable",
+    "archive": "rule stores replicas in DEEP_ARCHIVE: HEAD works, GetObject 403 InvalidObjectState (ok, read "
+               "skipped)",
+    "archive-wrong-key": "DEEP_ARCHIVE and ReplicaKmsKeyID is a source-account key: the HEAD shows the wrong key "
+                         "(wrong_kms_key)",
+    "source-owned": "destination Object Ownership ObjectWriter, rule without owner override: the replica stays "
+                    "the source account's, HEAD 403 (unreadable)",
+    "locked": "destination has Object Lock with default retention GOVERNANCE 1 day: replicas cannot be deleted "
+              "before their retain-until date (ok)",
+    "partial-fan-out": "one source, two destinations: 'failing' (bucket policy does not grant the replication "
+                       "role) replication_failed, 'slow' (4 s) ok; the source is FAILED before 'slow' is done",
+    "vanished": "replica lost after COMPLETED (lab lose_replicas), probe role has s3:ListBucket: HEAD 404 "
+                "(replica_missing)",
+    "vanished-no-list": "replica lost after COMPLETED, probe role without s3:ListBucket: HEAD 403 (unreadable)",
 }
 
 _CLIENT_CONFIG = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2, "mode": "standard"},
@@ -250,10 +270,17 @@ def create_role(account: Account, name: str, trust: str, policy: str | list[str]
     return arn
 
 
-def create_bucket(account: Account, name: str, key_arn: str, policy: str | None = None) -> None:
-    """Versioned, default SSE-KMS under `key_arn` with bucket keys, public access blocked."""
+def create_bucket(account: Account, name: str, key_arn: str, policy: str | None = None,
+                  object_ownership: str | None = None, default_retention: dict | None = None) -> None:
+    """Versioned, default SSE-KMS under `key_arn` with bucket keys, public access blocked;
+    optionally an Object Ownership setting (default: AWS's default, BucketOwnerEnforced) and
+    Object Lock with a default retention ({"Mode": ..., "Days"|"Years": n})."""
     s3 = account.s3
-    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    lock = {"ObjectLockEnabledForBucket": True} if default_retention else {}
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}, **lock)
+    if object_ownership:
+        s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={
+            "Rules": [{"ObjectOwnership": object_ownership}]})
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [{
         "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
@@ -262,6 +289,9 @@ def create_bucket(account: Account, name: str, key_arn: str, policy: str | None 
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     if policy:
         s3.put_bucket_policy(Bucket=name, Policy=policy)
+    if default_retention:
+        s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": default_retention}})
 
 
 @dataclass
@@ -271,6 +301,8 @@ class Destination:
     role_arn: str            # destination probe role
     expected_kms_key_arn: str
     replica_kms_key_arn: str | None  # the rule's ReplicaKmsKeyID (None: not set)
+    storage_class: str = "STANDARD"  # the rule's Destination.StorageClass
+    owner_override: bool = True      # the rule's AccessControlTranslation Owner=Destination
 
 
 @dataclass
@@ -295,15 +327,19 @@ class World:
     external_id: str | None = None       # every probe role's sts:ExternalId (None: no condition)
 
 
-def _rule(index: int, dest_bucket: str, replica_key: str | None) -> dict:
+def _rule(index: int, dest_bucket: str, replica_key: str | None, storage_class: str = "STANDARD",
+          owner_override: bool = True) -> dict:
     """One replication rule as the article configures it; without `replica_key`,
-    the rule does not select SSE-KMS objects."""
+    the rule does not select SSE-KMS objects; without `owner_override`, it has no
+    AccessControlTranslation (replicas stay the source account's unless the destination
+    enforces bucket-owner ownership)."""
     destination = {
-        "Bucket": f"arn:aws:s3:::{dest_bucket}", "Account": DEST_ACCOUNT,
-        "AccessControlTranslation": {"Owner": "Destination"}, "StorageClass": "STANDARD",
+        "Bucket": f"arn:aws:s3:::{dest_bucket}", "Account": DEST_ACCOUNT, "StorageClass": storage_class,
         "ReplicationTime": {"Status": "Disabled", "Time": {"Minutes": 15}},
         "Metrics": {"Status": "Enabled"},
     }
+    if owner_override:
+        destination["AccessControlTranslation"] = {"Owner": "Destination"}
     rule = {"ID": f"rule-{index}", "Priority": index, "Status": "Enabled", "Filter": {"Prefix": ""},
             "DeleteMarkerReplication": {"Status": "Disabled"}, "Destination": destination}
     if replica_key:
@@ -327,6 +363,14 @@ class Provisioner:
         self.drop = drop or {}
         self.src = Account(endpoint, SOURCE_ACCOUNT)
         self.dst = Account(endpoint, DEST_ACCOUNT)
+        self._lab_config_lock = threading.Lock()
+
+    def extend_lab_config(self, field_name: str, entries: list[dict]) -> None:
+        """Append to one of the lab's pattern lists (delays, destination_delays, lose_replicas...);
+        serialised, so scenarios built in parallel never lose each other's entries."""
+        with self._lab_config_lock:
+            config = lab_admin(self.endpoint, "GET", "/_lab/config")
+            lab_admin(self.endpoint, "POST", "/_lab/config", {field_name: config[field_name] + entries})
 
     def names(self, scenario: str) -> dict:
         s = self.suffix
@@ -337,9 +381,14 @@ class Provisioner:
         }
 
     def destination(self, scenario: str, label: str, replication_role_arn: str, replica_key: str | None = None,
-                    grant_replication: bool = True, readable_other_key: bool = False) -> Destination:
+                    grant_replication: bool = True, readable_other_key: bool = False,
+                    storage_class: str = "STANDARD", owner_override: bool = True,
+                    object_ownership: str | None = None, default_retention: dict | None = None,
+                    drop=()) -> Destination:
         """A destination bucket, its key and its probe role. `replica_key` overrides
-        the ReplicaKmsKeyID (default: the destination's own key)."""
+        the ReplicaKmsKeyID (default: the destination's own key); `storage_class` and
+        `owner_override` shape the rule to it; `object_ownership` and `default_retention`
+        the bucket; `drop` removes more statements (Sids) from this probe role's policy."""
         tag = f"{scenario}-{label}" if label else scenario
         bucket = f"rc-{tag}-dst{self.suffix}"
         probe_name = f"replicanary-destination-{tag}{self.suffix}"
@@ -353,25 +402,32 @@ class Provisioner:
                     "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}]))
         granted = replication_role_arn if grant_replication else \
             f"arn:aws:iam::{SOURCE_ACCOUNT}:role/some-other-replication-role"
-        create_bucket(self.dst, bucket, key_arn, destination_bucket_policy(bucket, granted))
+        create_bucket(self.dst, bucket, key_arn, destination_bucket_policy(bucket, granted), object_ownership,
+                      default_retention)
+        dropped = set(self.drop.get("destination", ())) | set(drop)
         create_role(self.dst, probe_name, probe_trust(f"arn:aws:iam::{MONITOR_ACCOUNT}:root", self.external_id),
-                    destination_probe_policy(bucket, key_arn, self.probe_prefix, self.drop.get("destination", ())))
-        return Destination(label or bucket, bucket, probe_arn, key_arn, replica_key or key_arn)
+                    destination_probe_policy(bucket, key_arn, self.probe_prefix, dropped))
+        return Destination(label or bucket, bucket, probe_arn, key_arn, replica_key or key_arn, storage_class,
+                           owner_override)
 
     def wrong_key(self, tag: str) -> str:
         """A source-account key in the destination region whose policy grants only the source account."""
         return create_key(self.src, f"replicanary lab {tag} wrong key", own_account_key_policy(SOURCE_ACCOUNT))
 
-    def source(self, scenario: str, destinations: list[Destination], select_kms: bool = True) -> Scenario:
+    def source(self, scenario: str, destinations: list[Destination], select_kms: bool = True,
+               default_retention: dict | None = None) -> Scenario:
+        """The source bucket (with Object Lock when `default_retention` is given), its key, the
+        replication role and rules to `destinations`, and the source probe role."""
         n = self.names(scenario)
         replication_role_arn = f"arn:aws:iam::{SOURCE_ACCOUNT}:role/{n['replication_role']}"
         key_arn = create_key(self.src, f"replicanary lab {scenario} source key",
                              own_account_key_policy(SOURCE_ACCOUNT))
-        create_bucket(self.src, n["source_bucket"], key_arn)
+        create_bucket(self.src, n["source_bucket"], key_arn, default_retention=default_retention)
         replica_keys = [d.replica_kms_key_arn for d in destinations]
         create_role(self.src, n["replication_role"], _trust({"Service": "s3.amazonaws.com"}),
                     replication_role_policy(n["source_bucket"], [d.bucket for d in destinations], replica_keys))
-        rules = [_rule(i + 1, d.bucket, d.replica_kms_key_arn if select_kms else None)
+        rules = [_rule(i + 1, d.bucket, d.replica_kms_key_arn if select_kms else None, d.storage_class,
+                       d.owner_override)
                  for i, d in enumerate(destinations)]
         if not select_kms:
             for d in destinations:
@@ -398,6 +454,22 @@ class Provisioner:
         elif scenario == "fan-out":
             dests = [self.destination(scenario, "good", role),
                      self.destination(scenario, "wrong", role, replica_key=self.wrong_key(scenario))]
+        elif scenario == "archive":
+            dests = [self.destination(scenario, "", role, storage_class="DEEP_ARCHIVE")]
+        elif scenario == "archive-wrong-key":
+            dests = [self.destination(scenario, "", role, replica_key=self.wrong_key(scenario),
+                                      storage_class="DEEP_ARCHIVE")]
+        elif scenario == "source-owned":
+            dests = [self.destination(scenario, "", role, owner_override=False, object_ownership="ObjectWriter")]
+        elif scenario == "locked":
+            dests = [self.destination(scenario, "", role, default_retention={"Mode": "GOVERNANCE", "Days": 1})]
+        elif scenario == "partial-fan-out":
+            dests = [self.destination(scenario, "failing", role, grant_replication=False),
+                     self.destination(scenario, "slow", role)]
+        elif scenario == "vanished":
+            dests = [self.destination(scenario, "", role)]
+        elif scenario == "vanished-no-list":
+            dests = [self.destination(scenario, "", role, drop=("ReplicaExistence",))]
         else:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         result = self.source(scenario, dests, select_kms=scenario != "unselected")
@@ -405,9 +477,11 @@ class Provisioner:
             self.dst.kms.disable_key(KeyId=dests[0].expected_kms_key_arn)
         if scenario == "slow":
             result.settings["replication_timeout"] = slow_timeout
-            config = lab_admin(self.endpoint, "GET", "/_lab/config")
-            lab_admin(self.endpoint, "POST", "/_lab/config", {"delays": config["delays"] + [
-                {"pattern": f"{result.source_bucket}/*", "seconds": slow_delay}]})
+            self.extend_lab_config("delays", [{"pattern": f"{result.source_bucket}/*", "seconds": slow_delay}])
+        if scenario == "partial-fan-out":
+            self.extend_lab_config("destination_delays", [{"pattern": dests[1].bucket, "seconds": PARTIAL_SLOW_DELAY}])
+        if scenario in ("vanished", "vanished-no-list"):
+            self.extend_lab_config("lose_replicas", [{"pattern": dests[0].bucket}])
         return result
 
 
@@ -497,13 +571,10 @@ def provision(endpoint: str, scenarios=SCENARIOS, suffix: str | None = None, slo
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
     provisioner = Provisioner(endpoint, suffix, probe_prefix, external_id, parse_drops(drop_statements))
-    # The slow scenario edits the shared lab config: build it alone so two edits never race.
+    # Scenarios that edit the shared lab config do so under the provisioner's lock.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = {s: pool.submit(provisioner.build, s, slow_timeout, slow_delay)
-                   for s in scenarios if s != "slow"}
+        futures = {s: pool.submit(provisioner.build, s, slow_timeout, slow_delay) for s in scenarios}
         built = {s: f.result() for s, f in futures.items()}
-    if "slow" in scenarios:
-        built["slow"] = provisioner.build("slow", slow_timeout, slow_delay)
     return World(endpoint, suffix, REGION, {s: built[s] for s in scenarios}, probe_prefix or "replicanary/",
                  external_id)
 

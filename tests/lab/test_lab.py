@@ -73,18 +73,6 @@ def error_of(excinfo) -> tuple[str, str, int]:
     return err["Error"].get("Code"), err["Error"].get("Message"), err["ResponseMetadata"]["HTTPStatusCode"]
 
 
-@pytest.fixture(scope="session")
-def probes(lab_server, world):
-    cache = {}
-
-    def get(name: str) -> Probe:
-        if name not in cache:
-            cache[name] = Probe(lab_server.endpoint, world.scenarios[name])
-        return cache[name]
-
-    return get
-
-
 # ---------------------------------------------------------------------------
 # accounts, roles, provisioning
 # ---------------------------------------------------------------------------
