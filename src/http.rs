@@ -1,4 +1,4 @@
-//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz` (SPEC.md §6).
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

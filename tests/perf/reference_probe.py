@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The baseline: replicanary's probe (SPEC.md §2) written the straightforward way a
+"""The baseline: replicanary's probe (write, await, inspect, read, clean up) written the straightforward way a
 team writes it with boto3 — persistent clients, a polling loop with a fixed 1 s sleep.
 
     AWS_ACCESS_KEY_ID=333333333333 AWS_SECRET_ACCESS_KEY=test \\
@@ -235,7 +235,7 @@ def loop(rep: Replication, stop: threading.Event) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="a replicanary configuration file (SPEC §5)")
+    p.add_argument("--config", required=True, help="a replicanary configuration file")
     p.add_argument("--duration", type=float, default=600.0, help="stop after this many seconds (default 600)")
     p.add_argument("--once", action="store_true", help="one probe of each replication, then exit (cron job)")
     p.add_argument("--poll-sleep", type=float, default=1.0, help="seconds between HeadObject polls (default 1)")
