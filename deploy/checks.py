@@ -2,7 +2,8 @@
 """Static checks of deploy/ (run by deploy/test.sh with deploy/.venv's python):
 
 - iam:      the CloudFormation templates' policies are exactly the deploy/iam/*.json files
-            (the ones the lab provisions the probe roles from);
+            (the ones the lab provisions the probe roles from), in both forms of each
+            template: one bucket and account-wide (bucket "*", for discovery);
 - runbook:  every alert's runbook_url points at a heading of docs/runbook.md, and the
             runbook has a section for every alert and every verdict (SPEC.md §3);
 - configmap: prints the configuration embedded in deploy/kubernetes/configmap.yaml
@@ -42,17 +43,23 @@ def _cfn(loader, tag_suffix, node):
 CfnLoader.add_multi_constructor("!", _cfn)
 
 
-def resolve(value):
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def resolve(value, conditions=None):
     """Fn::Sub strings as their template text (the same ${Name} placeholders as the JSON
-    files), Fn::If as its 'true' branch (every optional part present), AWS::NoValue removed."""
+    files), Fn::If as the branch `conditions` picks (a condition not named is true: every
+    optional part present), AWS::NoValue removed."""
+    conditions = conditions or {}
     if isinstance(value, dict):
         if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return value["Fn::Sub"]
         if set(value) == {"Fn::If"}:
-            return resolve(value["Fn::If"][1])
-        return {k: resolve(v) for k, v in value.items()}
+            name, if_true, if_false = value["Fn::If"]
+            return resolve(if_true if conditions.get(name, True) else if_false, conditions)
+        return {k: resolve(v, conditions) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve(v) for v in value if v != {"Ref": "AWS::NoValue"}]
+        return [r for r in (resolve(v, conditions) for v in value) if r != NO_VALUE]
     return value
 
 
@@ -65,31 +72,43 @@ def normalise(doc):
     return doc
 
 
+# Each template in its two forms: one bucket (a replication written into the configuration)
+# and account-wide (bucket "*": discovery, one StackSet for every account). Policy name ->
+# the deploy/iam/ file it must equal.
+IAM_FORMS = {
+    "one bucket": ({"AccountWide": False}, "{side}-probe-policy.json"),
+    "account-wide": ({"AccountWide": True}, "{side}-probe-account-policy.json"),
+}
+
+
 def check_iam() -> list[str]:
     errors = []
     for side in ("source", "destination"):
-        template = yaml.load((DEPLOY / "iam/cloudformation" / f"{side}-probe-role.yaml").read_text(), CfnLoader)
-        props = resolve(template["Resources"]["ProbeRole"]["Properties"])
-        expected = {
-            "trust": DEPLOY / "iam/probe-trust-policy.json",
-            f"replicanary-{side}-probe": DEPLOY / f"iam/{side}-probe-policy.json",
-            f"replicanary-{side}-diagnosis": DEPLOY / f"iam/{side}-probe-diagnosis-policy.json",
-        }
-        got = {"trust": props["AssumeRolePolicyDocument"]}
-        got.update({p["PolicyName"]: p["PolicyDocument"] for p in props["Policies"]})
+        name = f"{side}-probe-role.yaml"
+        template = yaml.load((DEPLOY / "iam/cloudformation" / name).read_text(), CfnLoader)
         params = set(template["Parameters"])
-        for name, path in expected.items():
-            want = json.loads(path.read_text())
-            if name not in got:
-                errors.append(f"{side}-probe-role.yaml: no policy {name}")
-            elif normalise(got[name]) != normalise(want):
-                errors.append(f"{side}-probe-role.yaml: {name} differs from {path.relative_to(ROOT)}")
-            placeholders = set(re.findall(r"\$\{(\w+)\}", path.read_text()))
-            if not placeholders <= params:
-                errors.append(f"{path.name}: placeholders {placeholders - params} are no parameter of "
-                              f"{side}-probe-role.yaml")
+        for form, (conditions, main_file) in IAM_FORMS.items():
+            props = resolve(template["Resources"]["ProbeRole"]["Properties"], conditions)
+            expected = {
+                "trust": DEPLOY / "iam/probe-trust-policy.json",
+                f"replicanary-{side}-probe": DEPLOY / "iam" / main_file.format(side=side),
+                f"replicanary-{side}-diagnosis": DEPLOY / f"iam/{side}-probe-diagnosis-policy.json",
+                f"replicanary-{side}-discovery": DEPLOY / f"iam/{side}-probe-discovery-policy.json",
+            }
+            got = {"trust": props["AssumeRolePolicyDocument"]}
+            got.update({p["PolicyName"]: p["PolicyDocument"] for p in props["Policies"]})
+            for policy, path in expected.items():
+                want = json.loads(path.read_text())
+                if policy not in got:
+                    errors.append(f"{name} ({form}): no policy {policy}")
+                elif normalise(got[policy]) != normalise(want):
+                    errors.append(f"{name} ({form}): {policy} differs from {path.relative_to(ROOT)}")
+                placeholders = set(re.findall(r"\$\{(\w+)\}", path.read_text()))
+                if not placeholders <= params:
+                    errors.append(f"{path.name}: placeholders {placeholders - params} are no parameter of {name}")
         if not errors:
-            print(f"ok: deploy/iam/cloudformation/{side}-probe-role.yaml = deploy/iam/{side}-probe*.json "
+            print(f"ok: deploy/iam/cloudformation/{name} = deploy/iam/{side}-probe{{,-account}}-policy.json "
+                  f"(one bucket, account-wide) + {side}-probe-{{diagnosis,discovery}}-policy.json "
                   f"+ probe-trust-policy.json")
     return errors
 

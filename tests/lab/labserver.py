@@ -168,6 +168,8 @@ def main(argv=None) -> None:
     quiet_logging(args.verbose)
     if not args.stock:
         lab_plugin.install(state)
+        import lab_estate_plugin  # discovery's reads; after lab_plugin, which wraps the same entry point
+        lab_estate_plugin.install()
     lab_plugin.install_test_knobs(state, args.deterministic_key_ids, args.sessions_file)
     app = LabMiddleware(ms_app.app, state)
     if args.verbose:
