@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Provision the seed article's world on a running lab and write a replicanary
-configuration (SPEC.md §5) for it.
+configuration (the format of config/replicanary.example.yaml) for it.
 
     tests/lab/.venv/bin/python tests/lab/provision.py --endpoint http://127.0.0.1:4566 \
         --out /tmp/replicanary-lab.yaml [--scenarios healthy,wrong-key,...] [--suffix -x1] \
