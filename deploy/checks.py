@@ -5,11 +5,21 @@
             (the ones the lab provisions the probe roles from), in both forms of each
             template: one bucket and account-wide (bucket "*", for discovery);
 - runbook:  every alert's runbook_url points at a heading of docs/runbook.md, and the
-            runbook has a section for every alert and every verdict (SPEC.md §3);
-- configmap: prints the configuration embedded in deploy/kubernetes/configmap.yaml
+            runbook has a section for every alert, every verdict and every finding id (the
+            list below, compared with src/diagnose/mod.rs FINDING_IDS);
+- kubernetes OUT [KUBECTL_DIR]: renders both variants of deploy/kubernetes (the HA pair,
+            kustomization.yaml, and the shards, sharded/) into OUT/pair.yaml and
+            OUT/sharded.yaml (the core kinds, for kubernetes-validate) and checks their shape:
+            the pair is 2+ unsharded instances, the StatefulSet's shard count equals its
+            replicas and its index comes from the pod-index label, the pod templates agree,
+            the selectors of the Service, PodDisruptionBudget and ServiceMonitor match.
+            With KUBECTL_DIR (pair.yaml and sharded.yaml from `kubectl kustomize`), the
+            rendering here must equal kubectl's;
+- configmap: prints the configuration embedded in deploy/kubernetes/common/configmap.yaml
             (deploy/test.sh feeds it to `replicanary validate`).
 
     deploy/.venv/bin/python deploy/checks.py iam|runbook|configmap
+    deploy/.venv/bin/python deploy/checks.py kubernetes OUT [KUBECTL_DIR]
 """
 import json
 import re
@@ -21,8 +31,45 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent
 ROOT = DEPLOY.parent
 OUTCOMES = ["credentials_failed", "source_write_failed", "not_replicated", "replication_failed",
-            "replication_timeout", "replica_missing", "undecryptable", "content_mismatch",
+            "replication_timeout", "replica_missing", "unreadable", "undecryptable", "content_mismatch",
             "not_kms_encrypted", "wrong_kms_key", "error", "ok"]
+
+# Every finding id the daemon can name (label `finding` of replicanary_finding). Must be the
+# same set as FINDING_IDS in src/diagnose/mod.rs (check_runbook compares them): a finding
+# added there needs its runbook section, and the alert rules rely on the `probe_role_`
+# prefix for replicanary's own permissions.
+FINDING_IDS = [
+    "source_not_versioned",
+    "destination_not_versioned",
+    "source_not_sse_kms",
+    "no_replication_configuration",
+    "rule_destination_mismatch",
+    "rule_disabled",
+    "rule_filter_excludes_canaries",
+    "rule_shadowed",
+    "rule_skips_sse_kms",
+    "replica_kms_key_missing",
+    "replica_kms_key_other_account",
+    "replica_kms_key_other_region",
+    "replica_kms_key_not_expected",
+    "destination_default_key_not_expected",
+    "destination_policy_missing_replication_role",
+    "replication_time_control_disabled",
+    "replica_kms_denied",
+    "replica_owned_by_source_account",
+    "probe_role_cannot_read_replica",
+    "probe_role_cannot_list_bucket",
+    "probe_role_kms_denied",
+    "canaries_retained_by_object_lock",
+    "expected_kms_key_unknown",
+    "kms_key_disabled",
+    "kms_key_pending_deletion",
+    "kms_key_not_found",
+    "cannot_inspect:GetBucketReplication",
+    "cannot_inspect:GetBucketVersioning",
+    "cannot_inspect:GetBucketEncryption",
+    "cannot_inspect:GetBucketPolicy",
+]
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -140,28 +187,181 @@ def check_runbook() -> list[str]:
     for outcome in OUTCOMES:
         if f"verdict-{outcome}" not in anchors:
             errors.append(f"docs/runbook.md: no section 'Verdict `{outcome}`'")
-    # Every finding the daemon can name (src/diagnose/mod.rs FINDING_IDS) has a section.
-    ids_block = (ROOT / "src/diagnose/mod.rs").read_text().split("pub const FINDING_IDS", 1)[1].split("];", 1)[0]
-    for finding in re.findall(r'"([a-z_:A-Z]+)"', ids_block):
+    # Every finding id has a section: the list above and the daemon's own (FINDING_IDS in
+    # src/diagnose/mod.rs), which must be the same set.
+    rust = rust_finding_ids()
+    for finding in sorted(set(FINDING_IDS) | set(rust)):
         if slug(f"Finding `{finding}`") not in anchors:
             errors.append(f"docs/runbook.md: no section 'Finding `{finding}`'")
+    for finding in sorted(set(rust) - set(FINDING_IDS)):
+        errors.append(f"src/diagnose/mod.rs names finding {finding!r}, deploy/checks.py FINDING_IDS does not")
+    for finding in sorted(set(FINDING_IDS) - set(rust)):
+        errors.append(f"deploy/checks.py FINDING_IDS names {finding!r}, src/diagnose/mod.rs FINDING_IDS does not")
+    # ... and no section for a finding that no longer exists.
+    for m in re.finditer(r"^#{1,6} Finding `([^`]+)`", text, re.M):
+        if m.group(1) not in FINDING_IDS:
+            errors.append(f"docs/runbook.md: section for unknown finding {m.group(1)!r}")
     if not errors:
         print(f"ok: docs/runbook.md has a section for each of {len(alerts)} alerts (runbook_url anchors), "
-              f"{len(OUTCOMES)} verdicts and every finding")
+              f"{len(OUTCOMES)} verdicts and {len(FINDING_IDS)} findings (= src/diagnose/mod.rs FINDING_IDS)")
+    return errors
+
+
+def rust_finding_ids() -> list[str]:
+    """The string literals of `pub const FINDING_IDS: &[&str] = &[...];` (comments skipped)."""
+    src = (ROOT / "src/diagnose/mod.rs").read_text()
+    block = src.split("pub const FINDING_IDS", 1)[1].split("];", 1)[0]
+    block = re.sub(r"//[^\n]*", "", block)
+    return re.findall(r'"([^"\\]+)"', block)
+
+
+# -- Kubernetes -------------------------------------------------------------------------
+
+K8S = DEPLOY / "kubernetes"
+# The kinds kubernetes-validate has schemas for (the Prometheus Operator's have none).
+CORE_API_VERSIONS = ("v1", "apps/v1", "policy/v1")
+POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
+
+
+def render(directory: Path) -> list[dict]:
+    """The documents of a kustomization, for the subset of kustomize this repository uses:
+    `resources` (files, and directories with their own kustomization.yaml), nothing else."""
+    kust = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    unsupported = set(kust) - {"apiVersion", "kind", "resources"}
+    if unsupported:
+        raise ValueError(f"{directory / 'kustomization.yaml'}: {sorted(unsupported)} not rendered by checks.py")
+    docs = []
+    for res in kust["resources"]:
+        path = (directory / res).resolve()
+        if not path.is_relative_to(directory.resolve()) and not (path / "kustomization.yaml").exists():
+            raise ValueError(f"{directory}: {res} is outside the kustomization (kustomize refuses it)")
+        if path.is_dir():
+            docs += render(path)
+        else:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def containers_env(pod_template) -> dict:
+    return {e["name"]: e for c in pod_template["spec"]["containers"] for e in c.get("env", [])}
+
+
+def subset(a: dict, b: dict) -> bool:
+    return a.items() <= b.items()
+
+
+def check_common(variant: str, docs: list[dict], pod_template: dict) -> list[str]:
+    errors = []
+    pod_labels = pod_template["metadata"]["labels"]
+    (svc,) = by_kind(docs, "Service")
+    (sm,) = by_kind(docs, "ServiceMonitor")
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    if not subset(svc["spec"]["selector"], pod_labels):
+        errors.append(f"{variant}: the Service does not select the pods")
+    if not subset(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"]):
+        errors.append(f"{variant}: the ServiceMonitor does not select the Service")
+    if not {e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}:
+        errors.append(f"{variant}: a ServiceMonitor endpoint port is not a port of the Service")
+    if not subset(pdb["spec"]["selector"]["matchLabels"], pod_labels):
+        errors.append(f"{variant}: the PodDisruptionBudget does not select the pods")
+    if pdb["spec"].get("maxUnavailable") != 1:
+        errors.append(f"{variant}: the PodDisruptionBudget should allow one pod down at a time (maxUnavailable: 1)")
+    if len(by_kind(docs, "PrometheusRule")) != 1:
+        errors.append(f"{variant}: no PrometheusRule")
+    return errors
+
+
+def check_kubernetes(out: Path, kubectl_dir: Path | None) -> list[str]:
+    errors = []
+    variants = {"pair": render(K8S), "sharded": render(K8S / "sharded")}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, docs in variants.items():
+        core = [d for d in docs if d["apiVersion"] in CORE_API_VERSIONS]
+        (out / f"{name}.yaml").write_text(yaml.safe_dump_all(core, sort_keys=False))
+        if kubectl_dir is not None:
+            theirs = [d for d in yaml.safe_load_all((kubectl_dir / f"{name}.yaml").read_text()) if d]
+            ours_by_id = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+            theirs_by_id = {(d["kind"], d["metadata"]["name"]): d for d in theirs}
+            if len(ours_by_id) != len(docs) or ours_by_id != theirs_by_id:
+                errors.append(f"{name}: rendered here differs from `kubectl kustomize`: "
+                              f"{sorted(set(ours_by_id) ^ set(theirs_by_id)) or 'same kinds, other content'}")
+
+    # The HA pair: a Deployment of two or more unsharded instances.
+    pair = variants["pair"]
+    workloads = by_kind(pair, "Deployment") + by_kind(pair, "StatefulSet")
+    if [w["kind"] for w in workloads] != ["Deployment"]:
+        return errors + [f"pair: expected exactly one Deployment, got {[w['kind'] for w in workloads]}"]
+    (dep,) = workloads
+    if dep["spec"]["replicas"] < 2:
+        errors.append("pair: the Deployment should run 2 instances (an HA pair)")
+    dep_pod = dep["spec"]["template"]
+    if any(n.startswith("REPLICANARY_SHARD") for n in containers_env(dep_pod)) or \
+            any(a.startswith("--shard") for c in dep_pod["spec"]["containers"] for a in c.get("args", [])):
+        errors.append("pair: the HA pair must be unsharded (no REPLICANARY_SHARD_* env, no --shard-* args)")
+    errors += check_common("pair", pair, dep_pod)
+
+    # The shards: a StatefulSet whose shard count is its replicas, index from the pod index.
+    sharded = variants["sharded"]
+    workloads = by_kind(sharded, "Deployment") + by_kind(sharded, "StatefulSet")
+    if [w["kind"] for w in workloads] != ["StatefulSet"]:
+        return errors + [f"sharded: expected exactly one StatefulSet, got {[w['kind'] for w in workloads]}"]
+    (sts,) = workloads
+    pod = sts["spec"]["template"]
+    env = containers_env(pod)
+    count = env.get("REPLICANARY_SHARD_COUNT", {}).get("value")
+    if count is None or not count.isdigit() or int(count) != sts["spec"]["replicas"]:
+        errors.append(f"sharded: REPLICANARY_SHARD_COUNT ({count!r}) must equal the StatefulSet's replicas "
+                      f"({sts['spec']['replicas']})")
+    index_ref = env.get("REPLICANARY_SHARD_INDEX", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    if index_ref != POD_INDEX:
+        errors.append(f"sharded: REPLICANARY_SHARD_INDEX must come from the downward API, fieldPath {POD_INDEX}")
+    if any(a.startswith("--shard") for c in pod["spec"]["containers"] for a in c.get("args", [])):
+        errors.append("sharded: --shard-* args would override the env wiring")
+    if not subset(sts["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"]):
+        errors.append("sharded: the StatefulSet's selector does not match its pod labels")
+    services = {s["metadata"]["name"]: s for s in by_kind(sharded, "Service")}
+    svc = services.get(sts["spec"].get("serviceName"))
+    if svc is None or svc["spec"].get("clusterIP") != "None":
+        errors.append("sharded: the StatefulSet's serviceName must name a headless Service (clusterIP: None)")
+    # Same pod as the pair's, apart from the shard variables.
+    stripped = json.loads(json.dumps(pod))
+    for c in stripped["spec"]["containers"]:
+        c["env"] = [e for e in c.get("env", []) if not e["name"].startswith("REPLICANARY_SHARD")]
+    if stripped != dep_pod:
+        errors.append("sharded: the StatefulSet's pod template differs from the Deployment's beyond the "
+                      "REPLICANARY_SHARD_* variables (keep deployment.yaml and sharded/statefulset.yaml in step)")
+    errors += check_common("sharded", sharded, pod)
+
+    # The generated PrometheusRule is also where it always was (tests read it there).
+    link = K8S / "prometheusrule.yaml"
+    if not link.exists() or link.resolve() != (K8S / "common/prometheusrule.yaml").resolve():
+        errors.append("deploy/kubernetes/prometheusrule.yaml must be a symlink to common/prometheusrule.yaml")
+    if not errors:
+        print(f"ok: HA pair = Deployment of {dep['spec']['replicas']} unsharded instances; shards = StatefulSet "
+              f"of {sts['spec']['replicas']} = REPLICANARY_SHARD_COUNT, index from {POD_INDEX}, same pod "
+              f"template; Service/PDB/ServiceMonitor selectors match"
+              + ("; same as `kubectl kustomize`" if kubectl_dir is not None else ""))
     return errors
 
 
 def main(argv) -> int:
     what = argv[1] if len(argv) > 1 else ""
     if what == "configmap":
-        doc = yaml.safe_load((DEPLOY / "kubernetes/configmap.yaml").read_text())
+        doc = yaml.safe_load((DEPLOY / "kubernetes/common/configmap.yaml").read_text())
         sys.stdout.write(doc["data"]["config.yaml"])
         return 0
     checks = {"iam": check_iam, "runbook": check_runbook}
-    if what not in checks:
+    if what == "kubernetes" and len(argv) in (3, 4):
+        errors = check_kubernetes(Path(argv[2]), Path(argv[3]) if len(argv) == 4 else None)
+    elif what not in checks:
         print(__doc__, file=sys.stderr)
         return 2
-    errors = checks[what]()
+    else:
+        errors = checks[what]()
     for e in errors:
         print(f"FAIL: {e}", file=sys.stderr)
     return 1 if errors else 0

@@ -12,7 +12,7 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parent
 RULES = DEPLOY / "prometheus" / "replicanary.rules.yml"
-OUT = DEPLOY / "kubernetes" / "prometheusrule.yaml"
+OUT = DEPLOY / "kubernetes" / "common" / "prometheusrule.yaml"
 
 HEADER = """\
 # GENERATED from deploy/prometheus/replicanary.rules.yml by deploy/gen_prometheusrule.py:

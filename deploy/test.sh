@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every check of deploy/ that is not a Rust test: promtool's rule unit tests, the
 # PrometheusRule generated from the rules, the IAM files against their CloudFormation
-# templates, the runbook's sections, the Kubernetes manifests against the Kubernetes
-# schemas (kubernetes-validate), the ConfigMap's configuration (`replicanary validate`)
-# and the systemd unit (systemd-analyze verify, skipped when absent).
+# templates, the runbook's sections, both Kubernetes variants (HA pair, shards) against the
+# Kubernetes schemas (kubernetes-validate) and their shape, the ConfigMap's configuration
+# (`replicanary validate`) and the systemd unit (systemd-analyze verify, skipped when absent).
 # The end-to-end checks are Rust tests run by `cargo test`: tests/e2e_deploy_iam.rs,
 # tests/e2e_deploy_metrics.rs (dashboard/rule metric names), tests/e2e_deploy_prometheus.rs.
 #
@@ -43,29 +43,30 @@ step "PrometheusRule is generated from the rules"
 step "probe-role IAM: CloudFormation templates = deploy/iam/*.json"
 "$PY" deploy/checks.py iam
 
-step "runbook: a section per alert and per verdict"
+step "runbook: a section per alert, per verdict and per finding"
 "$PY" deploy/checks.py runbook
 
-step "Kubernetes manifests against the Kubernetes schemas (kubernetes-validate)"
-"$VENV/bin/kubernetes-validate" --strict -k 1.30.0 \
-    deploy/kubernetes/namespace.yaml deploy/kubernetes/serviceaccount.yaml \
-    deploy/kubernetes/configmap.yaml deploy/kubernetes/deployment.yaml deploy/kubernetes/service.yaml
-"$PY" - <<'PY'
-# The Prometheus Operator kinds have no schema in kubernetes-validate: check their shape.
-import yaml
-sm = yaml.safe_load(open("deploy/kubernetes/servicemonitor.yaml"))
-svc = yaml.safe_load(open("deploy/kubernetes/service.yaml"))
-assert sm["kind"] == "ServiceMonitor" and sm["apiVersion"] == "monitoring.coreos.com/v1"
-assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items(), "selector/Service labels"
-assert {e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}, "endpoint port"
-print("ok: ServiceMonitor selects the Service's metrics port")
-PY
+step "Kubernetes: both variants rendered, against the Kubernetes schemas (kubernetes-validate), and their shape"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+# checks.py renders deploy/kubernetes (the HA pair) and deploy/kubernetes/sharded with the
+# subset of kustomize they use; where kubectl is installed, its own rendering must agree.
+if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
+    mkdir -p "$tmp/kubectl"
+    kubectl kustomize deploy/kubernetes > "$tmp/kubectl/pair.yaml"
+    kubectl kustomize deploy/kubernetes/sharded > "$tmp/kubectl/sharded.yaml"
+    "$PY" deploy/checks.py kubernetes "$tmp/rendered" "$tmp/kubectl"
+else
+    echo "(kubectl not found: the rendering is not compared with kubectl kustomize)"
+    "$PY" deploy/checks.py kubernetes "$tmp/rendered"
+fi
+# The Prometheus Operator kinds have no schema there; checks.py checked their selectors.
+"$VENV/bin/kubernetes-validate" --strict -k 1.30.0 --quiet "$tmp/rendered/pair.yaml" "$tmp/rendered/sharded.yaml"
+echo "ok: every core resource of both variants validates against the Kubernetes 1.30 schemas"
 
 step "the ConfigMap's configuration: replicanary validate"
 bin=target/debug/replicanary
 [[ -x "$bin" ]] || cargo build --quiet
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 "$PY" deploy/checks.py configmap > "$tmp/config.yaml"
 "$bin" validate --config "$tmp/config.yaml"
 
