@@ -15,11 +15,16 @@
             the selectors of the Service, PodDisruptionBudget and ServiceMonitor match.
             With KUBECTL_DIR (pair.yaml and sharded.yaml from `kubectl kustomize`), the
             rendering here must equal kubectl's;
+- queries OUT: every metric name the alert rules and the dashboard use is one replicanary
+            exports (the METRICS contract below; tests/e2e_deploy_metrics.rs checks the same
+            against a running daemon), every verdict has its colour on the dashboard, and the
+            dashboard's queries go to OUT/dashboard.rules.yml for `promtool check rules`;
 - configmap: prints the configuration embedded in deploy/kubernetes/common/configmap.yaml
             (deploy/test.sh feeds it to `replicanary validate`).
 
     deploy/.venv/bin/python deploy/checks.py iam|runbook|configmap
     deploy/.venv/bin/python deploy/checks.py kubernetes OUT [KUBECTL_DIR]
+    deploy/.venv/bin/python deploy/checks.py queries OUT
 """
 import json
 import re
@@ -33,6 +38,22 @@ ROOT = DEPLOY.parent
 OUTCOMES = ["credentials_failed", "source_write_failed", "not_replicated", "replication_failed",
             "replication_timeout", "replica_missing", "unreadable", "undecryptable", "content_mismatch",
             "not_kms_encrypted", "wrong_kms_key", "error", "ok"]
+
+# Every metric replicanary exports (histograms by their base name): the contract the alert
+# rules and the dashboard are written against.
+METRICS = {
+    "replicanary_probe_success", "replicanary_probes_total", "replicanary_replication_latency_seconds",
+    "replicanary_last_replication_latency_seconds", "replicanary_replica_kms_key_match",
+    "replicanary_replica_readable", "replicanary_last_probe_timestamp_seconds",
+    "replicanary_last_success_timestamp_seconds", "replicanary_probe_duration_seconds",
+    "replicanary_aws_requests_total", "replicanary_canaries_outstanding", "replicanary_cleanup_failures_total",
+    "replicanary_build_info", "replicanary_finding", "replicanary_canaries_retained",
+    "replicanary_config_last_reload_successful", "replicanary_config_last_reload_success_timestamp_seconds",
+    "replicanary_discovered_replications", "replicanary_discovery_errors_total", "replicanary_shard_info",
+    "replicanary_probe_interval_seconds", "replicanary_scheduling_lag_seconds", "replicanary_verdict",
+}
+HISTOGRAMS = {"replicanary_replication_latency_seconds", "replicanary_probe_duration_seconds",
+              "replicanary_scheduling_lag_seconds"}
 
 # Every finding id the daemon can name (label `finding` of replicanary_finding). Must be the
 # same set as FINDING_IDS in src/diagnose/mod.rs (check_runbook compares them): a finding
@@ -215,6 +236,40 @@ def rust_finding_ids() -> list[str]:
     return re.findall(r'"([^"\\]+)"', block)
 
 
+def check_queries(out: Path) -> list[str]:
+    errors = []
+    exported = set(METRICS) | {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")}
+    dashboard_text = (DEPLOY / "grafana/replicanary.json").read_text()
+    for path in ("grafana/replicanary.json", "prometheus/replicanary.rules.yml"):
+        # as tests/e2e_deploy_metrics.rs reads them: every replicanary_ identifier
+        used = set(re.findall(r"(?<![\w])replicanary_\w+", (DEPLOY / path).read_text()))
+        for name in sorted(used - exported):
+            errors.append(f"deploy/{path} uses {name}, which replicanary does not export")
+    dashboard = json.loads(dashboard_text)
+    rules = []
+    for panel in dashboard["panels"]:
+        for t in panel.get("targets", []):
+            expr = t["expr"]
+            for var, value in (("$replication", ".*"), ("$destination", ".*"), ("$__rate_interval", "5m"),
+                               ("$__range", "1h")):
+                expr = expr.replace(var, value)
+            rules.append({"record": f"dashboard:panel_{panel['id']}_{t['refId']}", "expr": expr})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dashboard.rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]},
+                                                            sort_keys=False, width=1000))
+    # Every verdict has its colour where verdicts are listed.
+    for title in ("Standing verdict", "Verdict history"):
+        panel = next((p for p in dashboard["panels"] if p["title"] == title), None)
+        text = json.dumps(panel)
+        for outcome in OUTCOMES:
+            if panel is None or not re.search(rf"[\": ]{outcome}[$\"]", text):
+                errors.append(f"dashboard: panel {title!r} has no colour for verdict {outcome}")
+    if not errors:
+        print(f"ok: the rules and the dashboard query only exported metrics; every verdict coloured; "
+              f"{len(rules)} dashboard queries written for promtool")
+    return errors
+
+
 # -- Kubernetes -------------------------------------------------------------------------
 
 K8S = DEPLOY / "kubernetes"
@@ -355,7 +410,9 @@ def main(argv) -> int:
         sys.stdout.write(doc["data"]["config.yaml"])
         return 0
     checks = {"iam": check_iam, "runbook": check_runbook}
-    if what == "kubernetes" and len(argv) in (3, 4):
+    if what == "queries" and len(argv) == 3:
+        errors = check_queries(Path(argv[2]))
+    elif what == "kubernetes" and len(argv) in (3, 4):
         errors = check_kubernetes(Path(argv[2]), Path(argv[3]) if len(argv) == 4 else None)
     elif what not in checks:
         print(__doc__, file=sys.stderr)

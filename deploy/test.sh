@@ -25,11 +25,17 @@ if [[ ! -x "$VENV/bin/python" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]
     echo "$want" > "$STAMP"
 fi
 PY="$VENV/bin/python"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
 
-step "alert rules: promtool check + unit tests (deploy/prometheus)"
+step "metric names of the rules and the dashboard; every verdict coloured"
+"$PY" deploy/checks.py queries "$tmp/queries"
+
+step "alert rules: promtool check + unit tests (deploy/prometheus); the dashboard's queries parse"
 if command -v promtool >/dev/null; then
     promtool check rules deploy/prometheus/replicanary.rules.yml
     (cd deploy/prometheus && promtool test rules replicanary.rules.test.yml)
+    promtool check rules "$tmp/queries/dashboard.rules.yml"
 elif in_ci; then
     echo "FAIL: promtool not found (apt-get install prometheus)" >&2
     exit 1
@@ -47,8 +53,6 @@ step "runbook: a section per alert, per verdict and per finding"
 "$PY" deploy/checks.py runbook
 
 step "Kubernetes: both variants rendered, against the Kubernetes schemas (kubernetes-validate), and their shape"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 # checks.py renders deploy/kubernetes (the HA pair) and deploy/kubernetes/sharded with the
 # subset of kustomize they use; where kubectl is installed, its own rendering must agree.
 if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
