@@ -108,8 +108,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
+            let discovery = c.discovery.as_ref().map_or(String::new(), |d| {
+                format!(
+                    "; discovery in {} account(s) × {} region(s) every {}",
+                    d.source_accounts.len(),
+                    d.regions.len(),
+                    humantime::format_duration(d.interval)
+                )
+            });
             println!(
-                "{}: ok ({} replications, {dests} destinations)",
+                "{}: ok ({} replications, {dests} destinations{discovery})",
                 file.config.display(),
                 c.replications.len()
             );

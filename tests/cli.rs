@@ -115,3 +115,40 @@ fn run_reports_a_port_it_cannot_bind() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
 }
+
+const DISCOVERY_ONLY: &str = "\
+discovery:
+  regions: [ap-northeast-1]
+  source_accounts: [\"111111111111\", \"555555555555\"]
+  source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe
+  destination_role_arn: arn:aws:iam::{account}:role/replicanary-destination-probe
+  bucket_tag: {key: replicanary, value: enabled}
+";
+
+#[test]
+fn validate_accepts_a_discovery_only_file() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "discovery.yaml", DISCOVERY_ONLY);
+    let out = replicanary(&["validate", "--config", &f]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("0 replications")
+            && stdout.contains("discovery in 2 account(s) × 1 region(s) every 10m"),
+        "{stdout}"
+    );
+    let broken = DISCOVERY_ONLY.replace(
+        "{account}:role/replicanary-source",
+        "111111111111:role/replicanary-source",
+    );
+    let f = write(&dir, "broken.yaml", &broken);
+    let out = replicanary(&["validate", "--config", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("discovery.source_role_arn"), "{err}");
+}

@@ -9,6 +9,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +20,64 @@ pub use validate::KmsKeyArn;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub aws: AwsSettings,
+    /// `defaults` merged over the built-in settings: what discovered replications use.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used once discovery lands"))]
+    pub defaults: ProbeSettings,
+    /// The replications written in the file (possibly none when `discovery` is set).
     pub replications: Vec<Replication>,
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery:`: find the replications to probe in the accounts' own replication rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// How often the estate is read again.
+    pub interval: Duration,
+    pub regions: Vec<String>,
+    /// Accounts whose buckets are listed (12 digits each, in file order, no duplicates).
+    pub source_accounts: Vec<String>,
+    pub source_role: RoleTemplate,
+    pub destination_role: RoleTemplate,
+    /// Passed with every AssumeRole of both templates.
+    pub external_id: Option<String>,
+    /// Only buckets carrying this tag (key and value) are probed.
+    pub bucket_tag: BucketTag,
+    /// Destination bucket → the key its replicas must be under, instead of the
+    /// destination bucket's default SSE-KMS key.
+    pub expected_kms_keys: BTreeMap<String, KmsKeyArn>,
+}
+
+/// The opt-in tag of a source bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketTag {
+    pub key: String,
+    pub value: String,
+}
+
+/// An IAM role ARN with `{account}` where the account id goes, e.g.
+/// `arn:aws:iam::{account}:role/replicanary-source-probe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleTemplate {
+    template: String,
+}
+
+impl RoleTemplate {
+    /// The placeholder replaced by an account id.
+    pub const PLACEHOLDER: &'static str = "{account}";
+
+    /// The role ARN in `account` (a validated 12-digit id).
+    pub fn arn(&self, account: &str) -> String {
+        self.template.replace(Self::PLACEHOLDER, account)
+    }
+
+    /// The role in `account`, with the discovery's external id.
+    #[cfg_attr(not(test), expect(dead_code, reason = "used once discovery lands"))]
+    pub fn role(&self, account: &str, external_id: Option<&str>) -> Role {
+        Role {
+            arn: self.arn(account),
+            external_id: external_id.map(str::to_owned),
+        }
+    }
 }
 
 /// How replicanary talks to AWS (or to an emulator).

@@ -3,15 +3,17 @@
 //! Every problem is collected with its field path (`replications[1].source.bucket`) so a
 //! user fixes a file in one round instead of one error per run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
 use super::raw::{
-    RawConfig, RawDestination, RawPoll, RawProbeSettings, RawReplication, RawSource, Scalar,
+    RawBucketTag, RawConfig, RawDestination, RawDiscovery, RawPoll, RawProbeSettings,
+    RawReplication, RawSource, Scalar,
 };
 use super::{
-    AwsSettings, Config, Destination, FieldError, ProbeSettings, Replication, Role, Source,
+    AwsSettings, BucketTag, Config, Destination, Discovery, FieldError, ProbeSettings, Replication,
+    Role, RoleTemplate, Source,
 };
 
 /// A KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`), as S3 reports replica keys.
@@ -82,7 +84,7 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
     if value.is_null() {
         return Err(vec![FieldError {
             path: String::new(),
-            message: "the file is empty: it needs at least `replications:`".to_owned(),
+            message: "the file is empty: it needs `replications:`, `discovery:` or both".to_owned(),
         }]);
     }
     if !value.is_object() {
@@ -95,7 +97,7 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
         return Err(vec![FieldError {
             path: String::new(),
             message: format!(
-                "invalid type: the top level must be a mapping with `replications:`, not {found}"
+                "invalid type: the top level must be a mapping with `replications:` or `discovery:`, not {found}"
             ),
         }]);
     }
@@ -142,6 +144,14 @@ fn sections_not_mappings(root: &serde_json::Value) -> Vec<FieldError> {
         "defaults.poll".to_owned(),
     );
     check(root.get("aws"), "aws".to_owned());
+    let discovery = root.get("discovery");
+    check(discovery, "discovery".to_owned());
+    for section in ["bucket_tag", "expected_kms_keys"] {
+        check(
+            discovery.and_then(|d| d.get(section)),
+            format!("discovery.{section}"),
+        );
+    }
     if let Some(Value::Array(reps)) = root.get("replications") {
         for (i, r) in reps.iter().enumerate() {
             let path = format!("replications[{i}]");
@@ -178,12 +188,23 @@ impl Validator {
             "defaults",
         );
         let aws = self.aws(raw.aws.unwrap_or_default());
+        let has_discovery = raw.discovery.is_some();
+        if has_discovery {
+            // Discovered replications take `defaults` as they are.
+            self.check_settings(&defaults, "defaults");
+        }
+        let discovery = raw.discovery.and_then(|d| self.discovery(d));
         let mut replications = Vec::new();
         match raw.replications {
-            None => self.error("replications", "missing: list at least one replication"),
-            Some(list) if list.is_empty() => {
-                self.error("replications", "empty: list at least one replication")
-            }
+            None if has_discovery => {}
+            None => self.error(
+                "replications",
+                "missing: list at least one replication, or configure `discovery:`",
+            ),
+            Some(list) if list.is_empty() && !has_discovery => self.error(
+                "replications",
+                "empty: list at least one replication, or configure `discovery:`",
+            ),
             Some(list) => {
                 let mut names = HashSet::new();
                 for (i, r) in list.into_iter().enumerate() {
@@ -200,7 +221,179 @@ impl Validator {
                 }
             }
         }
-        Config { aws, replications }
+        Config {
+            aws,
+            defaults,
+            replications,
+            discovery,
+        }
+    }
+
+    /// `discovery:`; `None` when any of its fields is wrong (each error recorded).
+    fn discovery(&mut self, raw: RawDiscovery) -> Option<Discovery> {
+        let before = self.errors.len();
+        let interval = self
+            .duration(raw.interval.as_ref(), "discovery.interval")
+            .unwrap_or(Duration::from_secs(600));
+        let regions = self.list("discovery.regions", raw.regions, |v, item, path| match item
+            .as_str()
+        {
+            Some(r) if is_region(r) => Some(r.to_owned()),
+            Some(r) => {
+                v.error(
+                    path,
+                    format!("`{r}` is not an AWS region (like ap-northeast-1)"),
+                );
+                None
+            }
+            None => {
+                v.error(path, format!("expected a region name, found {item}"));
+                None
+            }
+        });
+        let source_accounts = self.list(
+            "discovery.source_accounts",
+            raw.source_accounts,
+            |v, item, path| check_account_item(item).map_err(|m| v.error(path, m)).ok(),
+        );
+        let source_role = self.role_template(raw.source_role_arn, "discovery.source_role_arn");
+        let destination_role =
+            self.role_template(raw.destination_role_arn, "discovery.destination_role_arn");
+        if let Some(x) = &raw.external_id
+            && let Err(m) = check_external_id(x)
+        {
+            self.error("discovery.external_id", m);
+        }
+        let bucket_tag = self.bucket_tag(raw.bucket_tag);
+        let mut expected_kms_keys = BTreeMap::new();
+        for (bucket, key) in raw.expected_kms_keys.unwrap_or_default() {
+            let path = format!("discovery.expected_kms_keys.{bucket}");
+            if let Err(m) = check_bucket(&bucket) {
+                self.error(&path, m);
+                continue;
+            }
+            let parsed = match key.as_str() {
+                Some(k) => KmsKeyArn::parse(k),
+                None => Err(format!("expected a KMS key ARN, found {key}")),
+            };
+            match parsed {
+                Ok(k) => {
+                    expected_kms_keys.insert(bucket, k);
+                }
+                Err(m) => self.error(&path, m),
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Discovery {
+            interval,
+            regions,
+            source_accounts,
+            source_role: source_role?,
+            destination_role: destination_role?,
+            external_id: raw.external_id,
+            bucket_tag: bucket_tag?,
+            expected_kms_keys,
+        })
+    }
+
+    /// A required, non-empty list without duplicates, each item checked by `item`.
+    fn list<T: PartialEq + fmt::Display>(
+        &mut self,
+        path: &str,
+        raw: Option<Vec<Scalar>>,
+        mut item: impl FnMut(&mut Self, &Scalar, &str) -> Option<T>,
+    ) -> Vec<T> {
+        let mut out: Vec<T> = Vec::new();
+        match raw {
+            None => self.error(path, "missing: list at least one"),
+            Some(list) if list.is_empty() => self.error(path, "empty: list at least one"),
+            Some(list) => {
+                for (i, raw_item) in list.iter().enumerate() {
+                    let ipath = format!("{path}[{i}]");
+                    if let Some(v) = item(self, raw_item, &ipath) {
+                        if out.contains(&v) {
+                            self.error(&ipath, format!("`{v}` is listed twice"));
+                        } else {
+                            out.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn role_template(&mut self, raw: Option<String>, path: &str) -> Option<RoleTemplate> {
+        let Some(template) = raw else {
+            self.error(
+                path,
+                "missing: a role ARN with {account}, like arn:aws:iam::{account}:role/NAME",
+            );
+            return None;
+        };
+        let account_field = template.split(':').nth(4);
+        if account_field != Some(RoleTemplate::PLACEHOLDER) {
+            self.error(
+                path,
+                format!(
+                    "`{template}` must name the account as {{account}}: arn:aws:iam::{{account}}:role/NAME"
+                ),
+            );
+            return None;
+        }
+        let sample = template.replace(RoleTemplate::PLACEHOLDER, "123456789012");
+        match check_role_arn(&sample) {
+            Ok(()) => Some(RoleTemplate { template }),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!(
+                        "`{template}` is not an IAM role ARN template (expected arn:aws:iam::{{account}}:role/NAME)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn bucket_tag(&mut self, raw: Option<RawBucketTag>) -> Option<BucketTag> {
+        let Some(raw) = raw else {
+            self.error(
+                "discovery.bucket_tag",
+                "missing: the opt-in tag, like { key: replicanary, value: enabled }",
+            );
+            return None;
+        };
+        let key = match raw.key {
+            None => {
+                self.error("discovery.bucket_tag.key", "missing");
+                None
+            }
+            Some(k) => check_tag_key(&k)
+                .map(|()| k)
+                .map_err(|m| self.error("discovery.bucket_tag.key", m))
+                .ok(),
+        };
+        let value = match raw.value {
+            None => {
+                self.error("discovery.bucket_tag.value", "missing");
+                None
+            }
+            Some(v) if v.chars().count() > 256 => {
+                self.error(
+                    "discovery.bucket_tag.value",
+                    "must be at most 256 characters (an S3 tag value)",
+                );
+                None
+            }
+            Some(v) => Some(v),
+        };
+        Some(BucketTag {
+            key: key?,
+            value: value?,
+        })
     }
 
     fn aws(&mut self, raw: super::raw::RawAws) -> AwsSettings {
@@ -464,15 +657,8 @@ impl Validator {
             if arn.is_none() {
                 self.error(&format!("{path}.external_id"), "given without `role_arn`");
                 ok = false;
-            } else if !(2..=1224).contains(&x.len())
-                || !x
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
-            {
-                self.error(
-                    &format!("{path}.external_id"),
-                    "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
-                );
+            } else if let Err(m) = check_external_id(x) {
+                self.error(&format!("{path}.external_id"), m);
                 ok = false;
             }
         }
@@ -543,6 +729,42 @@ fn is_account(s: &str) -> bool {
 fn is_key_id(s: &str) -> bool {
     // A UUID, or a multi-Region key id (mrk-<32 hex>).
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn check_external_id(x: &str) -> Result<(), String> {
+    let ok = (2..=1224).contains(&x.len())
+        && x.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 2 to 1224 characters of letters, digits and +=,.@:/-_".to_owned())
+    }
+}
+
+/// An account id as written in a list: a quoted string of 12 digits.
+fn check_account_item(item: &Scalar) -> Result<String, String> {
+    match item {
+        serde_json::Value::String(s) if is_account(s) => Ok(s.clone()),
+        serde_json::Value::String(s) => Err(format!("`{s}` is not an AWS account id (12 digits)")),
+        serde_json::Value::Number(n) => Err(format!(
+            "write the account id as a quoted string (\"{n}\"): unquoted, YAML reads it as a number and drops leading zeros"
+        )),
+        other => Err(format!("expected an account id, found {other}")),
+    }
+}
+
+/// An S3 tag key: 1 to 128 characters, not in the reserved `aws:` namespace.
+fn check_tag_key(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.chars().count() > 128 {
+        return Err("must be 1 to 128 characters (an S3 tag key)".to_owned());
+    }
+    if k.to_ascii_lowercase().starts_with("aws:") {
+        return Err(format!(
+            "`{k}`: the aws: prefix is reserved for AWS's own tags"
+        ));
+    }
+    Ok(())
 }
 
 fn check_role_arn(s: &str) -> Result<(), String> {
