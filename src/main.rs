@@ -9,6 +9,9 @@ mod cleanup;
 mod config;
 mod daemon;
 mod diagnose;
+// Wired into `discover` and `run` in the next steps.
+#[allow(dead_code, unused_imports)]
+mod discovery;
 mod emit;
 mod http;
 mod logging;

@@ -465,10 +465,6 @@ impl Metrics {
     }
 
     /// The replications the last discovery found in one source account and region.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once reload and discovery land")
-    )]
     pub fn set_discovered(&self, account: &str, region: &str, count: usize) {
         self.process
             .discovered_replications
@@ -477,10 +473,6 @@ impl Metrics {
     }
 
     /// A bucket or rule discovery could not read or probe; `reason` is a bounded keyword.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once reload and discovery land")
-    )]
     pub fn discovery_error(&self, account: &str, region: &str, reason: &str) {
         self.process
             .discovery_errors

@@ -10,8 +10,8 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::classify::{code_label, error_chain, from_sdk};
 use super::{
-    AwsError, DefaultEncryption, ErrorClass, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
-    RuleSetup, SetupReader, VersionEntry,
+    AwsError, BucketHome, BucketPage, DefaultEncryption, ErrorClass, EstateReader, ListedBucket,
+    ObjectHead, ObjectStore, PutRequest, ReplicationSetup, RuleSetup, SetupReader, VersionEntry,
 };
 use crate::metrics::Metrics;
 use crate::model::Side;
@@ -229,8 +229,13 @@ impl SetupReader for S3Store {
                     .and_then(|f| f.prefix().or(and.and_then(|a| a.prefix())))
                     .or(legacy_prefix)
                     .unwrap_or_default();
-                let needs_tags = filter.is_some_and(|f| f.tag().is_some())
-                    || and.is_some_and(|a| !a.tags().is_empty());
+                let tags: Vec<(String, String)> = filter
+                    .and_then(|f| f.tag())
+                    .into_iter()
+                    .chain(and.map(|a| a.tags()).unwrap_or_default())
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect();
+                let needs_tags = !tags.is_empty();
                 let dest = r.destination();
                 RuleSetup {
                     id: r.id().unwrap_or_default().to_owned(),
@@ -238,6 +243,7 @@ impl SetupReader for S3Store {
                     priority: r.priority().unwrap_or(0),
                     prefix: prefix.to_owned(),
                     needs_tags,
+                    tags,
                     destination_bucket: dest.map(|d| d.bucket().to_owned()).unwrap_or_default(),
                     destination_account: dest.and_then(|d| d.account()).map(str::to_owned),
                     selects_sse_kms: r
@@ -286,5 +292,93 @@ impl SetupReader for S3Store {
         let call = self.client.get_bucket_policy().bucket(bucket);
         let out = self.done("GetBucketPolicy", call.send().await)?;
         Ok(out.policy().unwrap_or_default().to_owned())
+    }
+}
+
+/// S3 answers at most this many buckets per `ListBuckets` page (`max-buckets` is 1 to 1,000).
+const BUCKETS_PER_PAGE: i32 = 1000;
+
+impl EstateReader for S3Store {
+    async fn list_buckets(
+        &self,
+        region: &str,
+        continuation: Option<&str>,
+    ) -> Result<BucketPage, AwsError> {
+        // With `bucket-region`, S3 wants the request sent to that region's endpoint: this
+        // store's client is in `region`.
+        let call = self
+            .client
+            .list_buckets()
+            .bucket_region(region)
+            .max_buckets(BUCKETS_PER_PAGE)
+            .set_continuation_token(continuation.map(str::to_owned));
+        let out = self.done("ListBuckets", call.send().await)?;
+        Ok(BucketPage {
+            buckets: out
+                .buckets()
+                .iter()
+                .filter_map(|b| {
+                    Some(ListedBucket {
+                        name: b.name()?.to_owned(),
+                        region: b.bucket_region().map(str::to_owned),
+                    })
+                })
+                .collect(),
+            continuation: out
+                .continuation_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    async fn bucket_tags(&self, bucket: &str) -> Result<Option<Vec<(String, String)>>, AwsError> {
+        let call = self.client.get_bucket_tagging().bucket(bucket);
+        match self.done("GetBucketTagging", call.send().await) {
+            Ok(out) => Ok(Some(
+                out.tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
+            )),
+            // 404 NoSuchTagSet: a bucket without tags.
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn replication_rules(&self, bucket: &str) -> Result<Option<ReplicationSetup>, AwsError> {
+        match SetupReader::replication(self, bucket).await {
+            Ok(setup) => Ok(Some(setup)),
+            // 404 ReplicationConfigurationNotFoundError.
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn bucket_home(&self, bucket: &str, owner: &str) -> Result<BucketHome, AwsError> {
+        let call = self
+            .client
+            .head_bucket()
+            .bucket(bucket)
+            .expected_bucket_owner(owner);
+        let answer = call.send().await;
+        // A 301 names the bucket's region in `x-amz-bucket-region` (HEAD answers carry no body).
+        if let Err(e) = &answer
+            && let Some(raw) = e.raw_response()
+            && raw.status().as_u16() == 301
+            && let Some(region) = raw.headers().get("x-amz-bucket-region")
+        {
+            let region = region.to_owned();
+            let _ = self.done("HeadBucket", answer);
+            return Ok(BucketHome::ElsewhereIn(region));
+        }
+        let out = self.done("HeadBucket", answer)?;
+        Ok(BucketHome::Owned {
+            region: out.bucket_region().map(str::to_owned),
+        })
+    }
+
+    async fn default_encryption(&self, bucket: &str) -> Result<DefaultEncryption, AwsError> {
+        SetupReader::encryption(self, bucket).await
     }
 }

@@ -12,6 +12,8 @@ pub struct RuleSetup {
     pub prefix: String,
     /// The filter also requires tags (canaries carry none).
     pub needs_tags: bool,
+    /// The tags the filter requires (`Filter.Tag`, or `Filter.And.Tags`), as written.
+    pub tags: Vec<(String, String)>,
     /// `Destination.Bucket` as written (an ARN).
     pub destination_bucket: String,
     pub destination_account: Option<String>,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use validate::KmsKeyArn;
+pub(crate) use validate::{check_bucket, is_region};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -71,7 +72,6 @@ impl RoleTemplate {
     }
 
     /// The role in `account`, with the discovery's external id.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used once discovery lands"))]
     pub fn role(&self, account: &str, external_id: Option<&str>) -> Role {
         Role {
             arn: self.arn(account),

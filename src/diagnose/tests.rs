@@ -30,6 +30,7 @@ fn rule() -> RuleSetup {
         priority: 1,
         prefix: String::new(),
         needs_tags: false,
+        tags: Vec::new(),
         destination_bucket: "arn:aws:s3:::audit-dev-s3".to_owned(),
         destination_account: Some("222222222222".to_owned()),
         selects_sse_kms: true,
