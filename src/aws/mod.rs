@@ -64,6 +64,9 @@ pub struct PutRequest<'a> {
     pub metadata: &'a HashMap<String, String>,
     /// SSE-KMS with this key; `None` uses the bucket's default encryption.
     pub sse_kms_key_id: Option<&'a str>,
+    /// Object tags (`x-amz-tagging`), so that a rule with a tag filter selects the canary;
+    /// S3 then also requires `s3:PutObjectTagging`.
+    pub tags: &'a [(String, String)],
 }
 
 /// Object operations of one side (one role, one region). Implementations count every call.

@@ -81,6 +81,9 @@ impl ObjectStore for S3Store {
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .ssekms_key_id(key);
         }
+        if !req.tags.is_empty() {
+            call = call.tagging(tagging(req.tags));
+        }
         let out = self.done("PutObject", call.send().await)?;
         Ok(out.version_id().map(str::to_owned))
     }
@@ -295,6 +298,25 @@ impl SetupReader for S3Store {
     }
 }
 
+/// Object tags as `x-amz-tagging` wants them: URL query parameters (`k1=v1&k2=v2`), each
+/// key and value percent-encoded (everything but unreserved characters).
+pub fn tagging(tags: &[(String, String)]) -> String {
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    tags.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// S3 answers at most this many buckets per `ListBuckets` page (`max-buckets` is 1 to 1,000).
 const BUCKETS_PER_PAGE: i32 = 1000;
 
@@ -380,5 +402,21 @@ impl EstateReader for S3Store {
 
     async fn default_encryption(&self, bucket: &str) -> Result<DefaultEncryption, AwsError> {
         SetupReader::encryption(self, bucket).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tagging;
+
+    #[test]
+    fn tags_are_sent_as_encoded_query_parameters() {
+        let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(tagging(&[t("replicate", "yes")]), "replicate=yes");
+        assert_eq!(
+            tagging(&[t("team", "storage"), t("a b&c", "ü=1/2")]),
+            "team=storage&a%20b%26c=%C3%BC%3D1%2F2"
+        );
+        assert_eq!(tagging(&[]), "");
     }
 }

@@ -14,8 +14,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(test)]
+pub(crate) use validate::CANARY_SUFFIX_LEN;
 pub use validate::KmsKeyArn;
-pub(crate) use validate::{check_bucket, is_region};
+pub(crate) use validate::{MAX_KEY_BYTES, MAX_OBJECT_TAGS, check_bucket, is_region};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -101,6 +103,15 @@ pub struct Replication {
     pub settings: ProbeSettings,
     pub source: Source,
     pub destinations: Vec<Destination>,
+    /// The replication rule's prefix filter: canaries go under
+    /// `<rule_prefix><canary_prefix><name>/` so that the rule selects them. Empty by default.
+    pub rule_prefix: String,
+    /// Tags every canary carries, so that a rule with a tag filter selects it.
+    pub canary_tags: Vec<(String, String)>,
+    /// The source's replication status may also stand for destinations this replication
+    /// does not inspect (several destinations, or other rules replicating the same
+    /// canaries): a `FAILED` source is then checked against each destination's own replica.
+    pub source_fans_out: bool,
 }
 
 /// How often and how patiently one replication is probed.
@@ -157,9 +168,13 @@ pub struct Destination {
 }
 
 impl Replication {
-    /// The key prefix under which this replication's canaries live.
+    /// The key prefix under which this replication's canaries live:
+    /// `<rule_prefix><canary_prefix><name>/`.
     pub fn key_prefix(&self) -> String {
-        format!("{}{}/", self.settings.canary_prefix, self.name)
+        format!(
+            "{}{}{}/",
+            self.rule_prefix, self.settings.canary_prefix, self.name
+        )
     }
 }
 

@@ -56,6 +56,10 @@ pub struct RawReplication {
     pub canary_prefix: Option<String>,
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
+    pub rule_prefix: Option<String>,
+    /// Tag key → value, in key order.
+    pub canary_tags: Option<std::collections::BTreeMap<String, Scalar>>,
+    pub source_fans_out: Option<bool>,
     pub source: Option<RawSource>,
     pub destinations: Option<Vec<RawDestination>>,
 }

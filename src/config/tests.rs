@@ -83,6 +83,16 @@ fn the_annotated_example_is_valid() {
     let c = Config::parse(text).expect("config/replicanary.example.yaml is valid");
     assert_eq!(c.replications[0].name, "audit-logs");
     assert!(c.discovery.is_none(), "discovery is commented out");
+    let placed = text
+        .replace("    # rule_prefix:", "    rule_prefix:")
+        .replace("    # canary_tags:", "    canary_tags:")
+        .replace("    # source_fans_out:", "    source_fans_out:");
+    let r = &Config::parse(&placed)
+        .expect("with the placement keys")
+        .replications[0];
+    assert_eq!(r.key_prefix(), "logs/replicanary/audit-logs/");
+    assert_eq!(r.canary_tags.len(), 1);
+    assert!(r.source_fans_out);
 }
 
 /// The example's commented `discovery:` block, uncommented, is a valid section too.
@@ -375,6 +385,9 @@ mod fuzz {
         "external_id",
         "sse_kms_key_id",
         "expected_kms_key_arn",
+        "rule_prefix",
+        "canary_tags",
+        "source_fans_out",
         "discovery",
         "regions",
         "source_accounts",
@@ -808,4 +821,74 @@ fn a_broken_discovery_does_not_hide_replication_errors() {
         "{paths:?}"
     );
     assert!(paths.contains(&"discovery.regions".to_owned()), "{paths:?}");
+}
+
+#[test]
+fn canaries_can_be_placed_where_a_rule_selects_them() {
+    let c = Config::parse(GOOD).expect("valid");
+    let r = &c.replications[0];
+    assert_eq!(r.rule_prefix, "");
+    assert!(r.canary_tags.is_empty());
+    assert!(!r.source_fans_out, "one destination");
+    let yaml = GOOD.replace(
+        "    interval: 1m\n",
+        "    interval: 1m\n    rule_prefix: logs/\n    canary_tags: {replicate: \"yes\", team: storage}\n    source_fans_out: true\n",
+    );
+    let c = Config::parse(&yaml).expect("valid");
+    let r = &c.replications[0];
+    assert_eq!(r.key_prefix(), "logs/replicanary/audit-logs/");
+    assert_eq!(
+        r.canary_tags,
+        [
+            ("replicate".to_owned(), "yes".to_owned()),
+            ("team".to_owned(), "storage".to_owned())
+        ]
+    );
+    assert!(r.source_fans_out);
+}
+
+#[test]
+fn several_destinations_mean_the_source_fans_out() {
+    let second = "      - bucket: audit-dr-s3\n        region: us-west-2\n        expected_kms_key_arn: arn:aws:kms:us-west-2:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\n";
+    let yaml = format!("{GOOD}{second}");
+    assert!(Config::parse(&yaml).expect("valid").replications[0].source_fans_out);
+}
+
+#[test]
+fn canary_placement_is_checked() {
+    let with =
+        |line: &str| GOOD.replace("    interval: 1m\n", &format!("    interval: 1m\n{line}\n"));
+    let cases = [
+        (
+            "    rule_prefix: \"a\\u0007b/\"",
+            "replications[0].rule_prefix",
+            "control",
+        ),
+        (
+            "    canary_tags: {class: 1}",
+            "replications[0].canary_tags.class",
+            "quote it",
+        ),
+        (
+            "    canary_tags: {\"aws:x\": y}",
+            "replications[0].canary_tags.aws:x",
+            "reserved",
+        ),
+        (
+            "    canary_tags: [a]",
+            "replications[0].canary_tags",
+            "invalid type",
+        ),
+    ];
+    for (line, path, needle) in cases {
+        assert_eq!(path_of(&with(line), needle), path, "{line}");
+    }
+    let eleven: Vec<String> = (0..11).map(|i| format!("k{i}: v")).collect();
+    let many = with(&format!("    canary_tags: {{{}}}", eleven.join(", ")));
+    assert_eq!(path_of(&many, "at most 10"), "replications[0].canary_tags");
+    let long = with(&format!("    rule_prefix: {}/", "x".repeat(990)));
+    assert_eq!(
+        path_of(&long, "over S3's 1024"),
+        "replications[0].rule_prefix"
+    );
 }

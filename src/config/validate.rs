@@ -517,6 +517,11 @@ impl Validator {
         };
         let settings = self.settings(defaults, &overrides, path);
         self.check_settings(&settings, path);
+        let rule_prefix = raw.rule_prefix.unwrap_or_default();
+        if let Err(m) = check_rule_prefix(&rule_prefix) {
+            self.error(&format!("{path}.rule_prefix"), m);
+        }
+        let canary_tags = self.canary_tags(raw.canary_tags, &format!("{path}.canary_tags"));
         let source = match raw.source {
             None => {
                 self.error(&format!("{path}.source"), "missing");
@@ -550,12 +555,63 @@ impl Validator {
                 }
             }
         }
+        let name = name?;
+        let key_bytes = rule_prefix.len() + settings.canary_prefix.len() + name.len() + 1;
+        if key_bytes + CANARY_SUFFIX_LEN > MAX_KEY_BYTES {
+            self.error(
+                &format!("{path}.rule_prefix"),
+                format!(
+                    "canary keys would be {} bytes, over S3's {MAX_KEY_BYTES}: shorten rule_prefix, canary_prefix or name",
+                    key_bytes + CANARY_SUFFIX_LEN
+                ),
+            );
+        }
         Some(Replication {
-            name: name?,
+            name,
             settings,
             source: source?,
+            source_fans_out: raw.source_fans_out.unwrap_or(destinations.len() > 1),
             destinations,
+            rule_prefix,
+            canary_tags,
         })
+    }
+
+    /// `canary_tags`: at most 10 string tags with valid S3 tag keys and values.
+    fn canary_tags(
+        &mut self,
+        raw: Option<std::collections::BTreeMap<String, Scalar>>,
+        path: &str,
+    ) -> Vec<(String, String)> {
+        let raw = raw.unwrap_or_default();
+        if raw.len() > MAX_OBJECT_TAGS {
+            self.error(
+                path,
+                format!(
+                    "{} tags: an object carries at most {MAX_OBJECT_TAGS}",
+                    raw.len()
+                ),
+            );
+        }
+        let mut tags = Vec::new();
+        for (k, v) in raw {
+            let tpath = format!("{path}.{k}");
+            if let Err(m) = check_tag_key(&k) {
+                self.error(&tpath, m);
+                continue;
+            }
+            match v {
+                serde_json::Value::String(v) if v.chars().count() <= 256 => tags.push((k, v)),
+                serde_json::Value::String(_) => {
+                    self.error(&tpath, "must be at most 256 characters (an S3 tag value)")
+                }
+                other => self.error(
+                    &tpath,
+                    format!("expected a string tag value, found {other}: quote it"),
+                ),
+            }
+        }
+        tags
     }
 
     fn source(&mut self, raw: RawSource, path: &str) -> Option<Source> {
@@ -859,6 +915,24 @@ fn check_name(n: &str) -> Result<(), String> {
     {
         return Err(format!(
             "`{n}` may contain only letters, digits, dots, hyphens and underscores"
+        ));
+    }
+    Ok(())
+}
+
+/// S3's limit on an object key, in bytes of UTF-8.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+/// S3's limit on the tags of one object.
+pub(crate) const MAX_OBJECT_TAGS: usize = 10;
+/// The length of a canary key after its prefix (`<stamp>-<nonce>`, canary.rs's
+/// `NAME_LEN`; config imports nothing, a test in discovery checks they agree).
+pub(crate) const CANARY_SUFFIX_LEN: usize = 33;
+
+/// A rule's prefix filter: any key prefix S3 accepts (no control characters).
+fn check_rule_prefix(p: &str) -> Result<(), String> {
+    if p.len() > MAX_KEY_BYTES || p.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "`{p}` is not a usable key prefix (no control characters, at most {MAX_KEY_BYTES} bytes)"
         ));
     }
     Ok(())

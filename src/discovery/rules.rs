@@ -28,13 +28,9 @@
 use crate::aws::RuleSetup;
 use crate::canary;
 use crate::config::check_bucket;
+pub(crate) use crate::config::{MAX_KEY_BYTES, MAX_OBJECT_TAGS};
 
 use super::SkipReason;
-
-/// S3's limit on an object key, in bytes of UTF-8.
-pub const MAX_KEY_BYTES: usize = 1024;
-/// S3's limit on the tags of one object.
-pub const MAX_OBJECT_TAGS: usize = 10;
 
 /// Where a rule's canaries go so that the rule selects them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

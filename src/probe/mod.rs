@@ -217,6 +217,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 body: &canary.body,
                 metadata: &canary.metadata,
                 sse_kms_key_id: rep.source.sse_kms_key_id.as_deref(),
+                tags: &rep.canary_tags,
             })
             .await;
         let written_at = Instant::now();
@@ -433,9 +434,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .with_replica(facts)
     }
 
-    /// HeadObject of the replica. While the source says `FAILED` and the rule has other
-    /// destinations, a replica that is not there yet may be on its way (another destination
-    /// failed): look again with the polling backoff until `replication_timeout`.
+    /// HeadObject of the replica. While the source says `FAILED` and its status also stands
+    /// for other destinations (`source_fans_out`: several destinations, or other rules
+    /// replicating the same canaries), a replica that is not there yet may be on its way
+    /// (another destination failed): look again with the polling backoff until
+    /// `replication_timeout`.
     /// `None`: cancelled.
     async fn inspect(
         &self,
@@ -449,7 +452,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let bucket = &self.replication.destinations[i].bucket;
         let version_id = w.version_id.as_deref().unwrap_or_default();
         let mut backoff = Backoff::new(s.poll_initial, s.poll_max);
-        let fan_out = said == SourceSaid::Failed && self.destinations.len() > 1;
+        let fan_out = said == SourceSaid::Failed && self.replication.source_fans_out;
         loop {
             let head = self.destinations[i]
                 .head(bucket, &w.canary.key, version_id)

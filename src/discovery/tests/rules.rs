@@ -219,3 +219,8 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_configuration_knows_the_canary_key_length() {
+    assert_eq!(crate::config::CANARY_SUFFIX_LEN, crate::canary::NAME_LEN);
+}
