@@ -127,7 +127,7 @@ pub fn spawn_file_poll(
                 Look::Same => period,
                 Look::Settling => SETTLE.min(period),
                 Look::Changed => {
-                    tracing::info!(file = %path.display(), "the configuration file changed");
+                    tracing::debug!(file = %path.display(), "the configuration file changed");
                     if triggers
                         .send(Trigger::Reload(Cause::FileChanged))
                         .await
