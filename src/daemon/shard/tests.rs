@@ -109,3 +109,23 @@ fn shard_arguments_are_checked() {
     let all = Shard::ALL;
     assert!(all.owns("anything") && all.owns(""));
 }
+
+#[test]
+fn the_lab_copies_split_as_the_readme_says() {
+    // README "Shards and HA pairs" quotes these figures.
+    let copies: Vec<String> = (1..=1000).map(|i| format!("healthy-{i:04}")).collect();
+    let split = |count: u32| {
+        let mut per = vec![0usize; count as usize];
+        for n in &copies {
+            per[shard_of(n, count) as usize] += 1;
+        }
+        per
+    };
+    assert_eq!(split(2), [495, 505]);
+    let eight = split(8);
+    assert_eq!(eight.iter().min(), Some(&118));
+    assert_eq!(eight.iter().max(), Some(&132));
+    // The e2e test's six copies split three and three.
+    let six: Vec<u32> = copies[..6].iter().map(|n| shard_of(n, 2)).collect();
+    assert_eq!(six, [1, 1, 0, 0, 0, 1]);
+}
