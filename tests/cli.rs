@@ -116,11 +116,14 @@ fn run_reports_a_port_it_cannot_bind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
 }
 
+/// `run` arguments, environment, and what the error must say.
+type ShardCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn shard_arguments_are_checked_before_anything_starts() {
     let dir = TempDir::new("cli");
     let f = write(&dir, "good.yaml", VALID);
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[ShardCase] = &[
         (&["--shard-index", "2", "--shard-count", "2"], &[], "0 to 1"),
         (
             &["--shard-index", "0", "--shard-count", "0"],
