@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -62,29 +63,19 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         reload: reload_requests,
     });
     let listen = opts.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let server_stop = CancellationToken::new();
-    let server = {
-        let stop = server_stop.clone();
-        let app = router(shared.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        })
-    };
+    let (server, server_stop) = serve_http(shared.clone(), listen).await?;
 
     // Triggers are installed before probing starts: a SIGHUP must never end the process.
     let (triggers, trigger_queue) = mpsc::channel(16);
     let stop_triggers = CancellationToken::new();
     triggers::listen_sighup(triggers.clone(), stop_triggers.clone());
     if !opts.config_poll.is_zero() {
+        let loaded_content = Some(triggers::fingerprint(&loaded.text));
+        let (path, period) = (loaded.path.clone(), opts.config_poll);
         triggers::spawn_file_poll(
-            loaded.path.clone(),
-            opts.config_poll,
-            Some(triggers::fingerprint(&loaded.text)),
+            path,
+            period,
+            loaded_content,
             triggers,
             stop_triggers.clone(),
         );
@@ -137,6 +128,25 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         "replicanary stopped"
     );
     Ok(())
+}
+
+/// Serves the endpoints on `listen` until the returned token is cancelled.
+async fn serve_http(
+    shared: Arc<Shared>,
+    listen: SocketAddr,
+) -> anyhow::Result<(JoinHandle<std::io::Result<()>>, CancellationToken)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let stop = CancellationToken::new();
+    let app = router(shared);
+    let graceful = stop.clone().cancelled_owned();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+    });
+    Ok((server, stop))
 }
 
 async fn shutdown_signal() {
