@@ -1,4 +1,5 @@
-//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, and `POST /-/reload`, which asks
+//! the daemon to re-read its configuration and answers once that is done.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 
@@ -16,6 +18,16 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// True once probing has started, false again when shutdown begins.
     pub ready: AtomicBool,
+    /// Where `POST /-/reload` sends its request; the daemon runs one reload at a time.
+    pub reload: mpsc::Sender<ReloadRequest>,
+}
+
+/// How a reload ended: a short summary, or every configuration error (one line each).
+pub type ReloadAnswer = Result<String, Vec<String>>;
+
+/// A reload asked for over HTTP, answered on `reply` once it is done.
+pub struct ReloadRequest {
+    pub reply: oneshot::Sender<ReloadAnswer>,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -23,6 +35,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/-/reload", post(reload))
         .with_state(shared)
 }
 
@@ -48,5 +61,23 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// `POST /-/reload`: 200 with a summary, 400 with every configuration error (the running
+/// configuration stays), 503 once shutdown has begun.
+async fn reload(State(s): State<Arc<Shared>>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if s.reload.send(ReloadRequest { reply }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match answer.await {
+        Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")).into_response(),
+        Ok(Err(errors)) => {
+            let mut body = errors.join("\n");
+            body.push('\n');
+            (StatusCode::BAD_REQUEST, body).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
 }

@@ -33,6 +33,7 @@ use clap::{Args, Parser, Subcommand};
 use aws::clients::{Clients, acting_for};
 use aws::s3::S3Store;
 use config::Config;
+use daemon::Shard;
 use logging::LogFormat;
 use probe::Prober;
 use report::{AuditEntry, Report, ReportFormat};
@@ -66,20 +67,60 @@ struct Selection {
     format: ReportFormat,
 }
 
+/// `--shard-index I --shard-count N`: probe only the replications whose name hashes to
+/// shard I of N (both or neither).
+#[derive(Args)]
+struct ShardArgs {
+    /// This instance's shard, 0 to N-1: it probes only the replications whose name hashes
+    /// to it (FNV-1a 64 of the name, jump consistent hash). Needs --shard-count.
+    #[arg(
+        long,
+        env = "REPLICANARY_SHARD_INDEX",
+        value_name = "I",
+        requires = "shard_count"
+    )]
+    shard_index: Option<u32>,
+    /// How many shards split the replications (at least 1). Needs --shard-index.
+    #[arg(
+        long,
+        env = "REPLICANARY_SHARD_COUNT",
+        value_name = "N",
+        requires = "shard_index"
+    )]
+    shard_count: Option<u32>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: probe every replication on its interval and serve /metrics.
+    ///
+    /// Reloads its configuration on SIGHUP, on POST /-/reload and when the file's content
+    /// changes (checked every --config-poll-interval): unchanged replications keep running,
+    /// removed ones stop and are cleaned up, new ones start.
     Run {
         #[command(flatten)]
         file: ConfigFile,
-        /// Address for /metrics, /healthz and /readyz.
+        /// Address for /metrics, /healthz, /readyz and /-/reload.
         #[arg(long, default_value = "127.0.0.1:9879", value_name = "ADDR")]
         listen: SocketAddr,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
-        /// On SIGTERM/SIGINT, how long in-flight probes may finish before they are cancelled.
+        /// How long in-flight probes may finish before they are cancelled: on SIGTERM/SIGINT,
+        /// and for a replication a reload removed or changed.
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         grace_period: Duration,
+        /// How often the configuration file's content is checked for changes (a Kubernetes
+        /// ConfigMap update included); 0s: never (SIGHUP and POST /-/reload still reload).
+        #[arg(
+            long,
+            env = "REPLICANARY_CONFIG_POLL_INTERVAL",
+            default_value = "5s",
+            value_name = "DURATION",
+            value_parser = humantime::parse_duration
+        )]
+        config_poll_interval: Duration,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
     /// Probe each (or each named) replication once, print a report, exit 0 if all are ok.
     Check(Selection),
@@ -131,13 +172,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             log_format,
             grace_period,
+            config_poll_interval,
+            shard,
         } => {
-            let c = match load(&file.config) {
-                Ok(c) => c,
+            let shard = match (shard.shard_index, shard.shard_count) {
+                (Some(i), Some(n)) => match Shard::new(i, n) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("replicanary: {e}");
+                        return Ok(ExitCode::from(USAGE));
+                    }
+                },
+                _ => Shard::ALL,
+            };
+            let loaded = match load_text(&file.config) {
+                Ok(l) => l,
                 Err(code) => return Ok(code),
             };
             logging::init(log_format, "info,aws_config=warn,aws_smithy_runtime=warn");
-            runtime()?.block_on(daemon::run(c, listen, grace_period))?;
+            let opts = daemon::Options {
+                listen,
+                grace: grace_period,
+                shard,
+                config_poll: config_poll_interval,
+            };
+            runtime()?.block_on(daemon::run(loaded, opts))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(sel) => once(sel, |config| async move {
@@ -165,6 +224,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }),
     }
+}
+
+/// Loads the configuration for `run`, keeping its text (a reload compares against it).
+fn load_text(path: &Path) -> Result<daemon::Loaded, ExitCode> {
+    let loaded = Config::read(path).and_then(|text| {
+        let config = Config::parse_file(path, &text)?;
+        Ok(daemon::Loaded {
+            path: path.to_owned(),
+            text,
+            config,
+        })
+    });
+    loaded.map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(USAGE)
+    })
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {

@@ -167,19 +167,20 @@ impl DestinationVecs {
         }
     }
 
-    /// Every vector, for removing a replication's series.
-    fn remove(&self, replication: &str) {
-        remove_matching(&self.probe_success, replication);
-        remove_matching(&self.probes_total, replication);
-        remove_matching(&self.verdict, replication);
-        remove_matching(&self.replication_latency, replication);
-        remove_matching(&self.last_replication_latency, replication);
-        remove_matching(&self.replica_kms_key_match, replication);
-        remove_matching(&self.replica_readable, replication);
-        remove_matching(&self.last_probe_timestamp, replication);
-        remove_matching(&self.last_success_timestamp, replication);
-        remove_matching(&self.probe_duration, replication);
-        remove_matching(&self.finding, replication);
+    /// Removes the series whose labels include every one of `labels` (a replication, or
+    /// one destination of it).
+    fn remove(&self, labels: &[(&str, &str)]) {
+        remove_matching(&self.probe_success, labels);
+        remove_matching(&self.probes_total, labels);
+        remove_matching(&self.verdict, labels);
+        remove_matching(&self.replication_latency, labels);
+        remove_matching(&self.last_replication_latency, labels);
+        remove_matching(&self.replica_kms_key_match, labels);
+        remove_matching(&self.replica_readable, labels);
+        remove_matching(&self.last_probe_timestamp, labels);
+        remove_matching(&self.last_success_timestamp, labels);
+        remove_matching(&self.probe_duration, labels);
+        remove_matching(&self.finding, labels);
     }
 }
 
@@ -211,10 +212,11 @@ impl ReplicationVecs {
     }
 
     fn remove(&self, replication: &str) {
-        remove_matching(&self.probe_interval, replication);
-        remove_matching(&self.aws_requests, replication);
-        remove_matching(&self.cleanup_failures, replication);
-        remove_matching(&self.canaries_retained, replication);
+        let labels = [("replication", replication)];
+        remove_matching(&self.probe_interval, &labels);
+        remove_matching(&self.aws_requests, &labels);
+        remove_matching(&self.cleanup_failures, &labels);
+        remove_matching(&self.canaries_retained, &labels);
     }
 }
 
@@ -310,14 +312,19 @@ impl Metrics {
     }
 
     /// Removes every series of a replication (it was removed from the configuration).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once reload and discovery land")
-    )]
     pub fn remove_replication(&self, replication: &str) {
-        self.dest.remove(replication);
+        self.dest.remove(&[("replication", replication)]);
         self.rep.remove(replication);
         self.shown().retain(|(r, _), _| r != replication);
+    }
+
+    /// Removes every series of one destination of a replication (the replication changed
+    /// and no longer has it); the replication's own series stay.
+    pub fn remove_destination(&self, replication: &str, destination: &str) {
+        self.dest
+            .remove(&[("replication", replication), ("destination", destination)]);
+        self.shown()
+            .remove(&(replication.to_owned(), destination.to_owned()));
     }
 
     /// Updates every series a verdict speaks for.
@@ -509,8 +516,8 @@ impl Default for Metrics {
     }
 }
 
-/// Removes every series of `vec` whose `replication` label is `replication`.
-fn remove_matching<B: MetricVecBuilder>(vec: &MetricVec<B>, replication: &str) {
+/// Removes every series of `vec` whose labels include every one of `wanted`.
+fn remove_matching<B: MetricVecBuilder>(vec: &MetricVec<B>, wanted: &[(&str, &str)]) {
     for family in vec.collect() {
         for metric in family.get_metric() {
             let labels: HashMap<&str, &str> = metric
@@ -518,7 +525,7 @@ fn remove_matching<B: MetricVecBuilder>(vec: &MetricVec<B>, replication: &str) {
                 .iter()
                 .map(|l| (l.name(), l.value()))
                 .collect();
-            if labels.get("replication") == Some(&replication) {
+            if wanted.iter().all(|(k, v)| labels.get(k) == Some(v)) {
                 let _ = vec.remove(&labels);
             }
         }

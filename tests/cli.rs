@@ -152,3 +152,44 @@ fn validate_accepts_a_discovery_only_file() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("discovery.source_role_arn"), "{err}");
 }
+
+/// `run` arguments, environment, and what the error must say.
+type ShardCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn shard_arguments_are_checked_before_anything_starts() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let cases: &[ShardCase] = &[
+        (&["--shard-index", "2", "--shard-count", "2"], &[], "0 to 1"),
+        (
+            &["--shard-index", "0", "--shard-count", "0"],
+            &[],
+            "at least 1",
+        ),
+        (&["--shard-index", "0"], &[], "--shard-count"),
+        (&["--shard-count", "2"], &[], "--shard-index"),
+        (&[], &[("REPLICANARY_SHARD_INDEX", "1")], "--shard-count"),
+        (
+            &[],
+            &[
+                ("REPLICANARY_SHARD_INDEX", "3"),
+                ("REPLICANARY_SHARD_COUNT", "3"),
+            ],
+            "0 to 2",
+        ),
+        (&["--shard-index", "-1", "--shard-count", "2"], &[], "-1"),
+    ];
+    for (args, env, says) in cases {
+        let mut cmd = support::binary();
+        cmd.args(["run", "--config", &f, "--listen", "127.0.0.1:1"])
+            .args(*args);
+        for (k, v) in *env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("the binary runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        assert!(err.contains(says), "{args:?} {env:?}: {err}");
+    }
+}

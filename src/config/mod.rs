@@ -83,7 +83,7 @@ impl RoleTemplate {
 }
 
 /// How replicanary talks to AWS (or to an emulator).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AwsSettings {
     /// Overrides `AWS_ENDPOINT_URL` and the SDK's endpoint resolution for every client.
     pub endpoint_url: Option<String>,
@@ -96,8 +96,9 @@ pub struct AwsSettings {
     pub max_attempts: u32,
 }
 
-/// One replication rule under test: a source bucket and its destinations.
-#[derive(Debug, Clone)]
+/// One replication rule under test: a source bucket and its destinations. Equal
+/// replications probe identically: a reload keeps the running one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Replication {
     pub name: String,
     pub settings: ProbeSettings,
@@ -149,7 +150,7 @@ pub struct Role {
     pub external_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     pub bucket: String,
     pub region: String,
@@ -157,7 +158,7 @@ pub struct Source {
     pub sse_kms_key_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
     /// The `destination` label: `name` if given, else the bucket.
     pub name: String,
@@ -215,14 +216,23 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        Config::parse_file(path, &Config::read(path)?)
+    }
+
+    /// Reads a configuration file's text (following symlinks, as a mounted ConfigMap needs).
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             errors: vec![FieldError {
                 path: String::new(),
                 message: format!("cannot read the file: {e}"),
             }],
-        })?;
-        Config::parse(&text).map_err(|errors| ConfigError {
+        })
+    }
+
+    /// Parses and validates the text read from `path` (named in the errors).
+    pub fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text).map_err(|errors| ConfigError {
             file: path.to_owned(),
             errors,
         })

@@ -274,6 +274,35 @@ fn a_removed_replication_takes_its_series_along() {
 }
 
 #[test]
+fn a_dropped_destination_takes_only_its_own_series_along() {
+    let m = Metrics::new();
+    m.register_replication("r", 60.0);
+    for d in ["gone", "stays"] {
+        m.register_destination("r", d);
+        let mut v = verdict("r", d, Outcome::WrongKmsKey, 1.0);
+        v.findings = findings(&["a_finding"]);
+        m.record_verdict(&v);
+    }
+    m.aws_request("r", Side::Source, "PutObject", "ok");
+    m.remove_destination("r", "gone");
+    let text = m.encode();
+    assert!(!text.contains("destination=\"gone\""), "{text}");
+    for line in [
+        "replicanary_probes_total{destination=\"stays\",outcome=\"wrong_kms_key\",replication=\"r\"} 1\n",
+        "replicanary_finding{destination=\"stays\",finding=\"a_finding\",replication=\"r\"} 1\n",
+        "replicanary_probe_interval_seconds{replication=\"r\"} 60\n",
+        "replicanary_aws_requests_total{code=\"ok\",operation=\"PutObject\",replication=\"r\",side=\"source\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    // Its standing verdict is forgotten too: back, it is exported afresh.
+    m.record_verdict(&verdict("r", "gone", Outcome::WrongKmsKey, 2.0));
+    assert!(m.encode().contains(
+        "replicanary_verdict{destination=\"gone\",outcome=\"wrong_kms_key\",replication=\"r\"} 1\n"
+    ));
+}
+
+#[test]
 fn process_wide_series() {
     let m = Metrics::new();
     m.config_loaded(true, 1_700_000_000.0);

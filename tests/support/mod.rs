@@ -178,6 +178,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(config, &[], extra_env)
+    }
+
+    /// Like [`Daemon::start`], with more `run` arguments.
+    pub fn start_with(config: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let log = config.with_extension(format!("{port}.log"));
         let mut cmd = binary();
@@ -190,6 +195,7 @@ impl Daemon {
             "--config",
         ])
         .arg(config)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
         for (k, v) in extra_env {
@@ -326,6 +332,15 @@ impl Metrics {
             "replicanary_probes_total",
             &[("replication", replication), ("destination", destination)],
         )
+    }
+
+    /// Every value the label `label` takes in the samples of `name`.
+    pub fn label_values(&self, name: &str, label: &str) -> std::collections::BTreeSet<String> {
+        self.samples
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .filter_map(|(_, l, _)| l.get(label).cloned())
+            .collect()
     }
 
     /// Outcomes with a non-zero count for one destination.

@@ -1,0 +1,175 @@
+//! `replicanary run`: the HTTP endpoints, the fleet of replication tasks, reloads and a
+//! graceful shutdown.
+//!
+//! - `fleet.rs` — the reconciler: desired vs running replications, one task each;
+//! - `task.rs` — one replication's task: sweep, then a probe per slot;
+//! - `reload.rs` — the reload loop: merges the sources of replications, reconciles;
+//! - `triggers.rs` — SIGHUP, the configuration file's content polling;
+//! - `shard.rs` — which replications this instance probes.
+
+mod fleet;
+mod reload;
+mod shard;
+mod task;
+mod triggers;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{Shared, router};
+use crate::metrics::Metrics;
+pub use fleet::build_prober;
+use fleet::{Fleet, SdkProbers};
+use reload::Reloader;
+pub use shard::Shard;
+
+/// How `run` was asked to behave.
+pub struct Options {
+    pub listen: SocketAddr,
+    /// How long in-flight probes may finish when stopping (shutdown, or a replication
+    /// removed or changed by a reload) before they are cancelled.
+    pub grace: Duration,
+    pub shard: Shard,
+    /// How often the configuration file's content is checked; zero: never.
+    pub config_poll: Duration,
+}
+
+/// The configuration `run` starts from: the file, its text and what it says.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub text: String,
+    pub config: Config,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let (reload_requests, http_reloads) = mpsc::channel(8);
+    let shared = Arc::new(Shared {
+        metrics: metrics.clone(),
+        ready: false.into(),
+        reload: reload_requests,
+    });
+    let listen = opts.listen;
+    let (server, server_stop) = serve_http(shared.clone(), listen).await?;
+
+    // Triggers are installed before probing starts: a SIGHUP must never end the process.
+    let (triggers, trigger_queue) = mpsc::channel(16);
+    let stop_triggers = CancellationToken::new();
+    triggers::listen_sighup(triggers.clone(), stop_triggers.clone());
+    if !opts.config_poll.is_zero() {
+        let loaded_content = Some(triggers::fingerprint(&loaded.text));
+        let (path, period) = (loaded.path.clone(), opts.config_poll);
+        triggers::spawn_file_poll(
+            path,
+            period,
+            loaded_content,
+            triggers,
+            stop_triggers.clone(),
+        );
+    }
+
+    let shard = opts.shard;
+    metrics.set_shard(shard.index(), shard.count());
+    let configured = loaded.config.replications.len();
+    let makers = SdkProbers::new(&loaded.config.aws, metrics.clone()).await;
+    let fleet = Fleet::new(makers, &loaded.config.aws, metrics.clone(), opts.grace);
+    let reloader = Reloader::start(
+        loaded.path,
+        &loaded.text,
+        loaded.config,
+        shard,
+        fleet,
+        metrics.clone(),
+    )
+    .await;
+    tracing::info!(
+        %listen,
+        replications = configured,
+        probed_here = reloader.running(),
+        shard_index = shard.index(),
+        shard_count = shard.count(),
+        config_poll_seconds = opts.config_poll.as_secs_f64(),
+        "replicanary started; metrics at http://{listen}/metrics"
+    );
+    let serving = tokio::spawn(reload::serve(
+        reloader,
+        trigger_queue,
+        http_reloads,
+        stop_triggers.clone(),
+    ));
+    shared.ready.store(true, Ordering::SeqCst);
+
+    shutdown_signal().await;
+    tracing::info!(
+        grace_seconds = opts.grace.as_secs_f64(),
+        "shutting down: no new probes; waiting for in-flight probes"
+    );
+    shared.ready.store(false, Ordering::SeqCst);
+    stop_triggers.cancel();
+    let reloader = serving.await.context("the reload loop failed")?;
+    reloader.into_fleet().shutdown().await;
+    server_stop.cancel();
+    let _ = server.await;
+    tracing::info!(
+        canaries_outstanding = metrics.canaries_outstanding(),
+        "replicanary stopped"
+    );
+    Ok(())
+}
+
+/// Serves the endpoints on `listen` until the returned token is cancelled.
+async fn serve_http(
+    shared: Arc<Shared>,
+    listen: SocketAddr,
+) -> anyhow::Result<(JoinHandle<std::io::Result<()>>, CancellationToken)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let stop = CancellationToken::new();
+    let app = router(shared);
+    let graceful = stop.clone().cancelled_owned();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+    });
+    Ok((server, stop))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops replicanary");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,243 @@
+//! The reload loop: one task that owns the [`Fleet`] and applies every trigger in turn, so
+//! two reloads never run at once.
+//!
+//! The desired replications are built from their sources and then reconciled:
+//! `shard.select(merge(explicit, discovered))` — the file's `replications`, plus what
+//! discovery found (an explicit replication wins over a discovered one for the same rule),
+//! keeping only this shard's. A file reload replaces the explicit set; a discovery
+//! ([`Trigger::Discovered`], [`Reloader::set_discovered`]) replaces the discovered set;
+//! either reconciles the fleet against the merged whole.
+//!
+//! A reload that reads the content it read last time does nothing. An invalid file keeps
+//! the running configuration: each error is logged as one event with its field path
+//! (`path`, `message`), and `replicanary_config_last_reload_successful` turns 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::fleet::{Changes, Fleet, MakeProber};
+use super::shard::Shard;
+use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
+use crate::config::{AwsSettings, Config, Replication};
+use crate::http::{ReloadAnswer, ReloadRequest};
+use crate::metrics::Metrics;
+
+/// The explicit replications first; a discovered one is left out when an explicit one
+/// probes the same rule ([`same_rule`]), or when an earlier one has its name.
+pub fn merge(explicit: &[Replication], discovered: &[Replication]) -> Vec<Replication> {
+    let mut out: Vec<Replication> = explicit.to_vec();
+    for d in discovered {
+        let taken =
+            out.iter().any(|e| e.name == d.name) || explicit.iter().any(|e| same_rule(e, d));
+        if !taken {
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
+/// Whether an explicit replication probes the rule a discovered one stands for: the same
+/// source bucket replicating to the same destination buckets.
+pub fn same_rule(explicit: &Replication, discovered: &Replication) -> bool {
+    explicit.source.bucket == discovered.source.bucket
+        && destination_buckets(explicit) == destination_buckets(discovered)
+}
+
+fn destination_buckets(r: &Replication) -> Vec<&str> {
+    let mut b: Vec<&str> = r.destinations.iter().map(|d| d.bucket.as_str()).collect();
+    b.sort_unstable();
+    b
+}
+
+/// The content last read and what it gave.
+struct Seen {
+    fingerprint: Fingerprint,
+    /// Empty when it was applied; else its errors, one line each.
+    errors: Vec<String>,
+}
+
+/// The configuration's sources and the fleet that runs what they desire.
+pub struct Reloader<M: MakeProber> {
+    path: PathBuf,
+    seen: Seen,
+    explicit: Vec<Replication>,
+    discovered: Vec<Replication>,
+    aws: AwsSettings,
+    shard: Shard,
+    fleet: Fleet<M>,
+    metrics: Arc<Metrics>,
+}
+
+impl<M: MakeProber> Reloader<M> {
+    /// Starts the fleet on the configuration loaded from `text` (the content of `path`).
+    pub async fn start(
+        path: PathBuf,
+        text: &str,
+        config: Config,
+        shard: Shard,
+        fleet: Fleet<M>,
+        metrics: Arc<Metrics>,
+    ) -> Reloader<M> {
+        let mut r = Reloader {
+            path,
+            seen: Seen {
+                fingerprint: Some(fingerprint(text)),
+                errors: Vec::new(),
+            },
+            explicit: config.replications,
+            discovered: Vec::new(),
+            aws: config.aws,
+            shard,
+            fleet,
+            metrics,
+        };
+        r.apply().await;
+        r.metrics.config_loaded(true, unix_now());
+        r
+    }
+
+    /// The running fleet (for shutdown).
+    pub fn into_fleet(self) -> Fleet<M> {
+        self.fleet
+    }
+
+    /// How many replications run here.
+    pub fn running(&self) -> usize {
+        self.fleet.names().count()
+    }
+
+    #[cfg(test)]
+    pub fn running_names(&self) -> Vec<&str> {
+        self.fleet.names().collect()
+    }
+
+    /// Reads the file again and reconciles; does nothing when its content did not change.
+    pub async fn reload_file(&mut self, cause: Cause) -> ReloadAnswer {
+        let file = self.path.display().to_string();
+        let text = Config::read(&self.path);
+        let now = text.as_ref().ok().map(|t| fingerprint(t));
+        if now == self.seen.fingerprint {
+            return self.unchanged(cause);
+        }
+        let config = match text.and_then(|t| Config::parse_file(&self.path, &t)) {
+            Ok(c) => c,
+            Err(e) => {
+                for err in &e.errors {
+                    tracing::error!(file = %file, path = %err.path, message = %err.message);
+                }
+                tracing::error!(
+                    cause = cause.as_str(),
+                    file = %file,
+                    errors = e.errors.len(),
+                    "configuration reload failed: the running configuration stays"
+                );
+                self.metrics.config_loaded(false, unix_now());
+                let errors: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
+                self.seen = Seen {
+                    fingerprint: now,
+                    errors: errors.clone(),
+                };
+                return Err(errors);
+            }
+        };
+        self.explicit = config.replications;
+        self.aws = config.aws;
+        let changes = self.apply().await;
+        self.metrics.config_loaded(true, unix_now());
+        self.seen = Seen {
+            fingerprint: now,
+            errors: Vec::new(),
+        };
+        tracing::info!(
+            cause = cause.as_str(),
+            file = %file,
+            started = changes.started,
+            restarted = changes.restarted,
+            stopped = changes.stopped,
+            unchanged = changes.unchanged,
+            "configuration reloaded"
+        );
+        Ok(format!("configuration reloaded: {changes}"))
+    }
+
+    /// Same content as last read: the answer it had, nothing done.
+    fn unchanged(&self, cause: Cause) -> ReloadAnswer {
+        if self.seen.errors.is_empty() {
+            if cause != Cause::FileChanged {
+                tracing::info!(
+                    cause = cause.as_str(),
+                    "configuration file unchanged: nothing to reload"
+                );
+            }
+            Ok("configuration unchanged".to_owned())
+        } else {
+            if cause != Cause::FileChanged {
+                tracing::warn!(
+                    cause = cause.as_str(),
+                    errors = self.seen.errors.len(),
+                    "configuration file unchanged since the reload that failed: the running configuration stays"
+                );
+            }
+            Err(self.seen.errors.clone())
+        }
+    }
+
+    /// Replaces the discovered replications and reconciles.
+    pub async fn set_discovered(&mut self, found: Vec<Replication>) -> Changes {
+        self.discovered = found;
+        let changes = self.apply().await;
+        tracing::info!(
+            started = changes.started,
+            restarted = changes.restarted,
+            stopped = changes.stopped,
+            unchanged = changes.unchanged,
+            "discovered replications applied"
+        );
+        changes
+    }
+
+    /// Reconciles the fleet with this shard's share of the merged sources.
+    async fn apply(&mut self) -> Changes {
+        let desired = self.shard.select(merge(&self.explicit, &self.discovered));
+        self.fleet.reconcile(desired, &self.aws).await
+    }
+}
+
+/// Applies triggers and HTTP reload requests one at a time until `stop`; returns the
+/// reloader (its fleet is still running, for shutdown).
+pub async fn serve<M: MakeProber>(
+    mut reloader: Reloader<M>,
+    mut triggers: mpsc::Receiver<Trigger>,
+    mut http: mpsc::Receiver<ReloadRequest>,
+    stop: CancellationToken,
+) -> Reloader<M> {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(t) = triggers.recv() => match t {
+                Trigger::Reload(cause) => {
+                    let _ = reloader.reload_file(cause).await;
+                }
+                Trigger::Discovered(found) => {
+                    reloader.set_discovered(found).await;
+                }
+            },
+            Some(request) = http.recv() => {
+                let answer = reloader.reload_file(Cause::Http).await;
+                let _ = request.reply.send(answer);
+            }
+        }
+    }
+    reloader
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,222 @@
+//! Test support for the daemon: in-memory probers the fleet can build, configurations
+//! of named replications, and waiting on `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::aws::{
+    AwsError, DefaultEncryption, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
+    SetupReader, VersionEntry,
+};
+use crate::config::{AwsSettings, Config, Replication};
+use crate::daemon::fleet::MakeProber;
+use crate::metrics::Metrics;
+use crate::probe::Prober;
+use crate::testing::{MemStore, SharedBody};
+
+const EXPECTED: &str =
+    "arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab";
+
+/// A configuration's YAML with one replication per `(name, interval, destinations)`.
+pub fn yaml(reps: &[(&str, &str, usize)]) -> String {
+    let mut yaml = String::from(
+        "defaults: {replication_timeout: 5s, poll: {initial: 10ms, max: 40ms}}\nreplications:\n",
+    );
+    for (name, interval, dests) in reps {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    interval: {interval}\n    source: {{bucket: src-{name}, region: ap-northeast-1}}\n    destinations:\n"
+        ));
+        for i in 0..*dests {
+            yaml.push_str(&format!(
+                "      - {{name: d{i}, bucket: dst-{name}-{i}, region: ap-northeast-1, expected_kms_key_arn: {EXPECTED}}}\n"
+            ));
+        }
+    }
+    yaml
+}
+
+pub fn config(reps: &[(&str, &str, usize)]) -> Config {
+    Config::parse(&yaml(reps)).expect("test configuration is valid")
+}
+
+pub fn reps(spec: &[(&str, &str, usize)]) -> Vec<Replication> {
+    config(spec).replications
+}
+
+/// A shared in-memory store, so the test still sees it once the prober is gone.
+#[derive(Clone)]
+pub struct Mem(Arc<MemStore>);
+
+impl ObjectStore for Mem {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
+        ObjectStore::put(&*self.0, req).await
+    }
+    async fn head(&self, b: &str, k: &str, v: &str) -> Result<ObjectHead, AwsError> {
+        self.0.head(b, k, v).await
+    }
+    async fn get(&self, b: &str, k: &str, v: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
+        ObjectStore::get(&*self.0, b, k, v, limit).await
+    }
+    async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), AwsError> {
+        self.0.delete_version(b, k, v).await
+    }
+    async fn list_versions(
+        &self,
+        b: &str,
+        p: &str,
+        max: usize,
+    ) -> Result<Vec<VersionEntry>, AwsError> {
+        self.0.list_versions(b, p, max).await
+    }
+}
+
+impl SetupReader for Mem {
+    async fn replication(&self, b: &str) -> Result<ReplicationSetup, AwsError> {
+        self.0.replication(b).await
+    }
+    async fn versioning(&self, b: &str) -> Result<Option<String>, AwsError> {
+        self.0.versioning(b).await
+    }
+    async fn encryption(&self, b: &str) -> Result<DefaultEncryption, AwsError> {
+        self.0.encryption(b).await
+    }
+    async fn policy(&self, b: &str) -> Result<String, AwsError> {
+        self.0.policy(b).await
+    }
+}
+
+/// The stores one build of a replication's prober got.
+#[derive(Clone)]
+pub struct Built {
+    pub source: Arc<MemStore>,
+    pub destinations: Vec<Arc<MemStore>>,
+}
+
+/// Builds probers whose replicas arrive at once (`ok`), or — for the names in `pending` —
+/// never (the source says PENDING until the replication timeout).
+#[derive(Clone)]
+pub struct Fake {
+    pub metrics: Arc<Metrics>,
+    pub pending: Vec<String>,
+    builds: Arc<Mutex<HashMap<String, Vec<Built>>>>,
+}
+
+impl Fake {
+    pub fn new(metrics: &Arc<Metrics>) -> Fake {
+        Fake {
+            metrics: metrics.clone(),
+            pending: Vec::new(),
+            builds: Arc::default(),
+        }
+    }
+
+    pub fn builds(&self, name: &str) -> Vec<Built> {
+        let builds = self.builds.lock().unwrap_or_else(|e| e.into_inner());
+        builds.get(name).cloned().unwrap_or_default()
+    }
+}
+
+fn status(s: &str) -> Result<ObjectHead, AwsError> {
+    Ok(ObjectHead {
+        replication_status: Some(s.to_owned()),
+        ..ObjectHead::default()
+    })
+}
+
+impl MakeProber for Fake {
+    type Store = Mem;
+
+    async fn make(&self, rep: &Replication) -> Prober<Mem> {
+        let body = SharedBody::default();
+        let said = if self.pending.contains(&rep.name) {
+            "PENDING"
+        } else {
+            "COMPLETED"
+        };
+        let source = Arc::new(MemStore::new(&body).heads(vec![status(said)]));
+        let replica = Ok(ObjectHead {
+            replication_status: Some("REPLICA".to_owned()),
+            server_side_encryption: Some("aws:kms".to_owned()),
+            kms_key_id: Some(EXPECTED.to_owned()),
+            ..ObjectHead::default()
+        });
+        let destinations: Vec<Arc<MemStore>> = rep
+            .destinations
+            .iter()
+            .map(|_| Arc::new(MemStore::new(&body).heads(vec![replica.clone()])))
+            .collect();
+        let built = Built {
+            source: source.clone(),
+            destinations: destinations.clone(),
+        };
+        self.builds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(rep.name.clone())
+            .or_default()
+            .push(built);
+        Prober::new(
+            rep.clone(),
+            Mem(source),
+            destinations.into_iter().map(Mem).collect(),
+            self.metrics.clone(),
+        )
+    }
+
+    async fn remake(&self, _: &AwsSettings) -> Fake {
+        self.clone()
+    }
+}
+
+/// `replicanary_probes_total` of one destination, all outcomes.
+pub fn verdicts(m: &Metrics, rep: &str, dest: &str) -> u64 {
+    let text = m.encode();
+    let labels = format!("destination=\"{dest}\",");
+    let rep = format!("replication=\"{rep}\"}}");
+    text.lines()
+        .filter(|l| l.starts_with("replicanary_probes_total{") && l.contains(&labels))
+        .filter(|l| l.contains(&rep))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
+        .sum()
+}
+
+pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A file in a fresh temporary directory, removed (with the directory) on drop.
+pub struct TempFile {
+    dir: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+}
+
+impl TempFile {
+    pub fn new(name: &str, text: &str) -> TempFile {
+        let dir = std::env::temp_dir().join(format!(
+            "replicanary-unit-{}-{:x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        TempFile { dir, path }
+    }
+
+    pub fn write(&self, text: &str) {
+        std::fs::write(&self.path, text).expect("write");
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,4 @@
+//! Unit tests of the daemon that span its files, and their shared support.
+
+pub mod fake;
+mod reload;
