@@ -9,8 +9,6 @@ mod cleanup;
 mod config;
 mod daemon;
 mod diagnose;
-// Wired into `discover` and `run` in the next steps.
-#[allow(dead_code, unused_imports)]
 mod discovery;
 mod emit;
 mod http;
@@ -128,6 +126,23 @@ enum Command {
     Audit(Selection),
     /// Parse and validate the configuration without calling AWS.
     Validate(ConfigFile),
+    /// Run discovery once; print the replications it finds as configuration, and every
+    /// skipped bucket or rule with its reason. Exit 0, or 1 when something could not be read.
+    Discover {
+        #[command(flatten)]
+        file: ConfigFile,
+        #[arg(long, value_enum, default_value_t = DiscoverFormat::Yaml)]
+        format: DiscoverFormat,
+    },
+}
+
+/// How `discover` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DiscoverFormat {
+    /// A `replications:` list to paste, skips as comments.
+    Yaml,
+    /// `replications` to paste, `discovered` with every detail, `skipped`, `summary`.
+    Json,
 }
 
 /// Exit code for usage and configuration errors.
@@ -199,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(daemon::run(loaded, opts))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Discover { file, format } => discover_once(&file.config, format),
         Command::Check(sel) => once(sel, |config| async move {
             let never = tokio_util::sync::CancellationToken::new();
             on_every_prober(&config, move |mut prober| {
@@ -224,6 +240,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }),
     }
+}
+
+/// `discover`: one pass, printed; progress on stderr.
+fn discover_once(path: &Path, format: DiscoverFormat) -> anyhow::Result<ExitCode> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(d) = &config.discovery else {
+        eprintln!(
+            "{}: no `discovery:` section: nothing to discover",
+            path.display()
+        );
+        return Ok(ExitCode::from(USAGE));
+    };
+    logging::init(LogFormat::Text, "error");
+    let progress = |p: discovery::Progress<'_>| match p {
+        discovery::Progress::Listed {
+            account,
+            region,
+            buckets,
+        } => eprintln!(
+            "listed {} buckets in {account}/{region}",
+            thousands(buckets)
+        ),
+        discovery::Progress::Read {
+            account,
+            region,
+            done,
+            of,
+        } => eprintln!(
+            "read {} of {} buckets in {account}/{region}",
+            thousands(done),
+            thousands(of)
+        ),
+    };
+    let canary_prefix = &config.defaults.canary_prefix;
+    let pass = runtime()?.block_on(async {
+        let metrics = Arc::new(metrics::Metrics::new());
+        let clients = Clients::new(&config.aws, metrics).await;
+        let readers = discovery::SdkReaders {
+            clients: &clients,
+            discovery: d,
+        };
+        discovery::discover(&readers, d, canary_prefix, &progress).await
+    });
+    let explicit = &config.replications;
+    print!(
+        "{}",
+        match format {
+            DiscoverFormat::Yaml => discovery::render::yaml(&pass, explicit, d, canary_prefix),
+            DiscoverFormat::Json => discovery::render::json(&pass, explicit, d, canary_prefix),
+        }
+    );
+    let errors = pass.skips().filter(|s| s.reason.is_error()).count();
+    eprintln!(
+        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read) in {:.2}s",
+        pass.found().count(),
+        pass.skips().count(),
+        pass.took.as_secs_f64()
+    );
+    Ok(if pass.had_errors() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Loads the configuration for `run`, keeping its text (a reload compares against it).

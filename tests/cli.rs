@@ -193,3 +193,25 @@ fn shard_arguments_are_checked_before_anything_starts() {
         assert!(err.contains(says), "{args:?} {env:?}: {err}");
     }
 }
+
+#[test]
+fn discover_needs_a_discovery_section_and_a_valid_file() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let out = replicanary(&["discover", "--config", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no `discovery:` section"), "{err}");
+    let broken = DISCOVERY_ONLY.replace("regions: [ap-northeast-1]", "regions: [tokyo]");
+    let f = write(&dir, "broken.yaml", &broken);
+    let out = replicanary(&["discover", "--config", &f, "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("discovery.regions[0]"), "{err}");
+    let out = replicanary(&["discover", "--config", &f, "--format", "xml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown format is a usage error"
+    );
+}

@@ -24,7 +24,6 @@ pub(crate) use validate::{MAX_KEY_BYTES, MAX_OBJECT_TAGS, check_bucket, is_regio
 pub struct Config {
     pub aws: AwsSettings,
     /// `defaults` merged over the built-in settings: what discovered replications use.
-    #[cfg_attr(not(test), expect(dead_code, reason = "used once discovery lands"))]
     pub defaults: ProbeSettings,
     /// The replications written in the file (possibly none when `discovery` is set).
     pub replications: Vec<Replication>,

@@ -23,6 +23,7 @@ use super::fleet::{Changes, Fleet, MakeProber};
 use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
 use crate::config::{AwsSettings, Config, Replication};
+use crate::discovery::same_rule;
 use crate::http::{ReloadAnswer, ReloadRequest};
 use crate::metrics::Metrics;
 
@@ -38,19 +39,6 @@ pub fn merge(explicit: &[Replication], discovered: &[Replication]) -> Vec<Replic
         }
     }
     out
-}
-
-/// Whether an explicit replication probes the rule a discovered one stands for: the same
-/// source bucket replicating to the same destination buckets.
-pub fn same_rule(explicit: &Replication, discovered: &Replication) -> bool {
-    explicit.source.bucket == discovered.source.bucket
-        && destination_buckets(explicit) == destination_buckets(discovered)
-}
-
-fn destination_buckets(r: &Replication) -> Vec<&str> {
-    let mut b: Vec<&str> = r.destinations.iter().map(|d| d.bucket.as_str()).collect();
-    b.sort_unstable();
-    b
 }
 
 /// The content last read and what it gave.

@@ -24,6 +24,7 @@
 
 mod read;
 mod reason;
+pub mod render;
 pub mod rules;
 mod sdk;
 
@@ -33,13 +34,42 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::config::{KmsKeyArn, Role};
+use crate::config::{KmsKeyArn, Replication, Role};
 use crate::metrics::Metrics;
 
 pub use read::{Progress, Readers, discover};
 pub use reason::SkipReason;
 pub use rules::Placement;
 pub use sdk::SdkReaders;
+
+/// The explicit-wins rule: an explicit replication stands for a discovered one when it has
+/// the same source bucket and the same set of destination buckets. (Explicit replications
+/// carry no rule id; two rules of one bucket to one destination bucket are told apart by
+/// their filters, which an explicit replication may reproduce with `rule_prefix` and
+/// `canary_tags` — it then stands for both, and the discovered ones are not probed.)
+pub fn same_rule(explicit: &Replication, discovered: &Replication) -> bool {
+    let buckets: Vec<&str> = discovered
+        .destinations
+        .iter()
+        .map(|d| d.bucket.as_str())
+        .collect();
+    same_rule_as(explicit, &discovered.source.bucket, &buckets)
+}
+
+/// [`same_rule`] against a source bucket and destination buckets.
+pub fn same_rule_as(explicit: &Replication, source_bucket: &str, destinations: &[&str]) -> bool {
+    let mut theirs: Vec<&str> = explicit
+        .destinations
+        .iter()
+        .map(|d| d.bucket.as_str())
+        .collect();
+    let mut ours = destinations.to_vec();
+    theirs.sort_unstable();
+    theirs.dedup();
+    ours.sort_unstable();
+    ours.dedup();
+    explicit.source.bucket == source_bucket && theirs == ours
+}
 
 /// The `replication` label of the AWS calls discovery makes in a source account.
 pub fn calls_label(account: &str) -> String {
@@ -163,6 +193,7 @@ pub struct Discoverer {
     previous: HashMap<(String, String), Vec<Found>>,
 }
 
+#[cfg_attr(not(test), expect(dead_code, reason = "`run` uses it once wired"))]
 impl Discoverer {
     /// The replications to probe after `pass`: what it found, plus — where a read failed —
     /// what was found there before. Records the discovery metrics and logs every skip.

@@ -42,11 +42,12 @@ pub enum Progress<'a> {
         region: &'a str,
         buckets: usize,
     },
-    /// Tags and rules of this many buckets are read.
+    /// Tags (and rules) of `done` of the `of` buckets are read.
     Read {
         account: &'a str,
         region: &'a str,
-        buckets: usize,
+        done: usize,
+        of: usize,
     },
 }
 
@@ -122,9 +123,12 @@ async fn read_scope<R: Readers>(
         Ok(b) => b,
         Err(e) => {
             let reason = SkipReason::of_source_read(&e);
-            scope
-                .skips
-                .push(scope.skip("", None, reason, format!("cannot list the buckets: {e}")));
+            scope.skips.push(scope.skip(
+                "",
+                None,
+                reason,
+                format!("cannot list the buckets: {}", brief(&e)),
+            ));
             return (scope, Vec::new());
         }
     };
@@ -138,14 +142,15 @@ async fn read_scope<R: Readers>(
         .map(|b| read_bucket(&reader, b, tag))
         .buffered(CONCURRENCY);
     let mut opted = Vec::new();
-    let mut done = 0;
+    let mut done: usize = 0;
     while let Some((bucket, read)) = reads.next().await {
         done += 1;
-        if done % 250 == 0 {
+        if done.is_multiple_of(250) {
             progress(Progress::Read {
                 account,
                 region,
-                buckets: done,
+                done,
+                of: buckets.len(),
             });
         }
         match read {
@@ -196,7 +201,7 @@ async fn read_bucket<'b, E: EstateReader>(
     let tags = match reader.bucket_tags(bucket).await {
         Ok(t) => t.unwrap_or_default(),
         Err(e) => {
-            let why = format!("cannot read the bucket's tags: {e}");
+            let why = format!("cannot read the bucket's tags: {}", brief(&e));
             return (
                 bucket,
                 BucketRead::Skip(SkipReason::of_source_read(&e), why),
@@ -222,7 +227,7 @@ async fn read_bucket<'b, E: EstateReader>(
         ),
         Err(e) => BucketRead::Skip(
             SkipReason::of_source_read(&e),
-            format!("cannot read the replication configuration: {e}"),
+            format!("cannot read the replication configuration: {}", brief(&e)),
         ),
     };
     (bucket, read)
@@ -416,7 +421,7 @@ impl<R: Readers> Resolver<'_, R> {
                 Err(e) if e.class == ErrorClass::Transient => {
                     return Err((
                         SkipReason::Throttled,
-                        format!("cannot tell who owns {bucket}: {e}"),
+                        format!("cannot tell who owns {bucket}: {}", brief(&e)),
                     ));
                 }
                 Err(_) => asked.push(account),
@@ -448,11 +453,11 @@ impl<R: Readers> Resolver<'_, R> {
                 let reason = SkipReason::of_destination_read(&e);
                 return Err((
                     reason,
-                    format!("cannot read {bucket}'s default encryption: {e}"),
+                    format!("cannot read {bucket}'s default encryption: {}", brief(&e)),
                 ));
             }
             Err(e) => {
-                let why = format!("its default encryption could not be read ({e})");
+                let why = format!("its default encryption could not be read ({})", brief(&e));
                 return Ok((None, KeyFrom::Unknown(why)));
             }
         };
@@ -491,7 +496,10 @@ fn home_refused(account: &str, bucket: &str, e: &AwsError) -> (SkipReason, Strin
     match e.class {
         ErrorClass::Credentials => (
             SkipReason::DestinationRoleUnavailable,
-            format!("cannot act as the destination role of {account}: {e}"),
+            format!(
+                "cannot act as the destination probe role of {account}: {}",
+                brief(e)
+            ),
         ),
         ErrorClass::NotFound => (
             SkipReason::Error,
@@ -505,7 +513,10 @@ fn home_refused(account: &str, bucket: &str, e: &AwsError) -> (SkipReason, Strin
         ),
         _ => (
             SkipReason::of_destination_read(e),
-            format!("cannot read {bucket} as the destination role of {account}: {e}"),
+            format!(
+                "cannot read {bucket} as the destination role of {account}: {}",
+                brief(e)
+            ),
         ),
     }
 }
@@ -530,4 +541,25 @@ pub fn key_arn(id: &str, partition: &str, region: &str, account: &str) -> Option
         return None;
     }
     KmsKeyArn::parse(&format!("arn:{partition}:kms:{region}:{account}:key/{id}")).ok()
+}
+
+/// An error in one short line: S3's code and message, or for a role that cannot be
+/// assumed, STS's refusal without the SDK's layers of wrapping.
+fn brief(e: &AwsError) -> String {
+    const MAX: usize = 240;
+    let text = match (e.class, e.message.as_deref()) {
+        (ErrorClass::Credentials, Some(m)) => {
+            let refusal = m
+                .rfind("message: \"")
+                .map(|i| &m[i + 10..])
+                .map(|r| r.split('"').next().unwrap_or(r));
+            format!("AssumeRole refused: {}", refusal.unwrap_or(m))
+        }
+        _ => e.to_string(),
+    };
+    if text.chars().count() > MAX {
+        format!("{}…", text.chars().take(MAX).collect::<String>())
+    } else {
+        text
+    }
 }

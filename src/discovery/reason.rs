@@ -40,6 +40,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    #[cfg(test)]
     pub const ALL: [SkipReason; 12] = [
         SkipReason::Untagged,
         SkipReason::NoReplicationConfiguration,

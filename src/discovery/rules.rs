@@ -37,7 +37,7 @@ use super::SkipReason;
 pub struct Placement {
     /// The rule's prefix filter; canaries live under `<prefix><canary_prefix><name>/`.
     pub prefix: String,
-    /// The rule's tag filter, each key once, in the rule's order.
+    /// The rule's tag filter, each key once, sorted by key.
     pub tags: Vec<(String, String)>,
 }
 
@@ -211,6 +211,8 @@ fn canary_tags(filter: &[(String, String)]) -> Result<Vec<(String, String)>, (Sk
             None => tags.push((k.clone(), v.clone())),
         }
     }
+    // S3 does not order tags; sorted, a discovered replication equals its written form.
+    tags.sort();
     if tags.len() > MAX_OBJECT_TAGS {
         return Err((
             SkipReason::UnsatisfiableFilter,

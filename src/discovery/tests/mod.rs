@@ -2,6 +2,7 @@
 //! what is skipped and why, what a failed read keeps, and what it costs in calls.
 
 mod fake;
+mod render;
 mod rules;
 
 use std::sync::{Arc, Mutex};
