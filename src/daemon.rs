@@ -19,16 +19,18 @@ use crate::aws::clients::{Clients, acting_for};
 use crate::aws::s3::S3Store;
 use crate::cleanup::sweep;
 use crate::config::{AwsSettings, Config, Replication};
+use crate::emit::Sinks;
 use crate::http::{Shared, router};
 use crate::metrics::Metrics;
 use crate::model::Side;
 use crate::probe::Prober;
+use crate::status::Board;
 
 /// A prober for one replication, with the (shared) clients of each side.
 pub async fn build_prober(
     rep: &Replication,
     clients: &Clients,
-    metrics: &Arc<Metrics>,
+    sinks: &Sinks,
     aws: &AwsSettings,
 ) -> Prober<S3Store> {
     let s = &rep.source;
@@ -42,15 +44,17 @@ pub async fn build_prober(
             .await;
         destinations.push(store);
     }
-    Prober::new(rep.clone(), source, destinations, metrics.clone())
+    Prober::new(rep.clone(), source, destinations, sinks.clone())
         .with_attempt_timeout(aws.attempt_timeout)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let sinks = Sinks::new(metrics.clone(), Arc::new(Board::new()));
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
+        board: sinks.board.clone(),
         ready: false.into(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
@@ -66,7 +70,7 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
                 .await
         })
     };
-    tracing::info!(%listen, replications = config.replications.len(), "replicanary started; metrics at http://{listen}/metrics");
+    tracing::info!(%listen, replications = config.replications.len(), "replicanary started; status page at http://{listen}/ and metrics at http://{listen}/metrics");
 
     let stop_scheduling = CancellationToken::new();
     let abort_probes = CancellationToken::new();
@@ -76,7 +80,7 @@ pub async fn run(config: Config, listen: SocketAddr, grace: Duration) -> anyhow:
     let clients = Clients::new(&config.aws, metrics.clone()).await;
     let count = config.replications.len();
     for (i, rep) in config.replications.iter().enumerate() {
-        let prober = build_prober(rep, &clients, &metrics, &config.aws).await;
+        let prober = build_prober(rep, &clients, &sinks, &config.aws).await;
         // Replication i of n starts at i/n of its interval: the first probe of the first
         // replication at once, and a thousand replications evenly spread, not in a burst.
         let offset = prober
