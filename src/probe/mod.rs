@@ -12,7 +12,6 @@ pub mod poll;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -23,8 +22,7 @@ use crate::cleanup::{Ledger, Uncertain, Written};
 use crate::config::{Destination, Replication};
 use crate::diagnose::setup::{DestinationSetup, SourceSetup, read_destination, read_source};
 use crate::diagnose::{SETUP_TTL, diagnose};
-use crate::emit;
-use crate::metrics::Metrics;
+use crate::emit::{self, Sinks};
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
 use decide::{Answer, Decision, Replica, SourceSaid, Stage, decide, judge};
 use poll::Backoff;
@@ -51,7 +49,7 @@ pub struct Prober<S> {
     pub replication: Replication,
     pub source: S,
     pub destinations: Vec<S>,
-    metrics: Arc<Metrics>,
+    sinks: Sinks,
     ledger: Ledger,
     setup: Option<SetupRead>,
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
@@ -79,25 +77,25 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         replication: Replication,
         source: S,
         destinations: Vec<S>,
-        metrics: Arc<Metrics>,
+        sinks: Sinks,
     ) -> Prober<S> {
         let ledger = Ledger::new(
             &replication.name,
             &replication.key_prefix(),
-            metrics.clone(),
+            sinks.metrics.clone(),
         );
-        metrics.register_replication(
+        sinks.metrics.register_replication(
             &replication.name,
             replication.settings.interval.as_secs_f64(),
         );
         for d in &replication.destinations {
-            metrics.register_destination(&replication.name, &d.name);
+            sinks.register_destination(&replication.name, &d.name);
         }
         Prober {
             replication,
             source,
             destinations,
-            metrics,
+            sinks,
             ledger,
             setup: None,
             attempt_timeout: Duration::from_secs(10),
@@ -126,7 +124,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         }
         let elapsed = started.elapsed().as_secs_f64();
         for v in verdicts.iter().flatten() {
-            emit::verdict(&self.metrics, v, elapsed);
+            emit::verdict(&self.sinks, v, elapsed);
         }
         verdicts
     }

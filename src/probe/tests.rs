@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::Prober;
 use crate::aws::{AwsError, ErrorClass, ObjectHead};
 use crate::config::Config;
+use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::model::Outcome;
 use crate::testing::{MemStore, SharedBody, err};
@@ -53,10 +54,8 @@ fn replica(sse: &str, key: Option<&str>) -> Result<ObjectHead, AwsError> {
 fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Prober<MemStore>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let rep = config(destinations.len()).replications.remove(0);
-    (
-        Prober::new(rep, source, destinations, metrics.clone()),
-        metrics,
-    )
+    let sinks = Sinks::new(metrics.clone(), Arc::default());
+    (Prober::new(rep, source, destinations, sinks), metrics)
 }
 
 async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {

@@ -11,8 +11,10 @@ use crate::aws::{
 };
 use crate::config::{AwsSettings, Config, Replication};
 use crate::daemon::fleet::MakeProber;
+use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
+use crate::status::Board;
 use crate::testing::{MemStore, SharedBody};
 
 const EXPECTED: &str =
@@ -98,6 +100,8 @@ pub struct Built {
 #[derive(Clone)]
 pub struct Fake {
     pub metrics: Arc<Metrics>,
+    /// The metrics and a status board, as the daemon gives them to probers.
+    pub sinks: Sinks,
     pub pending: Vec<String>,
     builds: Arc<Mutex<HashMap<String, Vec<Built>>>>,
 }
@@ -106,6 +110,7 @@ impl Fake {
     pub fn new(metrics: &Arc<Metrics>) -> Fake {
         Fake {
             metrics: metrics.clone(),
+            sinks: Sinks::new(metrics.clone(), Arc::new(Board::new())),
             pending: Vec::new(),
             builds: Arc::default(),
         }
@@ -160,7 +165,7 @@ impl MakeProber for Fake {
             rep.clone(),
             Mem(source),
             destinations.into_iter().map(Mem).collect(),
-            self.metrics.clone(),
+            self.sinks.clone(),
         )
     }
 
