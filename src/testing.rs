@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::aws::{
-    AwsError, DefaultEncryption, ErrorClass, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
-    SetupReader, VersionEntry,
+    AwsError, DefaultEncryption, DefaultRetention, ErrorClass, ObjectHead, ObjectStore, PutRequest,
+    ReplicationSetup, SetupReader, VersionEntry,
 };
 
 /// The body the source stored, shared so that a destination can serve "the replica".
@@ -34,6 +34,8 @@ pub struct MemStore {
     heads: Mutex<VecDeque<Result<ObjectHead, AwsError>>>,
     put: Mutex<Option<Result<Option<String>, AwsError>>>,
     get: Mutex<Option<Result<Vec<u8>, AwsError>>>,
+    /// A scripted listing: these version ids of whatever key (prefix) is listed.
+    listing: Option<Result<Vec<String>, AwsError>>,
     body: SharedBody,
     /// Indexes into `objects` whose HEAD fails transiently.
     fail_head: HashSet<usize>,
@@ -103,6 +105,12 @@ impl MemStore {
 
     pub fn get(self, answer: Result<Vec<u8>, AwsError>) -> MemStore {
         *lock(&self.get) = Some(answer);
+        self
+    }
+
+    /// Every listing shows the listed prefix as a key with these version ids (or fails).
+    pub fn listing(mut self, answer: Result<Vec<&str>, AwsError>) -> MemStore {
+        self.listing = Some(answer.map(|v| v.into_iter().map(str::to_owned).collect()));
         self
     }
 
@@ -194,11 +202,19 @@ impl ObjectStore for MemStore {
     async fn list_versions(
         &self,
         _: &str,
-        _prefix: &str,
+        prefix: &str,
         max: usize,
     ) -> Result<Vec<VersionEntry>, AwsError> {
         self.call("ListObjectVersions");
         let now = self.now.unwrap_or_else(SystemTime::now);
+        if let Some(answer) = &self.listing {
+            let entry = |v: &String| VersionEntry {
+                key: prefix.to_owned(),
+                version_id: v.clone(),
+                last_modified: Some(now),
+            };
+            return answer.clone().map(|vs| vs.iter().map(entry).collect());
+        }
         Ok(self
             .objects
             .iter()
@@ -224,6 +240,12 @@ impl SetupReader for MemStore {
         Err(err(ErrorClass::Transient, 503, "SlowDown"))
     }
     async fn policy(&self, _: &str) -> Result<String, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn ownership(&self, _: &str) -> Result<String, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn object_lock(&self, _: &str) -> Result<Option<DefaultRetention>, AwsError> {
         Err(err(ErrorClass::Transient, 503, "SlowDown"))
     }
 }

@@ -22,7 +22,7 @@ use crate::canary::{self, Canary};
 use crate::cleanup::{Ledger, Uncertain, Written};
 use crate::config::{Destination, Replication};
 use crate::diagnose::setup::{DestinationSetup, SourceSetup, read_destination, read_source};
-use crate::diagnose::{SETUP_TTL, diagnose};
+use crate::diagnose::{SETUP_TTL, diagnose, from_replica};
 use crate::emit;
 use crate::metrics::Metrics;
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
@@ -328,7 +328,12 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
     ) -> Option<(DestinationVerdict, bool)> {
         match self.inspect_stage(i, w, said, deadline, cancel).await? {
             Ok(head) => Some((self.read_stage(i, w, said, &head).await, true)),
-            Err(verdict) => Some((verdict, false)),
+            // A replica S3 refuses to HEAD but lists under the canary's version id is still
+            // this canary's replica: it is deleted like one that was seen.
+            Err(verdict) => {
+                let listed = verdict.replica.listed == Some(true);
+                Some((verdict, listed))
+            }
         }
     }
 
@@ -343,17 +348,30 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         cancel: &CancellationToken,
     ) -> Option<Result<ObjectHead, DestinationVerdict>> {
         let dest = &self.replication.destinations[i];
-        let head = self.inspect(i, w, said, deadline, cancel).await?;
-        let answer = match &head {
-            Ok(h) if is_replica(h) => Answer::Ok,
-            Ok(_) => Answer::NotAReplica,
-            Err(e) => Answer::Failed(e.class),
+        let Inspected { head, listed } = self.inspect(i, w, said, deadline, cancel).await?;
+        let head_error = head.as_ref().err().cloned();
+        let (answer, error) = match (&head, listed) {
+            (Ok(h), _) if is_replica(h) => (Answer::Ok, None),
+            (Ok(_), _) => (Answer::NotAReplica, None),
+            (Err(_), Some(Listed::Present)) => (Answer::RefusedPresent, head_error),
+            (Err(_), Some(Listed::Absent)) => (Answer::RefusedAbsent, head_error),
+            // The listing failed for another reason than a refusal: that failure decides.
+            (Err(_), Some(Listed::Unknown(e))) if !is_refusal(&e) => {
+                (Answer::Failed(e.class), Some(e))
+            }
+            (Err(e), _) => (Answer::Failed(e.class), head_error),
+        };
+        let listed = match answer {
+            Answer::RefusedPresent => Some(true),
+            Answer::RefusedAbsent => Some(false),
+            _ => None,
         };
         Some(match (decide(Stage::Inspect(said), answer), head) {
             (Decision::Next, Ok(head)) => Ok(head),
             (Decision::Verdict(outcome, reason), head) => {
                 let facts = ReplicaFacts {
                     readable: (outcome == Outcome::Unreadable).then_some(false),
+                    listed,
                     ..ReplicaFacts::default()
                 };
                 let reason = match &head {
@@ -363,11 +381,9 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                     ),
                     Err(_) => reason.to_owned(),
                 };
-                Err(self
-                    .conclude(w, dest, outcome, &reason, facts, head.err())
-                    .await)
+                Err(self.conclude(w, dest, outcome, &reason, facts, error).await)
             }
-            (_, head) => Err(self.draft(w, dest, Outcome::Error).with_error(head.err())),
+            (_, _) => Err(self.draft(w, dest, Outcome::Error).with_error(error)),
         })
     }
 
@@ -396,6 +412,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                         .is_some_and(|k| dest.expected_kms_key.matches(k)),
             ),
             storage_class: head.storage_class.clone(),
+            retain_until: head.retain_until,
             ..ReplicaFacts::default()
         };
         let body = if head.is_archived() {
@@ -433,9 +450,10 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .with_replica(facts)
     }
 
-    /// HeadObject of the replica. While the source says `FAILED` and the rule has other
-    /// destinations, a replica that is not there yet may be on its way (another destination
-    /// failed): look again with the polling backoff until `replication_timeout`.
+    /// HeadObject of the replica; after a 403, a listing of the key's versions tells a
+    /// replica S3 refuses from a missing one. While the source says `FAILED` and the rule has
+    /// other destinations, a replica that is not there yet may be on its way (another
+    /// destination failed): look again with the polling backoff until `replication_timeout`.
     /// `None`: cancelled.
     async fn inspect(
         &self,
@@ -444,7 +462,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         said: SourceSaid,
         deadline: Instant,
         cancel: &CancellationToken,
-    ) -> Option<Result<ObjectHead, AwsError>> {
+    ) -> Option<Inspected> {
         let s = &self.replication.settings;
         let bucket = &self.replication.destinations[i].bucket;
         let version_id = w.version_id.as_deref().unwrap_or_default();
@@ -454,21 +472,42 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             let head = self.destinations[i]
                 .head(bucket, &w.canary.key, version_id)
                 .await;
-            let not_there = match &head {
-                Ok(h) => !is_replica(h),
-                Err(e) => matches!(
-                    e.class,
-                    ErrorClass::NotFound | ErrorClass::AccessDenied | ErrorClass::Forbidden
-                ),
+            let listed = match &head {
+                Err(e) if is_refusal(e) => {
+                    Some(self.list_replica(i, &w.canary.key, version_id).await)
+                }
+                _ => None,
+            };
+            let not_there = match (&head, &listed) {
+                (Ok(h), _) => !is_replica(h),
+                (Err(_), Some(Listed::Present)) => false,
+                (Err(e), _) => matches!(e.class, ErrorClass::NotFound) || is_refusal(e),
             };
             let now = Instant::now();
             if !fan_out || !not_there || now >= deadline {
-                return Some(head);
+                return Some(Inspected { head, listed });
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff.step().min(deadline - now)) => {}
                 () = cancel.cancelled() => return None,
             }
+        }
+    }
+
+    /// Lists the versions of exactly `key` in destination `i` (the destination probe role's
+    /// prefix-conditioned `s3:ListBucketVersions`): is `version_id` there?
+    async fn list_replica(&self, i: usize, key: &str, version_id: &str) -> Listed {
+        let bucket = &self.replication.destinations[i].bucket;
+        match self.destinations[i].list_versions(bucket, key, 100).await {
+            Ok(versions)
+                if versions
+                    .iter()
+                    .any(|v| v.key == key && v.version_id == version_id) =>
+            {
+                Listed::Present
+            }
+            Ok(_) => Listed::Absent,
+            Err(e) => Listed::Unknown(e),
         }
     }
 
@@ -536,23 +575,27 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .collect()
     }
 
-    /// Names the causes behind failed verdicts. `ok` clears a destination's findings;
-    /// `error` and `credentials_failed` leave them as they were (nothing new was learnt).
+    /// Names the causes behind failed verdicts. `ok` keeps only what the replica's own
+    /// headers tell (its Object Lock retention); `error` and `credentials_failed` leave the
+    /// findings as they were (nothing new was learnt).
     async fn attach_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
         let diagnosable =
             |o: Outcome| !matches!(o, Outcome::Ok | Outcome::Error | Outcome::CredentialsFailed);
         if verdicts.iter().any(|v| diagnosable(v.outcome)) {
             self.read_setup(SETUP_TTL).await;
         }
-        let Some(setup) = &self.setup else {
-            for v in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Ok) {
-                v.findings = Some(Vec::new());
+        let rep = &self.replication;
+        for (i, v) in verdicts.iter_mut().enumerate() {
+            if v.outcome == Outcome::Ok {
+                v.findings = Some(from_replica(rep, &rep.destinations[i], v));
             }
+        }
+        let Some(setup) = &self.setup else {
             return;
         };
         for (i, v) in verdicts.iter_mut().enumerate() {
             v.findings = match v.outcome {
-                Outcome::Ok => Some(Vec::new()),
+                Outcome::Ok => continue,
                 o if diagnosable(o) => Some(diagnose(
                     &self.replication,
                     &self.replication.destinations[i],
@@ -637,6 +680,26 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             self.watch_key(key, Some(i), written_at);
         }
     }
+}
+
+/// What inspecting a replica showed: its HeadObject and, after a 403, a listing.
+struct Inspected {
+    head: Result<ObjectHead, AwsError>,
+    listed: Option<Listed>,
+}
+
+/// Whether a listing of the key shows the replica's version.
+enum Listed {
+    Present,
+    Absent,
+    /// The listing failed: refused too (existence cannot be told), or another failure.
+    Unknown(AwsError),
+}
+
+/// S3 refused the call (403): the caller may not, or — for HeadObject without
+/// `s3:ListBucket` — the object is not there.
+fn is_refusal(e: &AwsError) -> bool {
+    matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Forbidden)
 }
 
 /// Whether HeadObject shows a replica (as opposed to some other object version).
