@@ -1,10 +1,12 @@
 //! `replicanary run`: one task per replication probing on its own schedule, the HTTP
-//! endpoints, the start-up sweep and a graceful shutdown.
+//! endpoints, the sweeps (at start-up, then every `sweep_interval`) and a graceful shutdown.
 //!
 //! Scheduling: replication i of n first probes at i/n of its interval (spread evenly, the
 //! first at once); later slots follow every `interval` from there. A probe runs inside its replication's task, so a
 //! probe that overruns its slot delays the next one (missed slots are skipped) and is
-//! never started twice.
+//! never started twice. Sweeps run in the same task, between two probes: the start-up sweep
+//! just before the first probe, later ones after a probe once `sweep_interval` (±10 %) has
+//! passed — never overlapping a probe of the same replication.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::clients::{Clients, acting_for};
 use crate::aws::s3::S3Store;
-use crate::cleanup::sweep;
 use crate::config::{AwsSettings, Config, Replication};
 use crate::http::{Shared, router};
 use crate::metrics::Metrics;
@@ -145,32 +146,22 @@ async fn replication_loop(
 ) {
     let rep = prober.replication.clone();
     let interval = rep.settings.interval;
-    let start = Instant::now() + offset;
-
+    let mut slot = (Instant::now() + offset).max(Instant::now());
+    tokio::select! {
+        () = tokio::time::sleep_until(slot) => {}
+        () = stop.cancelled() => return,
+    }
+    // The start-up sweep, at the replication's own offset (so that a thousand replications
+    // do not sweep at once), before its first probe.
+    let mut next_sweep = None;
     if rep.settings.cleanup {
-        let sweeping = async {
-            let now = SystemTime::now();
-            let prefix = rep.key_prefix();
-            let min_age = rep.settings.sweep_min_age;
-            let report = sweep(&prober.source, &rep.source.bucket, &prefix, min_age, now).await;
-            log_sweep(&rep.name, Side::Source, &rep.source.bucket, report);
-            for (d, store) in rep.destinations.iter().zip(&prober.destinations) {
-                let report = sweep(store, &d.bucket, &prefix, min_age, now).await;
-                log_sweep(&rep.name, Side::Destination, &d.bucket, report);
-            }
-        };
         tokio::select! {
-            () = sweeping => {}
+            () = prober.sweep(true, None) => {}
             () = stop.cancelled() => return,
         }
+        next_sweep = Some(Instant::now() + jittered(rep.settings.sweep_interval));
     }
-
-    let mut slot = start.max(Instant::now());
     loop {
-        tokio::select! {
-            () = tokio::time::sleep_until(slot) => {}
-            () = stop.cancelled() => break,
-        }
         let lag = Instant::now().saturating_duration_since(slot);
         metrics.observe_scheduling_lag(lag.as_secs_f64());
         tracing::debug!(replication = %rep.name, lag_seconds = lag.as_secs_f64(), "probe starting");
@@ -183,22 +174,25 @@ async fn replication_loop(
         while slot <= now {
             slot += interval;
         }
+        // A periodic sweep, between two probes: it starts no call after the next slot.
+        if let Some(at) = next_sweep.filter(|at| now >= *at) {
+            tokio::select! {
+                () = prober.sweep(false, Some(slot.into_std())) => {}
+                () = stop.cancelled() => break,
+            }
+            next_sweep = Some(at.max(Instant::now()) + jittered(rep.settings.sweep_interval));
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(slot) => {}
+            () = stop.cancelled() => break,
+        }
     }
-    prober.flush_deletes().await;
+    prober.finish().await;
 }
 
-fn log_sweep(replication: &str, side: Side, bucket: &str, r: crate::cleanup::SweepReport) {
-    if r.deleted > 0 || r.failed > 0 {
-        tracing::info!(
-            replication,
-            side = side.as_str(),
-            bucket,
-            listed = r.listed,
-            deleted = r.deleted,
-            failed = r.failed,
-            "start-up sweep removed leftover canaries"
-        );
-    }
+/// `every` ± 10 %: replications started together drift apart instead of sweeping in step.
+fn jittered(every: Duration) -> Duration {
+    every.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
 async fn shutdown_signal() {

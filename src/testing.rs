@@ -46,6 +46,15 @@ pub struct MemStore {
     calls: Mutex<Vec<String>>,
     /// (bucket, key, version id) of every successful delete.
     pub deleted: Mutex<Vec<(String, String, String)>>,
+    /// Object Lock: (key, version id) → retain-until. HEAD shows the date; a delete before
+    /// it is refused with 403 AccessDenied, as S3 does.
+    locks: HashMap<(String, String), SystemTime>,
+    /// Every delete is refused with 403 AccessDenied (a role without the permission).
+    deny_deletes: bool,
+    /// The store's wall clock for Object Lock (default: the system's).
+    clock: Mutex<Option<SystemTime>>,
+    /// (key, version id, store clock) of every delete call, successful or not.
+    pub delete_calls: Mutex<Vec<(String, String, SystemTime)>>,
 }
 
 /// A scripted failure of class `class`.
@@ -91,6 +100,34 @@ impl MemStore {
     pub fn failing_deletes(self, indexes: HashSet<usize>) -> MemStore {
         *lock(&self.fail_delete) = indexes;
         self
+    }
+
+    /// Object Lock retention on one version until `until`.
+    pub fn locked(mut self, key: &str, version_id: &str, until: SystemTime) -> MemStore {
+        self.locks
+            .insert((key.to_owned(), version_id.to_owned()), until);
+        self
+    }
+
+    /// Every delete is refused with 403 AccessDenied.
+    pub fn denying_deletes(mut self) -> MemStore {
+        self.deny_deletes = true;
+        self
+    }
+
+    /// Sets the store's clock (Object Lock dates are judged by it).
+    pub fn set_clock(&self, t: SystemTime) {
+        *lock(&self.clock) = Some(t);
+    }
+
+    fn clock(&self) -> SystemTime {
+        lock(&self.clock).unwrap_or_else(SystemTime::now)
+    }
+
+    fn retain_until(&self, key: &str, version_id: &str) -> Option<SystemTime> {
+        self.locks
+            .get(&(key.to_owned(), version_id.to_owned()))
+            .copied()
     }
 
     pub fn heads(self, answers: Vec<Result<ObjectHead, AwsError>>) -> MemStore {
@@ -159,6 +196,7 @@ impl ObjectStore for MemStore {
             }
             Some(i) => Ok(ObjectHead {
                 metadata: self.objects[i].metadata.clone(),
+                retain_until: self.retain_until(key, version_id),
                 ..ObjectHead::default()
             }),
             None => Err(err(ErrorClass::NotFound, 404, "NotFound")),
@@ -183,6 +221,13 @@ impl ObjectStore for MemStore {
         version_id: &str,
     ) -> Result<(), AwsError> {
         self.call("DeleteObject");
+        lock(&self.delete_calls).push((key.to_owned(), version_id.to_owned(), self.clock()));
+        let retained = self
+            .retain_until(key, version_id)
+            .is_some_and(|t| t > self.clock());
+        if retained || self.deny_deletes {
+            return Err(err(ErrorClass::AccessDenied, 403, "AccessDenied"));
+        }
         {
             let mut fails = lock(&self.delete_fails);
             if *fails > 0 {

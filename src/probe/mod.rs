@@ -19,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::{ErrorClass, ObjectHead, ObjectStore, PutRequest, SetupReader};
 use crate::canary::{self, Canary};
-use crate::cleanup::{Ledger, Uncertain, Written};
+use crate::cleanup::{
+    Ledger, Retry, SWEEP_MAX_CALLS, Sweep, SweepLimits, SweepMemory, SweepReport, Uncertain,
+    Written, sweep_bucket,
+};
 use crate::config::{Destination, Replication};
 use crate::diagnose::setup::{DestinationSetup, SourceSetup, read_destination, read_source};
 use crate::diagnose::{SETUP_TTL, diagnose, from_replica};
@@ -53,6 +56,8 @@ pub struct Prober<S> {
     pub destinations: Vec<S>,
     metrics: Arc<Metrics>,
     ledger: Ledger,
+    /// What the sweeps remember per bucket: the source's first, then each destination's.
+    memories: Vec<SweepMemory>,
     setup: Option<SetupRead>,
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
@@ -81,11 +86,16 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         destinations: Vec<S>,
         metrics: Arc<Metrics>,
     ) -> Prober<S> {
+        // A failing delete is tried again no sooner than one interval later.
         let ledger = Ledger::new(
             &replication.name,
             &replication.key_prefix(),
+            Retry::every(replication.settings.interval),
             metrics.clone(),
         );
+        let memories = (0..=destinations.len())
+            .map(|_| SweepMemory::default())
+            .collect();
         metrics.register_replication(
             &replication.name,
             replication.settings.interval.as_secs_f64(),
@@ -99,6 +109,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             destinations,
             metrics,
             ledger,
+            memories,
             setup: None,
             attempt_timeout: Duration::from_secs(10),
         }
@@ -146,7 +157,13 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
 
         // 2. Await replication as the source role.
         let replicated = tokio::select! {
-            r = self.await_replication(&canary.key, &version_id, w.written_at) => r,
+            (r, retain_until) = self.await_replication(&canary.key, &version_id, w.written_at) => {
+                // A locked source keeps the canary until then: not deleted before.
+                if let Some(until) = retain_until {
+                    self.ledger.note_retention(None, &canary.key, &version_id, until);
+                }
+                r
+            }
             () = cancel.cancelled() => {
                 // Shutdown: no verdict, but a replica may still arrive before we exit.
                 self.watch_destinations(&canary.key, w.written_at);
@@ -192,6 +209,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                         key: canary.key.clone(),
                         version_id: version_id.clone(),
                     });
+                    // Object Lock on the destination keeps the replica until then.
+                    if let Some(until) = verdict.replica.retain_until {
+                        self.ledger
+                            .note_retention(Some(i), &canary.key, &version_id, until);
+                    }
                 } else {
                     // Not seen, but it may still arrive (PENDING, a fault): watch.
                     self.watch_key(&canary.key, Some(i), w.written_at);
@@ -267,12 +289,27 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         Ok(w)
     }
 
-    /// Stage 2: polls the source version's replication status with backoff until it settles.
+    /// Stage 2: polls the source version's replication status with backoff until it settles;
+    /// also returns the version's Object Lock retain-until date, if a poll showed one.
     async fn await_replication(
         &self,
         key: &str,
         version_id: &str,
         written_at: Instant,
+    ) -> (Replicated, Option<SystemTime>) {
+        let mut retain_until = None;
+        let replicated = self
+            .poll_status(key, version_id, written_at, &mut retain_until)
+            .await;
+        (replicated, retain_until)
+    }
+
+    async fn poll_status(
+        &self,
+        key: &str,
+        version_id: &str,
+        written_at: Instant,
+        retain_until: &mut Option<SystemTime>,
     ) -> Replicated {
         let s = &self.replication.settings;
         let deadline = written_at + s.replication_timeout;
@@ -285,21 +322,26 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 .head(&self.replication.source.bucket, key, version_id)
                 .await
             {
-                Ok(head) => match head.replication_status.as_deref() {
-                    Some("COMPLETED" | "COMPLETE") => {
-                        return Replicated::Completed(polled_at - written_at);
+                Ok(head) => {
+                    if head.retain_until.is_some() {
+                        *retain_until = head.retain_until;
                     }
-                    Some("FAILED") => return Replicated::Failed,
-                    Some(_) => None,
-                    None => {
-                        // S3 sets the status at write time; a second look rules out a race.
-                        polls_without_status += 1;
-                        if polls_without_status >= 2 {
-                            return Replicated::NoStatus;
+                    match head.replication_status.as_deref() {
+                        Some("COMPLETED" | "COMPLETE") => {
+                            return Replicated::Completed(polled_at - written_at);
                         }
-                        None
+                        Some("FAILED") => return Replicated::Failed,
+                        Some(_) => None,
+                        None => {
+                            // S3 sets the status at write time; a second look rules out a race.
+                            polls_without_status += 1;
+                            if polls_without_status >= 2 {
+                                return Replicated::NoStatus;
+                            }
+                            None
+                        }
                     }
-                },
+                }
                 // Transient faults are retried until the deadline; anything else is final.
                 Err(e) if e.class == ErrorClass::Transient => Some(e),
                 Err(e) => return Replicated::Fault(e),
@@ -645,10 +687,74 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .collect()
     }
 
-    /// Deletes whatever earlier probes left pending.
+    /// Deletes what earlier probes left pending and is due (see `cleanup::Ledger`).
     pub async fn flush_deletes(&mut self) {
         if self.ledger.pending() > 0 {
             self.ledger.flush(&self.source, &self.destinations).await;
+        }
+        self.update_retained();
+    }
+
+    /// The last flush, at shutdown: every pending version whose retention allows is tried
+    /// once more, backoff or not (bounded).
+    pub async fn finish(&mut self) {
+        if self.ledger.pending() > 0 {
+            self.ledger
+                .flush_final(&self.source, &self.destinations)
+                .await;
+        }
+        self.update_retained();
+    }
+
+    /// Sweeps the source bucket and each destination bucket for leftover canaries, within
+    /// the sweep's call budget and before `deadline` (the next probe). What the ledger
+    /// tracks is left to it. `startup` only names the sweep in the log.
+    pub async fn sweep(&mut self, startup: bool, deadline: Option<Instant>) {
+        let rep = &self.replication;
+        let prefix = rep.key_prefix();
+        let limits = SweepLimits {
+            max_calls: SWEEP_MAX_CALLS,
+            deadline,
+        };
+        let now = SystemTime::now();
+        for idx in 0..=self.destinations.len() {
+            let (store, bucket, side, dest) = match idx.checked_sub(1) {
+                None => (&self.source, &rep.source.bucket, Side::Source, None),
+                Some(i) => (
+                    &self.destinations[i],
+                    &rep.destinations[i].bucket,
+                    Side::Destination,
+                    Some(i),
+                ),
+            };
+            let skip = self.ledger.tracked(dest, bucket);
+            let s = Sweep {
+                bucket,
+                key_prefix: &prefix,
+                min_age: rep.settings.sweep_min_age,
+                now,
+                limits,
+            };
+            let report = sweep_bucket(store, &s, &mut self.memories[idx], &skip).await;
+            log_sweep(&rep.name, side, bucket, startup, report);
+        }
+        self.update_retained();
+    }
+
+    /// `replicanary_canaries_retained`: the ledger's retained versions and those the sweeps
+    /// remember, per side.
+    fn update_retained(&self) {
+        let wall = SystemTime::now();
+        for side in Side::ALL {
+            let remembered: usize = match side {
+                Side::Source => self.memories[..1].iter(),
+                Side::Destination => self.memories[1..].iter(),
+            }
+            .map(|m| m.retained(wall))
+            .sum();
+            let count = self.ledger.retained(side, wall) + remembered;
+            self.metrics
+                .set_retained(&self.replication.name, side, count);
         }
     }
 
@@ -679,6 +785,42 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         for i in 0..self.replication.destinations.len() {
             self.watch_key(key, Some(i), written_at);
         }
+    }
+}
+
+fn log_sweep(replication: &str, side: Side, bucket: &str, startup: bool, r: SweepReport) {
+    if r.deleted == 0 && r.failed == 0 && !r.truncated {
+        return;
+    }
+    let (listed, deleted, failed, retained, calls) =
+        (r.listed, r.deleted, r.failed, r.retained, r.calls);
+    let truncated = r.truncated;
+    if startup {
+        tracing::info!(
+            replication,
+            side = side.as_str(),
+            bucket,
+            listed,
+            deleted,
+            failed,
+            retained,
+            calls,
+            truncated,
+            "start-up sweep removed leftover canaries"
+        );
+    } else {
+        tracing::info!(
+            replication,
+            side = side.as_str(),
+            bucket,
+            listed,
+            deleted,
+            failed,
+            retained,
+            calls,
+            truncated,
+            "periodic sweep removed leftover canaries"
+        );
     }
 }
 

@@ -355,7 +355,12 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
             "replicanary_cleanup_failures_total{replication=\"r\",side=\"destination\"} 1"
         )
     );
+    // Not retried before one interval (1m) has passed...
     p.flush_deletes().await;
+    assert!(p.destinations[0].deleted.lock().unwrap().is_empty());
+    assert_eq!(p.destinations[0].count("DeleteObject"), 1);
+    // ...but the last flush, at shutdown, tries it once more.
+    p.finish().await;
     assert_eq!(
         *p.destinations[0].deleted.lock().unwrap(),
         [("dst-bucket-0".to_owned(), key, "v1".to_owned())]
