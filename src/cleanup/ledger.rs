@@ -10,8 +10,8 @@
 //!   [`FLUSH_EXTRA_CALLS`], whatever is queued (the last flush, at shutdown, tries every
 //!   due version once, up to [`FINAL_FLUSH_CALLS`] more);
 //! - uncertain keys (a write that failed or timed out) are listed at most
-//!   [`WATCH_LISTINGS_PER_FLUSH`] per flush, with the same backoff when listing fails, and
-//!   given up to the periodic sweep once their time is up.
+//!   [`WATCH_LISTINGS_PER_FLUSH`] per flush (all of them, at most [`MAX_UNCERTAIN`], at
+//!   shutdown), with the same backoff when a listing fails.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,13 +31,11 @@ pub const FINAL_FLUSH_CALLS: usize = 64;
 pub const WATCH_LISTINGS_PER_FLUSH: usize = 8;
 /// Versions of one uncertain key examined per listing.
 const WATCH_VERSIONS: usize = 4;
-/// A watch whose listing keeps failing is dropped after this many failures once its time
-/// is up; the periodic sweep is the backstop.
-const WATCH_GIVE_UP: u32 = 3;
 /// More pending deletes than this means deletes fail for good; stop growing.
 const MAX_PENDING: usize = 10_000;
-/// Uncertain keys cost a listing each: watch at most this many.
-const MAX_UNCERTAIN: usize = 64;
+/// Uncertain keys cost a listing each: watch at most this many (the oldest make way; the
+/// periodic sweep is the backstop).
+pub const MAX_UNCERTAIN: usize = 64;
 
 /// When a flush happens: the monotonic clock for backoff, the wall clock for retain-until
 /// dates.
@@ -334,7 +332,11 @@ impl Ledger {
         clock: Clock,
         last: bool,
     ) {
-        let mut listings = WATCH_LISTINGS_PER_FLUSH;
+        let mut listings = if last {
+            MAX_UNCERTAIN
+        } else {
+            WATCH_LISTINGS_PER_FLUSH
+        };
         let mut still = Vec::with_capacity(self.watches.len());
         let mut found = Vec::new();
         for mut w in std::mem::take(&mut self.watches) {
@@ -355,12 +357,10 @@ impl Ledger {
                 w.failures += 1;
                 w.next_try = Some(clock.now + self.retry.after(w.failures));
                 self.metrics.cleanup_failed(&self.replication, w.u.side);
-                if time_up && w.failures >= WATCH_GIVE_UP {
-                    tracing::warn!(replication = %self.replication, side = w.u.side.as_str(), key = %w.u.key,
-                        "cannot list an uncertain canary key; leaving it to the periodic sweep");
-                    continue;
-                }
+                tracing::warn!(replication = %self.replication, side = w.u.side.as_str(), key = %w.u.key,
+                    failures = w.failures, "cannot list an uncertain canary key; will retry");
             }
+            // Done once its time is up and a listing after that worked.
             if failed || !time_up {
                 still.push(w);
             }
