@@ -151,19 +151,19 @@ async fn replication_loop(
         () = tokio::time::sleep_until(slot) => {}
         () = stop.cancelled() => return,
     }
-    // The start-up sweep, at the replication's own offset (so that a thousand replications
-    // do not sweep at once), before its first probe.
     let mut next_sweep = None;
-    if rep.settings.cleanup {
-        tokio::select! {
-            () = prober.sweep(true, None) => {}
-            () = stop.cancelled() => return,
-        }
-        next_sweep = Some(Instant::now() + jittered(rep.settings.sweep_interval));
-    }
     loop {
         let lag = Instant::now().saturating_duration_since(slot);
         metrics.observe_scheduling_lag(lag.as_secs_f64());
+        // The start-up sweep, at the replication's own offset (so that a thousand
+        // replications do not sweep at once), just before its first probe.
+        if rep.settings.cleanup && next_sweep.is_none() {
+            tokio::select! {
+                () = prober.sweep(true, None) => {}
+                () = stop.cancelled() => return,
+            }
+            next_sweep = Some(Instant::now() + jittered(rep.settings.sweep_interval));
+        }
         tracing::debug!(replication = %rep.name, lag_seconds = lag.as_secs_f64(), "probe starting");
         prober.probe(&abort).await;
         if stop.is_cancelled() {

@@ -4,8 +4,8 @@
 //! wait; a marker-carrying leftover is removed by the periodic sweep once its retention
 //! passed; users' objects survive.
 //!
-//! The lab's Object Lock day lasts 60 s. About 3 minutes: 90 s of probing, then writes are
-//! stopped (PutObject fails) and the retained canaries run out.
+//! The lab's Object Lock day lasts 60 s. About 2½ minutes: 75 s of probing, then writes
+//! are stopped (PutObject fails) and the retained canaries run out.
 
 mod support;
 
@@ -110,9 +110,9 @@ fn retained_canaries_are_deleted_after_their_retention_with_one_call_each() {
         "deleted before its retain-until date"
     );
 
-    // 90 s of probing: the first replicas' retention (60 s) passes while probing goes on.
+    // 75 s of probing: the first replicas' retention (60 s) passes while probing goes on.
     let mut max_retained: f64 = 0.0;
-    while started.elapsed() < Duration::from_secs(100) {
+    while started.elapsed() < Duration::from_secs(85) {
         max_retained = max_retained.max(retained(&daemon.metrics()));
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -126,10 +126,6 @@ fn retained_canaries_are_deleted_after_their_retention_with_one_call_each() {
         daemon.log_text()
     );
     assert!(locked_ok >= 10.0, "{locked_ok} probes");
-    assert!(
-        !has(&dst, &dst_bucket, leftover_key, &leftover),
-        "the periodic sweep removes the leftover after its retention"
-    );
 
     // Stop the writes (every PutObject fails): the retained canaries run out.
     lab.admin(
@@ -151,6 +147,10 @@ fn retained_canaries_are_deleted_after_their_retention_with_one_call_each() {
         canaries_left(&dst, &dst_bucket),
         canaries_left(&src, &src_bucket),
         daemon.log_text()
+    );
+    assert!(
+        !has(&dst, &dst_bucket, leftover_key, &leftover),
+        "the periodic sweep removes the leftover after its retention"
     );
     // The gauge follows once the last flush ran.
     assert!(support::poll_until(Duration::from_secs(15), || retained(
