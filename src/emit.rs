@@ -58,6 +58,10 @@ fn log(v: &DestinationVerdict) {
         .as_ref()
         .map(|f| f.iter().map(|f| f.id).collect::<Vec<_>>().join(","));
     let e = v.aws_error.as_ref();
+    let retain_until = v
+        .replica
+        .retain_until
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
     let read = v
         .replica
         .read_skipped
@@ -76,6 +80,7 @@ fn log(v: &DestinationVerdict) {
                 replica_kms_key = v.replica.kms_key.as_deref(),
                 storage_class = v.replica.storage_class.as_deref(),
                 read,
+                retain_until = retain_until.as_deref(),
                 reason = v.reason.as_deref(),
                 aws_operation = e.map(|e| e.operation),
                 aws_error_code = e.and_then(|e| e.code.as_deref()),

@@ -464,10 +464,6 @@ impl Metrics {
     }
 
     /// How many canary versions of one side wait for their Object Lock retention.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once Object Lock retention lands")
-    )]
     pub fn set_retained(&self, replication: &str, side: Side, count: usize) {
         self.rep
             .canaries_retained

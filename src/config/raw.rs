@@ -26,6 +26,7 @@ pub struct RawProbeSettings {
     pub canary_prefix: Option<String>,
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
+    pub sweep_interval: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +56,7 @@ pub struct RawReplication {
     pub canary_prefix: Option<String>,
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
+    pub sweep_interval: Option<Scalar>,
     pub source: Option<RawSource>,
     pub destinations: Option<Vec<RawDestination>>,
 }

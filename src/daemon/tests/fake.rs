@@ -5,10 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::aws::{
-    AwsError, DefaultEncryption, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
-    SetupReader, VersionEntry,
-};
+use crate::aws::{AwsError, ObjectHead};
 use crate::config::{AwsSettings, Config, Replication};
 use crate::daemon::fleet::MakeProber;
 use crate::emit::Sinks;
@@ -44,48 +41,6 @@ pub fn config(reps: &[(&str, &str, usize)]) -> Config {
 
 pub fn reps(spec: &[(&str, &str, usize)]) -> Vec<Replication> {
     config(spec).replications
-}
-
-/// A shared in-memory store, so the test still sees it once the prober is gone.
-#[derive(Clone)]
-pub struct Mem(Arc<MemStore>);
-
-impl ObjectStore for Mem {
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
-        ObjectStore::put(&*self.0, req).await
-    }
-    async fn head(&self, b: &str, k: &str, v: &str) -> Result<ObjectHead, AwsError> {
-        self.0.head(b, k, v).await
-    }
-    async fn get(&self, b: &str, k: &str, v: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
-        ObjectStore::get(&*self.0, b, k, v, limit).await
-    }
-    async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), AwsError> {
-        self.0.delete_version(b, k, v).await
-    }
-    async fn list_versions(
-        &self,
-        b: &str,
-        p: &str,
-        max: usize,
-    ) -> Result<Vec<VersionEntry>, AwsError> {
-        self.0.list_versions(b, p, max).await
-    }
-}
-
-impl SetupReader for Mem {
-    async fn replication(&self, b: &str) -> Result<ReplicationSetup, AwsError> {
-        self.0.replication(b).await
-    }
-    async fn versioning(&self, b: &str) -> Result<Option<String>, AwsError> {
-        self.0.versioning(b).await
-    }
-    async fn encryption(&self, b: &str) -> Result<DefaultEncryption, AwsError> {
-        self.0.encryption(b).await
-    }
-    async fn policy(&self, b: &str) -> Result<String, AwsError> {
-        self.0.policy(b).await
-    }
 }
 
 /// The stores one build of a replication's prober got.
@@ -130,9 +85,9 @@ fn status(s: &str) -> Result<ObjectHead, AwsError> {
 }
 
 impl MakeProber for Fake {
-    type Store = Mem;
+    type Store = Arc<MemStore>;
 
-    async fn make(&self, rep: &Replication) -> Prober<Mem> {
+    async fn make(&self, rep: &Replication) -> Prober<Arc<MemStore>> {
         let body = SharedBody::default();
         let said = if self.pending.contains(&rep.name) {
             "PENDING"
@@ -161,12 +116,7 @@ impl MakeProber for Fake {
             .entry(rep.name.clone())
             .or_default()
             .push(built);
-        Prober::new(
-            rep.clone(),
-            Mem(source),
-            destinations.into_iter().map(Mem).collect(),
-            self.sinks.clone(),
-        )
+        Prober::new(rep.clone(), source, destinations, self.sinks.clone())
     }
 
     async fn remake(&self, _: &AwsSettings) -> Fake {
