@@ -6,7 +6,7 @@
             template: one bucket and account-wide (bucket "*", for discovery);
 - runbook:  every alert's runbook_url points at a heading of docs/runbook.md, and the
             runbook has a section for every alert, every verdict and every finding id (the
-            list below, compared with src/diagnose/mod.rs FINDING_IDS);
+            src/diagnose/mod.rs FINDING_IDS);
 - kubernetes OUT [KUBECTL_DIR]: renders both variants of deploy/kubernetes (the HA pair,
             kustomization.yaml, and the shards, sharded/) into OUT/pair.yaml and
             OUT/sharded.yaml (the core kinds, for kubernetes-validate) and checks their shape:
@@ -56,41 +56,6 @@ HISTOGRAMS = {"replicanary_replication_latency_seconds", "replicanary_probe_dura
               "replicanary_scheduling_lag_seconds"}
 
 # Every finding id the daemon can name (label `finding` of replicanary_finding). Must be the
-# same set as FINDING_IDS in src/diagnose/mod.rs (check_runbook compares them): a finding
-# added there needs its runbook section, and the alert rules rely on the `probe_role_`
-# prefix for replicanary's own permissions.
-FINDING_IDS = [
-    "source_not_versioned",
-    "destination_not_versioned",
-    "source_not_sse_kms",
-    "no_replication_configuration",
-    "rule_destination_mismatch",
-    "rule_disabled",
-    "rule_filter_excludes_canaries",
-    "rule_shadowed",
-    "rule_skips_sse_kms",
-    "replica_kms_key_missing",
-    "replica_kms_key_other_account",
-    "replica_kms_key_other_region",
-    "replica_kms_key_not_expected",
-    "destination_default_key_not_expected",
-    "destination_policy_missing_replication_role",
-    "replication_time_control_disabled",
-    "replica_kms_denied",
-    "replica_owned_by_source_account",
-    "probe_role_cannot_read_replica",
-    "probe_role_cannot_list_bucket",
-    "probe_role_kms_denied",
-    "canaries_retained_by_object_lock",
-    "expected_kms_key_unknown",
-    "kms_key_disabled",
-    "kms_key_pending_deletion",
-    "kms_key_not_found",
-    "cannot_inspect:GetBucketReplication",
-    "cannot_inspect:GetBucketVersioning",
-    "cannot_inspect:GetBucketEncryption",
-    "cannot_inspect:GetBucketPolicy",
-]
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -208,23 +173,18 @@ def check_runbook() -> list[str]:
     for outcome in OUTCOMES:
         if f"verdict-{outcome}" not in anchors:
             errors.append(f"docs/runbook.md: no section 'Verdict `{outcome}`'")
-    # Every finding id has a section: the list above and the daemon's own (FINDING_IDS in
-    # src/diagnose/mod.rs), which must be the same set.
-    rust = rust_finding_ids()
-    for finding in sorted(set(FINDING_IDS) | set(rust)):
+    # Every finding id the daemon can give (FINDING_IDS in src/diagnose/mod.rs, the one
+    # list) has a section, and no section is left for a finding that no longer exists.
+    finding_ids = rust_finding_ids()
+    for finding in finding_ids:
         if slug(f"Finding `{finding}`") not in anchors:
             errors.append(f"docs/runbook.md: no section 'Finding `{finding}`'")
-    for finding in sorted(set(rust) - set(FINDING_IDS)):
-        errors.append(f"src/diagnose/mod.rs names finding {finding!r}, deploy/checks.py FINDING_IDS does not")
-    for finding in sorted(set(FINDING_IDS) - set(rust)):
-        errors.append(f"deploy/checks.py FINDING_IDS names {finding!r}, src/diagnose/mod.rs FINDING_IDS does not")
-    # ... and no section for a finding that no longer exists.
     for m in re.finditer(r"^#{1,6} Finding `([^`]+)`", text, re.M):
-        if m.group(1) not in FINDING_IDS:
+        if m.group(1) not in finding_ids:
             errors.append(f"docs/runbook.md: section for unknown finding {m.group(1)!r}")
     if not errors:
         print(f"ok: docs/runbook.md has a section for each of {len(alerts)} alerts (runbook_url anchors), "
-              f"{len(OUTCOMES)} verdicts and {len(FINDING_IDS)} findings (= src/diagnose/mod.rs FINDING_IDS)")
+              f"{len(OUTCOMES)} verdicts and {len(finding_ids)} findings (src/diagnose/mod.rs FINDING_IDS)")
     return errors
 
 

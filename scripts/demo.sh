@@ -36,6 +36,7 @@ PIDS+=($!)
 
 $PY scripts/demo_table.py "http://$LISTEN/metrics" --timeout 90
 echo
-echo "replicanary keeps probing: metrics at http://$LISTEN/metrics (logs: $WORK/replicanary.log)."
+echo "replicanary keeps probing. Status page: http://$LISTEN/ (reloads itself; no JavaScript needed)"
+echo "metrics: http://$LISTEN/metrics (logs: $WORK/replicanary.log)."
 echo "Press Ctrl-C to stop the daemon and the lab."
 wait

@@ -20,7 +20,7 @@ EXPECTED = {
     "disabled-key": "undecryptable", ("fan-out", "good"): "ok", ("fan-out", "wrong"): "undecryptable",
     "archive": "ok", "archive-wrong-key": "wrong_kms_key", "source-owned": "unreadable", "locked": "ok",
     ("partial-fan-out", "failing"): "replication_failed", ("partial-fan-out", "slow"): "ok",
-    "vanished": "replica_missing", "vanished-no-list": "unreadable",
+    "vanished": "replica_missing", "vanished-no-list": "replica_missing",
 }
 
 

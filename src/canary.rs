@@ -1,6 +1,6 @@
 //! What a canary is: its key, its body, and the marker that makes it ours.
 //!
-//! The deletion rule (`cleanup.rs`) leans on this file: only keys shaped like
+//! The deletion rule (`cleanup/`) leans on this file: only keys shaped like
 //! [`Canary::key`] under a replication's prefix, carrying [`MARKER_KEY`]=[`MARKER_VALUE`],
 //! are ever deleted. Imports nothing of the crate.
 

@@ -17,6 +17,7 @@ mod metrics;
 mod model;
 mod probe;
 mod report;
+mod status;
 #[cfg(test)]
 mod testing;
 
@@ -90,7 +91,7 @@ struct ShardArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon: probe every replication on its interval and serve /metrics.
+    /// Run the daemon: probe every replication on its interval; serve the status page and /metrics.
     ///
     /// Reloads its configuration on SIGHUP, on POST /-/reload and when the file's content
     /// changes (checked every --config-poll-interval): unchanged replications keep running,
@@ -98,7 +99,7 @@ enum Command {
     Run {
         #[command(flatten)]
         file: ConfigFile,
-        /// Address for /metrics, /healthz, /readyz and /-/reload.
+        /// Address for the status page (/), /metrics, /healthz, /readyz and /-/reload.
         #[arg(long, default_value = "127.0.0.1:9879", value_name = "ADDR")]
         listen: SocketAddr,
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -410,9 +411,11 @@ where
 {
     let metrics = Arc::new(metrics::Metrics::new());
     let clients = Clients::new(&config.aws, metrics.clone()).await;
+    // One-shot commands report verdicts themselves: their board is never shown.
+    let sinks = emit::Sinks::new(metrics, Arc::default());
     let mut tasks = tokio::task::JoinSet::new();
     for (i, rep) in config.replications.iter().enumerate() {
-        let prober = daemon::build_prober(rep, &clients, &metrics, &config.aws).await;
+        let prober = daemon::build_prober(rep, &clients, &sinks, &config.aws).await;
         let work = acting_for(&rep.name, job(prober));
         tasks.spawn(async move { (i, work.await) });
     }

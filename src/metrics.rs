@@ -47,6 +47,19 @@ pub struct Metrics {
     rep: ReplicationVecs,
     process: ProcessSeries,
     shown: Mutex<HashMap<(String, String), Shown>>,
+    /// What the status page reads back: the shard and the last configuration load.
+    state: Mutex<ProcessState>,
+}
+
+/// Process facts the status page shows, kept as set (the series hold only numbers).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ProcessState {
+    /// `(index, count)` as last set.
+    pub shard: Option<(u32, u32)>,
+    /// The last (re)load of the configuration: whether it succeeded, and when (Unix time).
+    pub last_load: Option<(bool, f64)>,
+    /// Unix time of the last successful (re)load.
+    pub last_successful_load: Option<f64>,
 }
 
 /// Series per (replication, destination): the verdicts and what they measured.
@@ -278,6 +291,7 @@ impl Metrics {
             rep: ReplicationVecs::new(&r),
             process: ProcessSeries::new(&r),
             shown: Mutex::new(HashMap::new()),
+            state: Mutex::new(ProcessState::default()),
             registry,
         }
     }
@@ -450,10 +464,6 @@ impl Metrics {
     }
 
     /// How many canary versions of one side wait for their Object Lock retention.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once Object Lock retention lands")
-    )]
     pub fn set_retained(&self, replication: &str, side: Side, count: usize) {
         self.rep
             .canaries_retained
@@ -469,6 +479,20 @@ impl Metrics {
         if successful {
             self.process.config_reload_timestamp.set(at_unix);
         }
+        let mut state = self.state();
+        state.last_load = Some((successful, at_unix));
+        if successful {
+            state.last_successful_load = Some(at_unix);
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ProcessState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shard and the last configuration load, as last recorded.
+    pub fn process_state(&self) -> ProcessState {
+        *self.state()
     }
 
     /// The replications the last discovery found in one source account and region.
@@ -494,6 +518,7 @@ impl Metrics {
             .shard_info
             .with_label_values(&[&index.to_string(), &count.to_string()])
             .set(1);
+        self.state().shard = Some((index, count));
     }
 
     /// The Prometheus text exposition of everything.

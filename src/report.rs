@@ -87,6 +87,13 @@ fn text(verdicts: &[DestinationVerdict]) -> String {
                 "    read:         skipped — the replica is in {class} and cannot be read without a restore; judged by its HeadObject"
             );
         }
+        if let Some(until) = v.replica.retain_until {
+            let _ = writeln!(
+                out,
+                "    retained:     until {} (Object Lock; the replica is deleted after that date)",
+                humantime::format_rfc3339_seconds(until)
+            );
+        }
         if let Some(e) = &v.aws_error {
             let _ = writeln!(out, "    aws error:    {e}");
             if let Some(id) = &e.request_id {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::aws::{
-    AwsError, DefaultEncryption, ErrorClass, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
-    SetupReader, VersionEntry,
+    AwsError, DefaultEncryption, DefaultRetention, ErrorClass, ObjectHead, ObjectStore, PutRequest,
+    ReplicationSetup, SetupReader, VersionEntry,
 };
 
 /// Object tags, as a PutObject carries them.
@@ -37,6 +37,8 @@ pub struct MemStore {
     heads: Mutex<VecDeque<Result<ObjectHead, AwsError>>>,
     put: Mutex<Option<Result<Option<String>, AwsError>>>,
     get: Mutex<Option<Result<Vec<u8>, AwsError>>>,
+    /// A scripted listing: these version ids of whatever key (prefix) is listed.
+    listing: Option<Result<Vec<String>, AwsError>>,
     body: SharedBody,
     /// Indexes into `objects` whose HEAD fails transiently.
     fail_head: HashSet<usize>,
@@ -47,6 +49,15 @@ pub struct MemStore {
     calls: Mutex<Vec<String>>,
     /// (bucket, key, version id) of every successful delete.
     pub deleted: Mutex<Vec<(String, String, String)>>,
+    /// Object Lock: (key, version id) → retain-until. HEAD shows the date; a delete before
+    /// it is refused with 403 AccessDenied, as S3 does.
+    locks: HashMap<(String, String), SystemTime>,
+    /// Every delete is refused with 403 AccessDenied (a role without the permission).
+    deny_deletes: bool,
+    /// The store's wall clock for Object Lock (default: the system's).
+    clock: Mutex<Option<SystemTime>>,
+    /// (key, version id, store clock) of every delete call, successful or not.
+    pub delete_calls: Mutex<Vec<(String, String, SystemTime)>>,
     /// (key, tags) of every PutObject.
     pub puts: Mutex<Vec<(String, Tags)>>,
 }
@@ -96,6 +107,34 @@ impl MemStore {
         self
     }
 
+    /// Object Lock retention on one version until `until`.
+    pub fn locked(mut self, key: &str, version_id: &str, until: SystemTime) -> MemStore {
+        self.locks
+            .insert((key.to_owned(), version_id.to_owned()), until);
+        self
+    }
+
+    /// Every delete is refused with 403 AccessDenied.
+    pub fn denying_deletes(mut self) -> MemStore {
+        self.deny_deletes = true;
+        self
+    }
+
+    /// Sets the store's clock (Object Lock dates are judged by it).
+    pub fn set_clock(&self, t: SystemTime) {
+        *lock(&self.clock) = Some(t);
+    }
+
+    fn clock(&self) -> SystemTime {
+        lock(&self.clock).unwrap_or_else(SystemTime::now)
+    }
+
+    fn retain_until(&self, key: &str, version_id: &str) -> Option<SystemTime> {
+        self.locks
+            .get(&(key.to_owned(), version_id.to_owned()))
+            .copied()
+    }
+
     pub fn heads(self, answers: Vec<Result<ObjectHead, AwsError>>) -> MemStore {
         *lock(&self.heads) = answers.into();
         self
@@ -108,6 +147,12 @@ impl MemStore {
 
     pub fn get(self, answer: Result<Vec<u8>, AwsError>) -> MemStore {
         *lock(&self.get) = Some(answer);
+        self
+    }
+
+    /// Every listing shows the listed prefix as a key with these version ids (or fails).
+    pub fn listing(mut self, answer: Result<Vec<&str>, AwsError>) -> MemStore {
+        self.listing = Some(answer.map(|v| v.into_iter().map(str::to_owned).collect()));
         self
     }
 
@@ -157,6 +202,7 @@ impl ObjectStore for MemStore {
             }
             Some(i) => Ok(ObjectHead {
                 metadata: self.objects[i].metadata.clone(),
+                retain_until: self.retain_until(key, version_id),
                 ..ObjectHead::default()
             }),
             None => Err(err(ErrorClass::NotFound, 404, "NotFound")),
@@ -181,6 +227,13 @@ impl ObjectStore for MemStore {
         version_id: &str,
     ) -> Result<(), AwsError> {
         self.call("DeleteObject");
+        lock(&self.delete_calls).push((key.to_owned(), version_id.to_owned(), self.clock()));
+        let retained = self
+            .retain_until(key, version_id)
+            .is_some_and(|t| t > self.clock());
+        if retained || self.deny_deletes {
+            return Err(err(ErrorClass::AccessDenied, 403, "AccessDenied"));
+        }
         {
             let mut fails = lock(&self.delete_fails);
             if *fails > 0 {
@@ -200,11 +253,19 @@ impl ObjectStore for MemStore {
     async fn list_versions(
         &self,
         _: &str,
-        _prefix: &str,
+        prefix: &str,
         max: usize,
     ) -> Result<Vec<VersionEntry>, AwsError> {
         self.call("ListObjectVersions");
         let now = self.now.unwrap_or_else(SystemTime::now);
+        if let Some(answer) = &self.listing {
+            let entry = |v: &String| VersionEntry {
+                key: prefix.to_owned(),
+                version_id: v.clone(),
+                last_modified: Some(now),
+            };
+            return answer.clone().map(|vs| vs.iter().map(entry).collect());
+        }
         Ok(self
             .objects
             .iter()
@@ -231,5 +292,56 @@ impl SetupReader for MemStore {
     }
     async fn policy(&self, _: &str) -> Result<String, AwsError> {
         Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn ownership(&self, _: &str) -> Result<String, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+    async fn object_lock(&self, _: &str) -> Result<Option<DefaultRetention>, AwsError> {
+        Err(err(ErrorClass::Transient, 503, "SlowDown"))
+    }
+}
+
+/// A shared store, so that a test still sees it once the prober that used it is gone.
+impl ObjectStore for Arc<MemStore> {
+    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
+        ObjectStore::put(&**self, req).await
+    }
+    async fn head(&self, b: &str, k: &str, v: &str) -> Result<ObjectHead, AwsError> {
+        (**self).head(b, k, v).await
+    }
+    async fn get(&self, b: &str, k: &str, v: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
+        ObjectStore::get(&**self, b, k, v, limit).await
+    }
+    async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), AwsError> {
+        (**self).delete_version(b, k, v).await
+    }
+    async fn list_versions(
+        &self,
+        b: &str,
+        p: &str,
+        max: usize,
+    ) -> Result<Vec<VersionEntry>, AwsError> {
+        (**self).list_versions(b, p, max).await
+    }
+}
+
+impl SetupReader for Arc<MemStore> {
+    async fn replication(&self, b: &str) -> Result<ReplicationSetup, AwsError> {
+        (**self).replication(b).await
+    }
+    async fn versioning(&self, b: &str) -> Result<Option<String>, AwsError> {
+        (**self).versioning(b).await
+    }
+    async fn encryption(&self, b: &str) -> Result<DefaultEncryption, AwsError> {
+        (**self).encryption(b).await
+    }
+    async fn policy(&self, b: &str) -> Result<String, AwsError> {
+        (**self).policy(b).await
+    }
+    async fn ownership(&self, b: &str) -> Result<String, AwsError> {
+        (**self).ownership(b).await
+    }
+    async fn object_lock(&self, b: &str) -> Result<Option<DefaultRetention>, AwsError> {
+        (**self).object_lock(b).await
     }
 }

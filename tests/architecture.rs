@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "model",
     "config",
     "canary",
+    "status",
     "metrics",
     "aws",
     "discovery",

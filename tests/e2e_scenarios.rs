@@ -178,3 +178,187 @@ fn every_scenario_gets_its_verdict() {
     );
     assert!(trap.contains("\"version_id\":"), "{trap}");
 }
+
+/// The destination label of a replication's only destination (the bucket name, which
+/// carries the provisioning's random suffix), or `name` for a named one.
+fn destination_label(m: &support::Metrics, replication: &str, name: &str) -> String {
+    if !name.is_empty() {
+        return name.to_owned();
+    }
+    m.text
+        .lines()
+        .filter(|l| {
+            l.starts_with("replicanary_probe_success{")
+                && l.contains(&format!("replication=\"{replication}\""))
+        })
+        .find_map(|l| {
+            l.split("destination=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no destination exported for {replication}"))
+}
+
+/// The findings holding (`replicanary_finding` at 1) for one destination, sorted.
+fn findings(m: &support::Metrics, replication: &str, destination: &str) -> Vec<String> {
+    let mut ids: Vec<String> = m
+        .text
+        .lines()
+        .filter(|l| {
+            l.starts_with("replicanary_finding{")
+                && l.contains(&format!("replication=\"{replication}\""))
+                && l.contains(&format!("destination=\"{destination}\""))
+                && l.ends_with(" 1")
+        })
+        .filter_map(|l| {
+            l.split("finding=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The scenarios of real estates (issue 10): archive classes, a replica the source account
+/// keeps, Object Lock, a partial fan-out, a replica gone after COMPLETED — each with its
+/// verdict and findings, the healthy scenario beside them `ok` with none.
+#[test]
+fn every_real_estate_scenario_gets_its_verdict_and_findings() {
+    let lab = Lab::start(&[]);
+    let scenarios = [
+        "healthy",
+        "archive",
+        "archive-wrong-key",
+        "source-owned",
+        "locked",
+        "partial-fan-out",
+        "vanished",
+        "vanished-no-list",
+    ];
+    let config = lab.provision(&scenarios, &["--interval", "3s"]);
+    let daemon = Daemon::start(&config, &[]);
+    // (replication, destination name, verdict, findings)
+    let expected: [(&str, &str, &str, &[&str]); 9] = [
+        ("healthy", "", "ok", &[]),
+        ("archive", "", "ok", &[]),
+        (
+            "archive-wrong-key",
+            "",
+            "wrong_kms_key",
+            &[
+                "replica_kms_key_not_expected",
+                "replica_kms_key_other_account",
+            ],
+        ),
+        (
+            "source-owned",
+            "",
+            "unreadable",
+            &["replica_owned_by_source_account"],
+        ),
+        ("locked", "", "ok", &["canaries_retained_by_object_lock"]),
+        (
+            "partial-fan-out",
+            "failing",
+            "replication_failed",
+            &["destination_policy_missing_replication_role"],
+        ),
+        ("partial-fan-out", "slow", "ok", &[]),
+        // The destination role may list the key's versions: the 403 of vanished-no-list's
+        // HeadObject (no s3:ListBucket) is told from a refused replica.
+        ("vanished", "", "replica_missing", &[]),
+        ("vanished-no-list", "", "replica_missing", &[]),
+    ];
+    let m = daemon.metrics();
+    let labelled: Vec<(String, String, &str, &[&str])> = expected
+        .iter()
+        .map(|(r, d, o, f)| (r.to_string(), destination_label(&m, r, d), *o, *f))
+        .collect();
+    let pairs: Vec<(&str, &str)> = labelled
+        .iter()
+        .map(|(r, d, ..)| (r.as_str(), d.as_str()))
+        .collect();
+    let m = daemon.wait_for_verdicts(&pairs, 2.0, Duration::from_secs(120));
+    for (r, d, outcome, want) in &labelled {
+        let outcomes = m.outcomes(r, d);
+        assert_eq!(
+            outcomes.keys().collect::<Vec<_>>(),
+            [outcome],
+            "{r}/{d}: every verdict should be {outcome}, got {outcomes:?}\n{}",
+            daemon.log_text()
+        );
+        assert_eq!(
+            findings(&m, r, d),
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{r}/{d}"
+        );
+        let standing = m.get(
+            "replicanary_verdict",
+            &[("replication", r), ("destination", d), ("outcome", outcome)],
+        );
+        assert_eq!(standing, Some(1.0), "{r}/{d}: the standing verdict");
+    }
+    let of = |name: &str, r: &str| {
+        let (_, d, ..) = labelled
+            .iter()
+            .find(|(rr, ..)| rr == r)
+            .expect("a scenario");
+        m.get(name, &[("replication", r), ("destination", d)])
+    };
+    // Archive: judged by the HEAD (key checked), the read skipped and not claimed.
+    assert_eq!(
+        of("replicanary_replica_kms_key_match", "archive"),
+        Some(1.0)
+    );
+    assert_eq!(of("replicanary_replica_readable", "archive"), None);
+    assert_eq!(
+        of("replicanary_replica_kms_key_match", "archive-wrong-key"),
+        Some(0.0),
+        "the seed's wrong key under DEEP_ARCHIVE is still caught"
+    );
+    assert_eq!(
+        of("replicanary_replica_readable", "archive-wrong-key"),
+        None
+    );
+    assert_eq!(
+        of("replicanary_replica_readable", "source-owned"),
+        Some(0.0)
+    );
+    assert_eq!(of("replicanary_replica_readable", "healthy"), Some(1.0));
+    // Object Lock: the replicas wait for their retention, counted as retained, not failed.
+    let retained = m.get(
+        "replicanary_canaries_retained",
+        &[("replication", "locked"), ("side", "destination")],
+    );
+    assert!(retained.is_some_and(|n| n >= 1.0), "{retained:?}");
+    for (r, side) in [("locked", "destination"), ("healthy", "destination")] {
+        assert_eq!(
+            m.get(
+                "replicanary_cleanup_failures_total",
+                &[("replication", r), ("side", side)]
+            ),
+            Some(0.0),
+            "{r}: a retained replica is not a failed delete"
+        );
+    }
+    // The archived replica's verdict says the read was skipped.
+    let log = daemon.log_text();
+    let archived = log
+        .lines()
+        .find(|l| l.contains("\"replication\":\"archive\"") && l.contains("\"outcome\":\"ok\""))
+        .expect("an archive verdict line");
+    assert!(
+        archived.contains("\"storage_class\":\"DEEP_ARCHIVE\""),
+        "{archived}"
+    );
+    assert!(archived.contains("\"read\":\"skipped"), "{archived}");
+    let locked = log
+        .lines()
+        .find(|l| l.contains("\"replication\":\"locked\"") && l.contains("\"outcome\":\"ok\""))
+        .expect("a locked verdict line");
+    assert!(locked.contains("\"retain_until\":\""), "{locked}");
+}

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::SystemTime;
 
 pub use crate::model::{AwsError, ErrorClass};
-pub use setup::{DefaultEncryption, ReplicationSetup, RuleSetup};
+pub use setup::{DefaultEncryption, DefaultRetention, ReplicationSetup, RuleSetup};
 
 /// What `HeadObject` tells about one object version.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -191,4 +191,16 @@ pub trait SetupReader: Send + Sync {
     ) -> impl Future<Output = Result<DefaultEncryption, AwsError>> + Send;
     /// `GetBucketPolicy`, the policy document as JSON text.
     fn policy(&self, bucket: &str) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// `GetBucketOwnershipControls`: the bucket's Object Ownership (`BucketOwnerEnforced`,
+    /// `BucketOwnerPreferred`, `ObjectWriter`). A bucket without ownership controls (made
+    /// before `BucketOwnerEnforced` became the default, or whose controls were deleted)
+    /// answers 404 `OwnershipControlsNotFoundError`: `ObjectWriter` semantics.
+    fn ownership(&self, bucket: &str) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// `GetObjectLockConfiguration`: the default retention, `Ok(None)` when Object Lock is
+    /// enabled without one. A bucket without Object Lock answers 404
+    /// `ObjectLockConfigurationNotFoundError`.
+    fn object_lock(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Option<DefaultRetention>, AwsError>> + Send;
 }

@@ -10,8 +10,9 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::classify::{code_label, error_chain, from_sdk};
 use super::{
-    AwsError, BucketHome, BucketPage, DefaultEncryption, ErrorClass, EstateReader, ListedBucket,
-    ObjectHead, ObjectStore, PutRequest, ReplicationSetup, RuleSetup, SetupReader, VersionEntry,
+    AwsError, BucketHome, BucketPage, DefaultEncryption, DefaultRetention, ErrorClass,
+    EstateReader, ListedBucket, ObjectHead, ObjectStore, PutRequest, ReplicationSetup, RuleSetup,
+    SetupReader, VersionEntry,
 };
 use crate::metrics::Metrics;
 use crate::model::Side;
@@ -295,6 +296,30 @@ impl SetupReader for S3Store {
         let call = self.client.get_bucket_policy().bucket(bucket);
         let out = self.done("GetBucketPolicy", call.send().await)?;
         Ok(out.policy().unwrap_or_default().to_owned())
+    }
+
+    async fn ownership(&self, bucket: &str) -> Result<String, AwsError> {
+        let call = self.client.get_bucket_ownership_controls().bucket(bucket);
+        let out = self.done("GetBucketOwnershipControls", call.send().await)?;
+        Ok(out
+            .ownership_controls()
+            .and_then(|c| c.rules().first())
+            .map(|r| r.object_ownership().as_str().to_owned())
+            .unwrap_or_default())
+    }
+
+    async fn object_lock(&self, bucket: &str) -> Result<Option<DefaultRetention>, AwsError> {
+        let call = self.client.get_object_lock_configuration().bucket(bucket);
+        let out = self.done("GetObjectLockConfiguration", call.send().await)?;
+        Ok(out
+            .object_lock_configuration()
+            .and_then(|c| c.rule())
+            .and_then(|r| r.default_retention())
+            .map(|d| DefaultRetention {
+                mode: d.mode().map(|m| m.as_str().to_owned()).unwrap_or_default(),
+                days: d.days(),
+                years: d.years(),
+            }))
     }
 }
 

@@ -55,3 +55,22 @@ pub struct DefaultEncryption {
     pub algorithm: String,
     pub kms_key_id: Option<String>,
 }
+
+/// A bucket's Object Lock default retention (`GetObjectLockConfiguration`): every new
+/// version — replicas included — is kept at least this long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultRetention {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    pub days: Option<i32>,
+    pub years: Option<i32>,
+}
+
+impl DefaultRetention {
+    /// The retention period, for a cost estimate (a year taken as 365 days; how S3 counts
+    /// a year is unverified).
+    pub fn period(&self) -> std::time::Duration {
+        let n = |v: Option<i32>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+        std::time::Duration::from_secs((n(self.days) + n(self.years) * 365) * 86_400)
+    }
+}

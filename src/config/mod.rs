@@ -126,6 +126,9 @@ pub struct ProbeSettings {
     /// The start-up sweep only deletes canaries older than this, so that it never races
     /// another replicanary instance whose probe is still in flight.
     pub sweep_min_age: Duration,
+    /// Between two sweeps of a replication's buckets (the first at start-up); a sweep runs
+    /// between two probes, so at most once per `interval`.
+    pub sweep_interval: Duration,
 }
 
 impl Default for ProbeSettings {
@@ -138,6 +141,7 @@ impl Default for ProbeSettings {
             canary_prefix: "replicanary/".to_owned(),
             cleanup: true,
             sweep_min_age: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(3600),
         }
     }
 }

@@ -27,6 +27,7 @@ pub struct RawProbeSettings {
     pub canary_prefix: Option<String>,
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
+    pub sweep_interval: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +57,7 @@ pub struct RawReplication {
     pub canary_prefix: Option<String>,
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
+    pub sweep_interval: Option<Scalar>,
     pub rule_prefix: Option<String>,
     /// Tag key → value, in key order.
     pub canary_tags: Option<std::collections::BTreeMap<String, Scalar>>,

@@ -219,6 +219,39 @@ fn durations_are_checked() {
 }
 
 #[test]
+fn the_sweep_interval_defaults_to_an_hour_and_is_checked() {
+    let c = Config::parse(GOOD).expect("valid");
+    assert_eq!(
+        c.replications[0].settings.sweep_interval,
+        Duration::from_secs(3600)
+    );
+    let yaml = GOOD.replace("cleanup: true", "cleanup: true\n  sweep_interval: 10m");
+    let yaml = yaml.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    sweep_interval: 90s",
+    );
+    let c = Config::parse(&yaml).expect("valid");
+    assert_eq!(
+        c.replications[0].settings.sweep_interval,
+        Duration::from_secs(90),
+        "override wins"
+    );
+    let yaml = GOOD.replace("cleanup: true", "cleanup: true\n  sweep_interval: 0s");
+    assert_eq!(
+        path_of(&yaml, "greater than zero"),
+        "defaults.sweep_interval"
+    );
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    sweep_interval: hourly",
+    );
+    assert_eq!(
+        path_of(&yaml, "not a duration"),
+        "replications[0].sweep_interval"
+    );
+}
+
+#[test]
 fn duplicate_names_are_errors() {
     let rep_start = GOOD
         .find("  - name: audit-logs")
@@ -371,6 +404,7 @@ mod fuzz {
         "canary_prefix",
         "cleanup",
         "sweep_min_age",
+        "sweep_interval",
         "endpoint_url",
         "force_path_style",
         "attempt_timeout",

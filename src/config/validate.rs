@@ -462,6 +462,9 @@ impl Validator {
         {
             s.sweep_min_age = d;
         }
+        if let Some(d) = self.duration(raw.sweep_interval.as_ref(), &field("sweep_interval")) {
+            s.sweep_interval = d;
+        }
         s
     }
 
@@ -514,6 +517,7 @@ impl Validator {
             canary_prefix: raw.canary_prefix,
             cleanup: raw.cleanup,
             sweep_min_age: raw.sweep_min_age,
+            sweep_interval: raw.sweep_interval,
         };
         let settings = self.settings(defaults, &overrides, path);
         self.check_settings(&settings, path);

@@ -33,7 +33,7 @@ use crate::aws::clients::{Clients, acting_for};
 use crate::aws::s3::S3Store;
 use crate::aws::{ObjectStore, SetupReader};
 use crate::config::{AwsSettings, Replication};
-use crate::metrics::Metrics;
+use crate::emit::Sinks;
 use crate::model::Side;
 use crate::probe::Prober;
 
@@ -50,15 +50,15 @@ pub trait MakeProber: Sized + Send + Sync + 'static {
 /// Probers over the AWS SDK, their clients from one shared pool.
 pub struct SdkProbers {
     clients: Clients,
-    metrics: Arc<Metrics>,
+    sinks: Sinks,
     aws: AwsSettings,
 }
 
 impl SdkProbers {
-    pub async fn new(aws: &AwsSettings, metrics: Arc<Metrics>) -> SdkProbers {
+    pub async fn new(aws: &AwsSettings, sinks: Sinks) -> SdkProbers {
         SdkProbers {
-            clients: Clients::new(aws, metrics.clone()).await,
-            metrics,
+            clients: Clients::new(aws, sinks.metrics.clone()).await,
+            sinks,
             aws: aws.clone(),
         }
     }
@@ -68,7 +68,7 @@ impl MakeProber for SdkProbers {
     type Store = S3Store;
 
     async fn make(&self, rep: &Replication) -> Prober<S3Store> {
-        let prober = build_prober(rep, &self.clients, &self.metrics, &self.aws).await;
+        let prober = build_prober(rep, &self.clients, &self.sinks, &self.aws).await;
         tracing::debug!(
             replication = %rep.name,
             aws_clients = self.clients.len(),
@@ -78,7 +78,7 @@ impl MakeProber for SdkProbers {
     }
 
     async fn remake(&self, aws: &AwsSettings) -> SdkProbers {
-        SdkProbers::new(aws, self.metrics.clone()).await
+        SdkProbers::new(aws, self.sinks.clone()).await
     }
 }
 
@@ -86,7 +86,7 @@ impl MakeProber for SdkProbers {
 pub async fn build_prober(
     rep: &Replication,
     clients: &Clients,
-    metrics: &Arc<Metrics>,
+    sinks: &Sinks,
     aws: &AwsSettings,
 ) -> Prober<S3Store> {
     let s = &rep.source;
@@ -100,7 +100,7 @@ pub async fn build_prober(
             .await;
         destinations.push(store);
     }
-    Prober::new(rep.clone(), source, destinations, metrics.clone())
+    Prober::new(rep.clone(), source, destinations, sinks.clone())
         .with_attempt_timeout(aws.attempt_timeout)
 }
 
@@ -182,7 +182,7 @@ struct Running {
 pub struct Fleet<M: MakeProber> {
     maker: Arc<M>,
     aws: AwsSettings,
-    metrics: Arc<Metrics>,
+    sinks: Sinks,
     /// How long a stopped replication's probe in flight may go on before it is cancelled.
     grace: Duration,
     running: BTreeMap<String, Running>,
@@ -194,11 +194,11 @@ pub struct Fleet<M: MakeProber> {
 }
 
 impl<M: MakeProber> Fleet<M> {
-    pub fn new(maker: M, aws: &AwsSettings, metrics: Arc<Metrics>, grace: Duration) -> Fleet<M> {
+    pub fn new(maker: M, aws: &AwsSettings, sinks: Sinks, grace: Duration) -> Fleet<M> {
         Fleet {
             maker: Arc::new(maker),
             aws: aws.clone(),
-            metrics,
+            sinks,
             grace,
             running: BTreeMap::new(),
             retiring: HashMap::new(),
@@ -307,7 +307,7 @@ impl<M: MakeProber> Fleet<M> {
         let done = CancellationToken::new();
         let removed = Arc::new(AtomicBool::new(false));
         let task = {
-            let (maker, metrics, rep) = (self.maker.clone(), self.metrics.clone(), rep.clone());
+            let (maker, sinks, rep) = (self.maker.clone(), self.sinks.clone(), rep.clone());
             let (stops, done, removed) = (stops.clone(), done.clone(), removed.clone());
             acting_for(&rep.name.clone(), async move {
                 let _done = done.drop_guard();
@@ -316,13 +316,13 @@ impl<M: MakeProber> Fleet<M> {
                 }
                 if !stops.stop.is_cancelled() {
                     for d in &dropped {
-                        metrics.remove_destination(&rep.name, d);
+                        sinks.remove_destination(&rep.name, d);
                     }
                     let prober = maker.make(&rep).await;
-                    replication_loop(prober, offset, metrics.clone(), stops).await;
+                    replication_loop(prober, offset, sinks.metrics.clone(), stops).await;
                 }
                 if removed.load(Ordering::SeqCst) {
-                    metrics.remove_replication(&rep.name);
+                    sinks.remove_replication(&rep.name);
                 }
             })
         };

@@ -28,8 +28,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::emit::Sinks;
 use crate::http::{Shared, router};
 use crate::metrics::Metrics;
+use crate::status::Board;
 pub use fleet::build_prober;
 use fleet::{Fleet, SdkProbers};
 use reload::Reloader;
@@ -56,9 +58,11 @@ pub struct Loaded {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let sinks = Sinks::new(metrics.clone(), Arc::new(Board::new()));
     let (reload_requests, http_reloads) = mpsc::channel(8);
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
+        board: sinks.board.clone(),
         ready: false.into(),
         reload: reload_requests,
     });
@@ -84,8 +88,8 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let shard = opts.shard;
     metrics.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
-    let makers = SdkProbers::new(&loaded.config.aws, metrics.clone()).await;
-    let fleet = Fleet::new(makers, &loaded.config.aws, metrics.clone(), opts.grace);
+    let makers = SdkProbers::new(&loaded.config.aws, sinks.clone()).await;
+    let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
     let reloader = Reloader::start(
         loaded.path,
         &loaded.text,
@@ -102,7 +106,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         shard_index = shard.index(),
         shard_count = shard.count(),
         config_poll_seconds = opts.config_poll.as_secs_f64(),
-        "replicanary started; metrics at http://{listen}/metrics"
+        "replicanary started; status page at http://{listen}/ and metrics at http://{listen}/metrics"
     );
     let serving = tokio::spawn(reload::serve(
         reloader,

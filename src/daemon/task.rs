@@ -1,5 +1,5 @@
-//! One replication's task: its start-up sweep, then one probe per slot until it is told to
-//! stop; then its pending deletes.
+//! One replication's task: its sweeps and one probe per slot until it is told to stop;
+//! then its pending deletes.
 //!
 //! Scheduling: the first slot is `offset` from the start (the fleet spreads the starts over
 //! the interval); later slots follow every `interval` from there. A probe runs inside the
@@ -7,15 +7,13 @@
 //! and is never started twice.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{ObjectStore, SetupReader};
-use crate::cleanup::{SweepReport, sweep};
 use crate::metrics::Metrics;
-use crate::model::Side;
 use crate::probe::Prober;
 
 /// When a task stops: `stop` ends the schedule (the probe in flight finishes), `abort`
@@ -27,6 +25,10 @@ pub struct Stops {
 }
 
 /// Probes on schedule until `stops.stop`; returns once the pending deletes were tried.
+/// Sweeps run in the same task, between two probes: the start-up sweep just before the
+/// first probe (at the replication's own offset, so that a thousand replications do not
+/// sweep at once), later ones after a probe once `sweep_interval` (±10 %) has passed —
+/// never overlapping a probe of the same replication.
 pub async fn replication_loop<S: ObjectStore + SetupReader>(
     mut prober: Prober<S>,
     offset: Duration,
@@ -35,23 +37,22 @@ pub async fn replication_loop<S: ObjectStore + SetupReader>(
 ) {
     let rep = prober.replication.clone();
     let interval = rep.settings.interval;
-    let start = Instant::now() + offset;
-
-    if rep.settings.cleanup {
-        tokio::select! {
-            () = startup_sweep(&prober) => {}
-            () = stops.stop.cancelled() => return,
-        }
+    let mut slot = (Instant::now() + offset).max(Instant::now());
+    tokio::select! {
+        () = tokio::time::sleep_until(slot) => {}
+        () = stops.stop.cancelled() => return,
     }
-
-    let mut slot = start.max(Instant::now());
+    let mut next_sweep = None;
     loop {
-        tokio::select! {
-            () = tokio::time::sleep_until(slot) => {}
-            () = stops.stop.cancelled() => break,
-        }
         let lag = Instant::now().saturating_duration_since(slot);
         metrics.observe_scheduling_lag(lag.as_secs_f64());
+        if rep.settings.cleanup && next_sweep.is_none() {
+            tokio::select! {
+                () = prober.sweep(true, None) => {}
+                () = stops.stop.cancelled() => return,
+            }
+            next_sweep = Some(Instant::now() + jittered(rep.settings.sweep_interval));
+        }
         tracing::debug!(replication = %rep.name, lag_seconds = lag.as_secs_f64(), "probe starting");
         prober.probe(&stops.abort).await;
         if stops.stop.is_cancelled() {
@@ -62,34 +63,23 @@ pub async fn replication_loop<S: ObjectStore + SetupReader>(
         while slot <= now {
             slot += interval;
         }
+        // A periodic sweep, between two probes: it starts no call after the next slot.
+        if let Some(at) = next_sweep.filter(|at| now >= *at) {
+            tokio::select! {
+                () = prober.sweep(false, Some(slot.into_std())) => {}
+                () = stops.stop.cancelled() => break,
+            }
+            next_sweep = Some(at.max(Instant::now()) + jittered(rep.settings.sweep_interval));
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(slot) => {}
+            () = stops.stop.cancelled() => break,
+        }
     }
-    prober.flush_deletes().await;
+    prober.finish().await;
 }
 
-/// Deletes what an earlier process left behind under this replication's prefix.
-async fn startup_sweep<S: ObjectStore + SetupReader>(prober: &Prober<S>) {
-    let rep = &prober.replication;
-    let now = SystemTime::now();
-    let prefix = rep.key_prefix();
-    let min_age = rep.settings.sweep_min_age;
-    let report = sweep(&prober.source, &rep.source.bucket, &prefix, min_age, now).await;
-    log_sweep(&rep.name, Side::Source, &rep.source.bucket, report);
-    for (d, store) in rep.destinations.iter().zip(&prober.destinations) {
-        let report = sweep(store, &d.bucket, &prefix, min_age, now).await;
-        log_sweep(&rep.name, Side::Destination, &d.bucket, report);
-    }
-}
-
-fn log_sweep(replication: &str, side: Side, bucket: &str, r: SweepReport) {
-    if r.deleted > 0 || r.failed > 0 {
-        tracing::info!(
-            replication,
-            side = side.as_str(),
-            bucket,
-            listed = r.listed,
-            deleted = r.deleted,
-            failed = r.failed,
-            "start-up sweep removed leftover canaries"
-        );
-    }
+/// `every` ± 10 %: replications started together drift apart instead of sweeping in step.
+fn jittered(every: Duration) -> Duration {
+    every.mul_f64(0.9 + 0.2 * fastrand::f64())
 }

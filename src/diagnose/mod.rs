@@ -15,7 +15,7 @@ mod tests;
 
 use std::time::Duration;
 
-use crate::aws::{DefaultEncryption, RuleSetup};
+use crate::aws::{DefaultEncryption, DefaultRetention, RuleSetup};
 use crate::config::{Destination, Replication};
 use crate::model::{DestinationVerdict, Finding, Outcome};
 use setup::{DestinationSetup, Read, SourceSetup, Unknown};
@@ -42,7 +42,11 @@ pub const FINDING_IDS: &[&str] = &[
     "destination_policy_missing_replication_role",
     "replication_time_control_disabled",
     "replica_kms_denied",
-    "replica_access_denied",
+    "replica_owned_by_source_account",
+    "probe_role_cannot_read_replica",
+    "probe_role_cannot_list_bucket",
+    "probe_role_kms_denied",
+    "canaries_retained_by_object_lock",
     "kms_key_disabled",
     "kms_key_pending_deletion",
     "kms_key_not_found",
@@ -50,6 +54,8 @@ pub const FINDING_IDS: &[&str] = &[
     "cannot_inspect:GetBucketVersioning",
     "cannot_inspect:GetBucketEncryption",
     "cannot_inspect:GetBucketPolicy",
+    "cannot_inspect:GetBucketOwnershipControls",
+    "cannot_inspect:GetObjectLockConfiguration",
 ];
 
 #[derive(Default)]
@@ -77,6 +83,8 @@ impl Findings {
                 "GetBucketReplication" => "s3:GetReplicationConfiguration",
                 "GetBucketEncryption" => "s3:GetEncryptionConfiguration",
                 "GetBucketPolicy" => "s3:GetBucketPolicy",
+                "GetBucketOwnershipControls" => "s3:GetBucketOwnershipControls",
+                "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration",
                 _ => "s3:GetBucketVersioning",
             };
             self.add(
@@ -113,10 +121,10 @@ pub fn diagnose(
         "destination_not_versioned",
     );
     let canary_kms = source_encryption(&mut f, rep, source);
-    let role = match &source.replication {
+    let (role, winner) = match &source.replication {
         Err(u) => {
             f.cannot_inspect(u, "source", src_bucket);
-            None
+            (None, None)
         }
         Ok(None) => {
             f.add(
@@ -127,21 +135,67 @@ pub fn diagnose(
                     dest.bucket
                 ),
             );
-            None
+            (None, None)
         }
         Ok(Some(cfg)) => {
-            rules(&mut f, rep, dest, &cfg.rules, canary_kms, verdict);
-            Some(cfg.role.as_str())
+            let winner = rules(&mut f, rep, dest, &cfg.rules, canary_kms, verdict);
+            (Some(cfg.role.as_str()), winner)
         }
     };
     destination_encryption(&mut f, dest, &destination.encryption);
     if let Some(role) = role {
         destination_policy(&mut f, dest, &destination.policy, role);
     }
+    let source_owned = winner.and_then(|w| replica_owner(&mut f, dest, w, &destination.ownership));
+    bucket_retention(&mut f, rep, dest, &destination.retention, verdict.is_none());
     if let Some(v) = verdict {
-        from_verdict(&mut f, dest, v);
+        from_verdict(&mut f, rep, dest, v, source_owned);
     }
     f.0
+}
+
+/// Findings that need no setup read, for a verdict that is `ok`: what the replica's own
+/// headers tell (its Object Lock retention, which explains the canaries' cost).
+pub fn from_replica(rep: &Replication, dest: &Destination, v: &DestinationVerdict) -> Vec<Finding> {
+    let mut f = Findings::default();
+    replica_retention(&mut f, rep, dest, v);
+    f.0
+}
+
+/// Whether replicas land owned by the source account: the rule has no owner override and
+/// the destination's Object Ownership lets the writer own objects (`ObjectWriter`,
+/// `BucketOwnerPreferred`, or no ownership controls at all — a bucket made before
+/// `BucketOwnerEnforced` became the default). `None`: cannot be told.
+fn replica_owner(
+    f: &mut Findings,
+    dest: &Destination,
+    winner: &RuleSetup,
+    ownership: &Read<String>,
+) -> Option<bool> {
+    if winner.owner_override {
+        return Some(false);
+    }
+    let setting = match ownership {
+        Ok(Some(o)) if o == "BucketOwnerEnforced" => return Some(false),
+        Ok(Some(o)) => o.clone(),
+        Ok(None) => "no ownership controls (ObjectWriter)".to_owned(),
+        Err(u) => {
+            f.cannot_inspect(u, "destination", &dest.bucket);
+            return None;
+        }
+    };
+    f.add(
+        "replica_owned_by_source_account",
+        format!(
+            "replicas stay owned by the source account: the rule to {} ({}) has no owner override and the destination bucket's Object Ownership is {setting}, so S3 refuses the destination account its replicas",
+            dest.bucket, winner.id
+        ),
+        format!(
+            "set the destination bucket {}'s Object Ownership to BucketOwnerEnforced, or add AccessControlTranslation Owner=Destination to the rule (and allow s3:ObjectOwnerOverrideToBucketOwner to the replication role in the destination bucket policy)",
+            dest.bucket
+        ),
+    );
+    Some(true)
 }
 
 /// Whether canaries are SSE-KMS at the source (unknown counts as yes: that is the setup
@@ -231,18 +285,18 @@ fn versioning(f: &mut Findings, read: &Read<String>, side: &str, bucket: &str, i
     }
 }
 
-fn rules(
+/// The rule checks; returns the rule that replicates canaries to `dest`, if there is one.
+fn rules<'r>(
     f: &mut Findings,
     rep: &Replication,
     dest: &Destination,
-    rules: &[RuleSetup],
+    rules: &'r [RuleSetup],
     canary_kms: bool,
     verdict: Option<&DestinationVerdict>,
-) {
-    let Some((winner, covering)) = winning_rule(f, rep, dest, rules) else {
-        return;
-    };
+) -> Option<&'r RuleSetup> {
+    let (winner, covering) = winning_rule(f, rep, dest, rules)?;
     winner_checks(f, dest, winner, &covering, canary_kms, verdict);
+    Some(winner)
 }
 
 /// The enabled rule to this destination that selects canaries (the highest priority among
@@ -333,11 +387,13 @@ fn winner_checks(
             format!("set Destination.Account to the destination bucket's owner ({})", expected.account()),
         );
     }
+    // An alias cannot be resolved without KMS: one in the right account and region may
+    // well name the expected key, so it is not called wrong.
     let correct = |r: &RuleSetup| {
         (!canary_kms || r.selects_sse_kms)
             && r.replica_kms_key_id
                 .as_deref()
-                .is_some_and(|k| expected.matches(k))
+                .is_some_and(|k| expected.matches(k) || alias_may_be(k, dest))
     };
     if !correct(winner) && covering.iter().any(|r| correct(r)) {
         f.add(
@@ -380,12 +436,26 @@ fn winner_checks(
     }
 }
 
+/// Whether a `ReplicaKmsKeyID` is an alias (`arn:aws:kms:REGION:ACCOUNT:alias/NAME`, or a
+/// bare `alias/NAME`) that may name the expected key: one whose ARN names the expected
+/// key's account and the destination's region.
+fn alias_may_be(key: &str, dest: &Destination) -> bool {
+    let parts: Vec<&str> = key.splitn(6, ':').collect();
+    match parts.as_slice() {
+        [_, _, _, region, account, resource] if resource.starts_with("alias/") => {
+            *account == dest.expected_kms_key.account() && *region == dest.region
+        }
+        _ => key.starts_with("alias/"),
+    }
+}
+
 fn replica_key(f: &mut Findings, dest: &Destination, key: &str) {
     let expected = &dest.expected_kms_key;
     if expected.matches(key) {
         return;
     }
     let parts: Vec<&str> = key.splitn(6, ':').collect();
+    let alias = parts.last().is_some_and(|r| r.starts_with("alias/"));
     if parts.len() == 6 && parts[0] == "arn" {
         if parts[4] != expected.account() {
             f.add(
@@ -402,6 +472,11 @@ fn replica_key(f: &mut Findings, dest: &Destination, key: &str) {
             );
         }
     }
+    if alias {
+        // Which key an alias names cannot be told without KMS: not judged from the rule
+        // alone (a replica under another key is `wrong_kms_key` all the same).
+        return;
+    }
     f.add(
         "replica_kms_key_not_expected",
         format!("the rule's ReplicaKmsKeyID is {key}, not the expected {expected}"),
@@ -409,16 +484,120 @@ fn replica_key(f: &mut Findings, dest: &Destination, key: &str) {
     );
 }
 
-fn from_verdict(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
+fn from_verdict(
+    f: &mut Findings,
+    rep: &Replication,
+    dest: &Destination,
+    v: &DestinationVerdict,
+    source_owned: Option<bool>,
+) {
     match v.outcome {
         Outcome::Undecryptable => kms_refusal(f, dest, v),
-        Outcome::Unreadable => f.add(
-            "replica_access_denied",
-            format!("the destination role may not even read the replica's metadata in {}", dest.bucket),
-            "grant the destination probe role s3:GetObject and s3:GetObjectVersion on the prefix, and set the rule's owner override (AccessControlTranslation Owner=Destination)",
-        ),
+        Outcome::Unreadable => head_refusal(f, dest, v, source_owned),
         _ => {}
     }
+    replica_retention(f, rep, dest, v);
+}
+
+/// Why S3 refused the destination probe role the replica's HeadObject.
+fn head_refusal(
+    f: &mut Findings,
+    dest: &Destination,
+    v: &DestinationVerdict,
+    source_owned: Option<bool>,
+) {
+    if v.aws_error.as_ref().map(|e| e.operation) != Some("HeadObject") {
+        return;
+    }
+    let bucket = &dest.bucket;
+    match v.replica.listed {
+        // The replica is there; if the setup does not make it the source account's, the
+        // refusal is about replicanary's own role (its IAM policy or the bucket policy).
+        Some(true) if source_owned == Some(false) => f.add(
+            "probe_role_cannot_read_replica",
+            format!("the replica is in {bucket} and owned by the destination account, but S3 refuses the destination probe role HeadObject on it: the role's IAM policy or the bucket policy denies it (replicanary's own access, not the replication)"),
+            format!("allow the destination probe role s3:GetObject and s3:GetObjectVersion on arn:aws:s3:::{bucket}/<canary_prefix>* (deploy/iam/destination-probe-policy.json), and check the bucket policy for a Deny"),
+        ),
+        Some(_) => {}
+        None => f.add(
+            "probe_role_cannot_list_bucket",
+            "S3 answered HeadObject with 403 and the destination probe role may not list the key's versions either, so a missing replica cannot be told from one S3 refuses (a missing object answers 403 without s3:ListBucket)",
+            format!("allow the destination probe role s3:ListBucket and s3:ListBucketVersions on arn:aws:s3:::{bucket} (deploy/iam/destination-probe-policy.json: ReplicaExistence, SweepReplicas)"),
+        ),
+    }
+}
+
+/// The bucket's Object Lock default retention keeps every canary replica (setup read).
+fn bucket_retention(
+    f: &mut Findings,
+    rep: &Replication,
+    dest: &Destination,
+    read: &Read<DefaultRetention>,
+    audit: bool,
+) {
+    match read {
+        Ok(Some(r)) => retained(
+            f,
+            rep,
+            dest,
+            r.period(),
+            &format!("its Object Lock default retention, {} mode", r.mode),
+        ),
+        Ok(None) => {}
+        // Only informative (the replica's own headers tell it after a probe): named in
+        // `audit` only.
+        Err(u) if audit => f.cannot_inspect(u, "destination", &dest.bucket),
+        Err(_) => {}
+    }
+}
+
+/// The replica the probe saw carries a retain-until date.
+fn replica_retention(
+    f: &mut Findings,
+    rep: &Replication,
+    dest: &Destination,
+    v: &DestinationVerdict,
+) {
+    if let Some(until) = v.replica.retain_until {
+        let period = until.duration_since(v.finished_at).unwrap_or_default();
+        retained(
+            f,
+            rep,
+            dest,
+            period,
+            "the replica's Object Lock retain-until date",
+        );
+    }
+}
+
+/// `canaries_retained_by_object_lock`, with what it costs: one canary version per interval
+/// held for the whole retention period.
+fn retained(f: &mut Findings, rep: &Replication, dest: &Destination, period: Duration, from: &str) {
+    let interval = rep.settings.interval;
+    let held = (period.as_secs_f64() / interval.as_secs_f64().max(1.0))
+        .ceil()
+        .max(1.0);
+    f.add(
+        "canaries_retained_by_object_lock",
+        format!(
+            "the destination bucket {} keeps every canary replica for about {} ({from}): at one canary every {}, about {held:.0} replicas are held at any time; replicanary deletes each once its retain-until date has passed",
+            dest.bucket,
+            human(period),
+            humantime::format_duration(interval),
+        ),
+        "nothing to fix if the retention is intended; to hold fewer canaries, raise this replication's `interval` (replicas held ≈ retention ÷ interval)",
+    );
+}
+
+/// A duration rounded for people: seconds below an hour, minutes below a day, then hours.
+fn human(d: Duration) -> String {
+    let unit = match d.as_secs() {
+        s if s < 3_600 => 1,
+        s if s < 86_400 => 60,
+        _ => 3_600,
+    };
+    let rounded = Duration::from_secs((d.as_secs() + unit / 2) / unit * unit);
+    humantime::format_duration(rounded).to_string()
 }
 
 /// Why KMS refused the destination the replica's key.
@@ -448,6 +627,13 @@ fn kms_refusal(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
             "kms_key_not_found",
             format!("the replica's KMS key {key} does not exist"),
             format!("point ReplicaKmsKeyID at an existing key of the destination account: {}", dest.expected_kms_key),
+        ),
+        // The replica is under the expected key, yet KMS refused: the destination probe role
+        // itself may not decrypt (its kms:Decrypt, or the key policy) — replicanary's access.
+        _ if v.replica.kms_key.as_deref().is_some_and(|k| dest.expected_kms_key.matches(k)) => f.add(
+            "probe_role_kms_denied",
+            format!("the replica is under the expected key {key}, but KMS refuses the destination probe role kms:Decrypt: the role's IAM policy or the key policy does not allow it (replicanary's own access, not the replication)"),
+            format!("allow the destination probe role kms:Decrypt on {key} (deploy/iam/destination-probe-policy.json: ExpectedKey), and let the key policy allow the account's IAM policies or the role"),
         ),
         _ => f.add(
             "replica_kms_denied",

@@ -1,7 +1,9 @@
 //! What diagnosis knows of a replication's setup: each read through the probe roles, with
 //! "the bucket has none" and "we may not look" told apart.
 
-use crate::aws::{AwsError, DefaultEncryption, ErrorClass, ReplicationSetup, SetupReader};
+use crate::aws::{
+    AwsError, DefaultEncryption, DefaultRetention, ErrorClass, ReplicationSetup, SetupReader,
+};
 
 /// The answer to one read: the value (`None`: the bucket has none), or why it is unknown.
 pub type Read<T> = Result<Option<T>, Unknown>;
@@ -46,6 +48,11 @@ pub struct DestinationSetup {
     pub versioning: Read<String>,
     pub encryption: Read<DefaultEncryption>,
     pub policy: Read<String>,
+    /// Object Ownership; `None`: the bucket has no ownership controls (`ObjectWriter`
+    /// semantics).
+    pub ownership: Read<String>,
+    /// Object Lock default retention; `None`: no Object Lock, or no default retention.
+    pub retention: Read<DefaultRetention>,
 }
 
 pub async fn read_source<R: SetupReader>(r: &R, bucket: &str) -> SourceSetup {
@@ -62,11 +69,18 @@ pub async fn read_source<R: SetupReader>(r: &R, bucket: &str) -> SourceSetup {
 }
 
 pub async fn read_destination<R: SetupReader>(r: &R, bucket: &str) -> DestinationSetup {
-    let (versioning, encryption, policy) =
-        tokio::join!(r.versioning(bucket), r.encryption(bucket), r.policy(bucket));
+    let (versioning, encryption, policy, ownership, retention) = tokio::join!(
+        r.versioning(bucket),
+        r.encryption(bucket),
+        r.policy(bucket),
+        r.ownership(bucket),
+        r.object_lock(bucket)
+    );
     DestinationSetup {
         versioning: absent_is_none(versioning).map(Option::flatten),
         encryption: absent_is_none(encryption),
         policy: absent_is_none(policy),
+        ownership: absent_is_none(ownership),
+        retention: absent_is_none(retention).map(Option::flatten),
     }
 }

@@ -66,6 +66,8 @@ fn destination() -> DestinationSetup {
             kms_key_id: Some(DEST_KEY.to_owned()),
         })),
         policy: Ok(Some(policy)),
+        ownership: Ok(Some("BucketOwnerEnforced".to_owned())),
+        retention: Ok(None),
     }
 }
 
@@ -254,24 +256,26 @@ fn the_verdicts_error_names_the_key_problem() {
     let d = &rep.destinations[0];
     let healthy = source_with(vec![rule()]);
     let cases = [
-        ("KMS.DisabledException", "kms_key_disabled"),
-        ("KMS.KMSInvalidStateException", "kms_key_pending_deletion"),
-        ("KMS.NotFoundException", "kms_key_not_found"),
-        ("AccessDenied", "replica_kms_denied"),
+        ("KMS.DisabledException", DEST_KEY, "kms_key_disabled"),
+        (
+            "KMS.KMSInvalidStateException",
+            DEST_KEY,
+            "kms_key_pending_deletion",
+        ),
+        ("KMS.NotFoundException", DEST_KEY, "kms_key_not_found"),
+        // Under another key: nobody may decrypt it; under the expected key: the probe
+        // role itself may not (replicanary's own access).
+        ("AccessDenied", OTHER_DEST_KEY, "replica_kms_denied"),
+        ("AccessDenied", DEST_KEY, "probe_role_kms_denied"),
     ];
-    for (code, id) in cases {
-        let v = verdict(Outcome::Undecryptable, "GetObject", code, DEST_KEY);
+    for (code, key, id) in cases {
+        let v = verdict(Outcome::Undecryptable, "GetObject", code, key);
         assert_eq!(
             ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v))),
             [id],
-            "{code}"
+            "{code} {key}"
         );
     }
-    let v = verdict(Outcome::Unreadable, "HeadObject", "AccessDenied", DEST_KEY);
-    assert_eq!(
-        ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v))),
-        ["replica_access_denied"]
-    );
     // The seed's trap: the rule's key and the denial, both named.
     let mut r = rule();
     r.replica_kms_key_id = Some(SOURCE_KEY.to_owned());
@@ -300,4 +304,206 @@ fn the_verdicts_error_names_the_key_problem() {
     let v = verdict(Outcome::ReplicationTimeout, "HeadObject", "", DEST_KEY);
     let found = ids(&diagnose(&rep, d, &healthy, &destination(), Some(&v)));
     assert_eq!(found, ["replication_time_control_disabled"]);
+}
+
+/// An `unreadable` verdict (HeadObject 403) after listing the key's versions.
+fn refused(listed: Option<bool>) -> DestinationVerdict {
+    let mut v = verdict(Outcome::Unreadable, "HeadObject", "AccessDenied", DEST_KEY);
+    v.replica = ReplicaFacts {
+        listed,
+        readable: Some(false),
+        ..ReplicaFacts::default()
+    };
+    v
+}
+
+fn source_owned_rule() -> RuleSetup {
+    RuleSetup {
+        owner_override: false,
+        ..rule()
+    }
+}
+
+fn with_ownership(ownership: Result<Option<&str>, Unknown>) -> DestinationSetup {
+    DestinationSetup {
+        ownership: ownership.map(|o| o.map(str::to_owned)),
+        ..destination()
+    }
+}
+
+#[test]
+fn replicas_the_source_account_keeps_are_named_from_the_setup() {
+    // No owner override, and an Object Ownership that lets the writer own objects.
+    for ownership in [Some("ObjectWriter"), Some("BucketOwnerPreferred"), None] {
+        assert_eq!(
+            audit(
+                &source_with(vec![source_owned_rule()]),
+                &with_ownership(Ok(ownership))
+            ),
+            ["replica_owned_by_source_account"],
+            "{ownership:?}"
+        );
+    }
+    // The destination owns every object, or the rule overrides the owner: nothing.
+    let enforced = with_ownership(Ok(Some("BucketOwnerEnforced")));
+    assert!(audit(&source_with(vec![source_owned_rule()]), &enforced).is_empty());
+    let writer = with_ownership(Ok(Some("ObjectWriter")));
+    assert!(audit(&source_with(vec![rule()]), &writer).is_empty());
+    // Unknown ownership matters only without an owner override.
+    let denied = with_ownership(Err(Unknown::Denied("GetBucketOwnershipControls")));
+    assert_eq!(
+        audit(&source_with(vec![source_owned_rule()]), &denied),
+        ["cannot_inspect:GetBucketOwnershipControls"]
+    );
+    assert!(audit(&source_with(vec![rule()]), &denied).is_empty());
+}
+
+#[test]
+fn an_unreadable_replica_names_who_refuses() {
+    let rep = replication();
+    let d = &rep.destinations[0];
+    let found = |source: &SourceSetup, dest: &DestinationSetup, v: &DestinationVerdict| {
+        ids(&diagnose(&rep, d, source, dest, Some(v)))
+    };
+    let healthy = source_with(vec![rule()]);
+    // Listed, destination-owned: the probe role's own permissions.
+    assert_eq!(
+        found(&healthy, &destination(), &refused(Some(true))),
+        ["probe_role_cannot_read_replica"]
+    );
+    // Listed, and the setup makes replicas the source account's: that is the cause.
+    let writer = with_ownership(Ok(Some("ObjectWriter")));
+    let source_owned = source_with(vec![source_owned_rule()]);
+    assert_eq!(
+        found(&source_owned, &writer, &refused(Some(true))),
+        ["replica_owned_by_source_account"]
+    );
+    // Whether it is there cannot be told: the listing was refused as well.
+    assert_eq!(
+        found(&healthy, &destination(), &refused(None)),
+        ["probe_role_cannot_list_bucket"]
+    );
+    assert_eq!(
+        found(&source_owned, &writer, &refused(None)),
+        [
+            "replica_owned_by_source_account",
+            "probe_role_cannot_list_bucket"
+        ]
+    );
+    // Ownership unknown: the role is not blamed.
+    let unknown = with_ownership(Err(Unknown::Denied("GetBucketOwnershipControls")));
+    assert_eq!(
+        found(&source_owned, &unknown, &refused(Some(true))),
+        ["cannot_inspect:GetBucketOwnershipControls"]
+    );
+}
+
+#[test]
+fn an_alias_in_the_rule_is_not_called_the_wrong_key() {
+    let alias =
+        |region: &str, account: &str| format!("arn:aws:kms:{region}:{account}:alias/replicas");
+    let with_key = |key: String| {
+        let mut r = rule();
+        r.replica_kms_key_id = Some(key);
+        source_with(vec![r])
+    };
+    // Which key the alias names cannot be told without KMS: no claim.
+    assert!(
+        audit(
+            &with_key(alias("ap-northeast-1", "222222222222")),
+            &destination()
+        )
+        .is_empty()
+    );
+    assert!(audit(&with_key("alias/replicas".to_owned()), &destination()).is_empty());
+    // What the alias ARN itself says is still checked.
+    assert_eq!(
+        audit(
+            &with_key(alias("ap-northeast-1", "111111111111")),
+            &destination()
+        ),
+        ["replica_kms_key_other_account"]
+    );
+    assert_eq!(
+        audit(
+            &with_key(alias("us-east-1", "222222222222")),
+            &destination()
+        ),
+        ["replica_kms_key_other_region"]
+    );
+    // An alias rule is not said to shadow a correct one.
+    let mut aliased = rule();
+    aliased.id = "aliased".to_owned();
+    aliased.priority = 10;
+    aliased.replica_kms_key_id = Some(alias("ap-northeast-1", "222222222222"));
+    assert!(audit(&source_with(vec![rule(), aliased]), &destination()).is_empty());
+}
+
+#[test]
+fn object_lock_retention_explains_the_canaries_cost() {
+    use crate::aws::DefaultRetention;
+    let locked = DestinationSetup {
+        retention: Ok(Some(DefaultRetention {
+            mode: "GOVERNANCE".to_owned(),
+            days: Some(1),
+            years: None,
+        })),
+        ..destination()
+    };
+    let healthy = source_with(vec![rule()]);
+    assert_eq!(
+        audit(&healthy, &locked),
+        ["canaries_retained_by_object_lock"]
+    );
+    let rep = replication();
+    let d = &rep.destinations[0];
+    let found = diagnose(&rep, d, &healthy, &locked, None);
+    // One day at one canary every 5 minutes.
+    assert!(
+        found[0].explanation.contains("about 1day")
+            && found[0].explanation.contains("about 288 replicas"),
+        "{}",
+        found[0].explanation
+    );
+    // After an ok probe, from the replica's own retain-until date (no setup read).
+    let mut ok = DestinationVerdict::new("audit", "audit-dev-s3", Outcome::Ok);
+    assert!(super::from_replica(&rep, d, &ok).is_empty());
+    ok.replica.retain_until = Some(ok.finished_at + std::time::Duration::from_secs(3_600));
+    let found = super::from_replica(&rep, d, &ok);
+    assert_eq!(ids(&found), ["canaries_retained_by_object_lock"]);
+    assert!(
+        found[0].explanation.contains("about 1h")
+            && found[0].explanation.contains("about 12 replicas"),
+        "{}",
+        found[0].explanation
+    );
+    // A retention the role may not read is named by audit only.
+    let denied = DestinationSetup {
+        retention: Err(Unknown::Denied("GetObjectLockConfiguration")),
+        ..destination()
+    };
+    assert_eq!(
+        audit(&healthy, &denied),
+        ["cannot_inspect:GetObjectLockConfiguration"]
+    );
+    let v = verdict(Outcome::ReplicationTimeout, "HeadObject", "", DEST_KEY);
+    assert_eq!(
+        ids(&diagnose(&rep, d, &healthy, &denied, Some(&v))),
+        ["replication_time_control_disabled"]
+    );
+}
+
+#[test]
+fn every_finding_id_is_bounded_snake_case() {
+    for id in FINDING_IDS {
+        let name = id.strip_prefix("cannot_inspect:").unwrap_or(id);
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{id}"
+        );
+    }
+    assert!(
+        !FINDING_IDS.contains(&"replica_access_denied"),
+        "replaced by the three unreadable findings"
+    );
 }

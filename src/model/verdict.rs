@@ -23,6 +23,15 @@ pub struct ReplicaFacts {
     /// The read was skipped: the replica is in an archive storage class and cannot be read
     /// without a restore, so the verdict rests on its HeadObject.
     pub read_skipped: bool,
+    /// After a HeadObject refused with 403: whether listing the key's versions as the
+    /// destination role showed the replica's version (`Some(true)`: S3 refuses a replica
+    /// that is there; `Some(false)`: it is missing). `None`: not listed, or the listing was
+    /// refused too, so existence is unknown.
+    pub listed: Option<bool>,
+    /// The replica's Object Lock retain-until date (`x-amz-object-lock-retain-until-date`):
+    /// it cannot be deleted before then.
+    #[serde(serialize_with = "rfc3339")]
+    pub retain_until: Option<SystemTime>,
 }
 
 /// The verdict for one destination of one probe.
@@ -99,6 +108,13 @@ impl DestinationVerdict {
 fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string()),
         None => s.serialize_none(),
     }
 }

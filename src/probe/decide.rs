@@ -42,6 +42,12 @@ pub enum Answer {
     NoStatus,
     /// HeadObject found an object at the canary's version, but not a replica.
     NotAReplica,
+    /// HeadObject was refused (403), and listing the key's versions as the destination role
+    /// shows the replica's version: S3 refuses a replica that is there.
+    RefusedPresent,
+    /// HeadObject was refused (403), and listing the key's versions shows no such version:
+    /// the replica is missing (a missing object answers 403 without `s3:ListBucket`).
+    RefusedAbsent,
     /// The call failed with this class of error.
     Failed(ErrorClass),
 }
@@ -99,13 +105,18 @@ pub fn decide(stage: Stage, answer: Answer) -> Decision {
 
         // 3. inspect the replica
         (Inspect(_), Ok) => Next,
-        (Inspect(said), NotAReplica | Failed(E::NotFound)) => missing(said),
+        (Inspect(said), NotAReplica | RefusedAbsent | Failed(E::NotFound)) => missing(said),
+        (Inspect(_), RefusedPresent) => Verdict(
+            O::Unreadable,
+            "S3 refuses the destination role a replica that is there (HeadObject 403, the version is listed; HeadObject never involves KMS)",
+        ),
+        // Refused, and whether the replica is there cannot be told (the listing was refused too).
         (Inspect(SourceSaid::Completed), Failed(E::AccessDenied | E::Forbidden)) => Verdict(
             O::Unreadable,
-            "S3 refuses the destination role the replica (HeadObject 403; HeadObject never involves KMS)",
+            "S3 refuses the destination role the replica (HeadObject 403; HeadObject never involves KMS), and whether it is there cannot be told",
         ),
-        // Not COMPLETED: the 403 may be a replica that is not there, seen without
-        // s3:ListBucket; the source's own status is the verdict.
+        // Not COMPLETED: the 403 may be a replica that is not there; the source's own status
+        // is the verdict.
         (Inspect(said), Failed(E::AccessDenied | E::Forbidden)) => missing(said),
         (Inspect(_), _) => Verdict(O::Error, "could not inspect the replica"),
 

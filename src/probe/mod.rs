@@ -12,19 +12,20 @@ pub mod poll;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{ErrorClass, ObjectHead, ObjectStore, PutRequest, SetupReader};
 use crate::canary::{self, Canary};
-use crate::cleanup::{Ledger, Uncertain, Written};
+use crate::cleanup::{
+    Ledger, Retry, SWEEP_MAX_CALLS, Sweep, SweepLimits, SweepMemory, SweepReport, Uncertain,
+    Written, sweep_bucket,
+};
 use crate::config::{Destination, Replication};
 use crate::diagnose::setup::{DestinationSetup, SourceSetup, read_destination, read_source};
-use crate::diagnose::{SETUP_TTL, diagnose};
-use crate::emit;
-use crate::metrics::Metrics;
+use crate::diagnose::{SETUP_TTL, diagnose, from_replica};
+use crate::emit::{self, Sinks};
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
 use decide::{Answer, Decision, Replica, SourceSaid, Stage, decide, judge};
 use poll::Backoff;
@@ -51,8 +52,10 @@ pub struct Prober<S> {
     pub replication: Replication,
     pub source: S,
     pub destinations: Vec<S>,
-    metrics: Arc<Metrics>,
+    sinks: Sinks,
     ledger: Ledger,
+    /// What the sweeps remember per bucket: the source's first, then each destination's.
+    memories: Vec<SweepMemory>,
     setup: Option<SetupRead>,
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
@@ -79,26 +82,32 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         replication: Replication,
         source: S,
         destinations: Vec<S>,
-        metrics: Arc<Metrics>,
+        sinks: Sinks,
     ) -> Prober<S> {
+        // A failing delete is tried again no sooner than one interval later.
         let ledger = Ledger::new(
             &replication.name,
             &replication.key_prefix(),
-            metrics.clone(),
+            Retry::every(replication.settings.interval),
+            sinks.metrics.clone(),
         );
-        metrics.register_replication(
+        let memories = (0..=destinations.len())
+            .map(|_| SweepMemory::default())
+            .collect();
+        sinks.metrics.register_replication(
             &replication.name,
             replication.settings.interval.as_secs_f64(),
         );
         for d in &replication.destinations {
-            metrics.register_destination(&replication.name, &d.name);
+            sinks.register_destination(&replication.name, &d.name);
         }
         Prober {
             replication,
             source,
             destinations,
-            metrics,
+            sinks,
             ledger,
+            memories,
             setup: None,
             attempt_timeout: Duration::from_secs(10),
         }
@@ -126,7 +135,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         }
         let elapsed = started.elapsed().as_secs_f64();
         for v in verdicts.iter().flatten() {
-            emit::verdict(&self.metrics, v, elapsed);
+            emit::verdict(&self.sinks, v, elapsed);
         }
         verdicts
     }
@@ -146,7 +155,13 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
 
         // 2. Await replication as the source role.
         let replicated = tokio::select! {
-            r = self.await_replication(&canary.key, &version_id, w.written_at) => r,
+            (r, retain_until) = self.await_replication(&canary.key, &version_id, w.written_at) => {
+                // A locked source keeps the canary until then: not deleted before.
+                if let Some(until) = retain_until {
+                    self.ledger.note_retention(None, &canary.key, &version_id, until);
+                }
+                r
+            }
             () = cancel.cancelled() => {
                 // Shutdown: no verdict, but a replica may still arrive before we exit.
                 self.watch_destinations(&canary.key, w.written_at);
@@ -192,6 +207,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                         key: canary.key.clone(),
                         version_id: version_id.clone(),
                     });
+                    // Object Lock on the destination keeps the replica until then.
+                    if let Some(until) = verdict.replica.retain_until {
+                        self.ledger
+                            .note_retention(Some(i), &canary.key, &version_id, until);
+                    }
                 } else {
                     // Not seen, but it may still arrive (PENDING, a fault): watch.
                     self.watch_key(&canary.key, Some(i), w.written_at);
@@ -268,12 +288,27 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         Ok(w)
     }
 
-    /// Stage 2: polls the source version's replication status with backoff until it settles.
+    /// Stage 2: polls the source version's replication status with backoff until it settles;
+    /// also returns the version's Object Lock retain-until date, if a poll showed one.
     async fn await_replication(
         &self,
         key: &str,
         version_id: &str,
         written_at: Instant,
+    ) -> (Replicated, Option<SystemTime>) {
+        let mut retain_until = None;
+        let replicated = self
+            .poll_status(key, version_id, written_at, &mut retain_until)
+            .await;
+        (replicated, retain_until)
+    }
+
+    async fn poll_status(
+        &self,
+        key: &str,
+        version_id: &str,
+        written_at: Instant,
+        retain_until: &mut Option<SystemTime>,
     ) -> Replicated {
         let s = &self.replication.settings;
         let deadline = written_at + s.replication_timeout;
@@ -286,21 +321,26 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 .head(&self.replication.source.bucket, key, version_id)
                 .await
             {
-                Ok(head) => match head.replication_status.as_deref() {
-                    Some("COMPLETED" | "COMPLETE") => {
-                        return Replicated::Completed(polled_at - written_at);
+                Ok(head) => {
+                    if head.retain_until.is_some() {
+                        *retain_until = head.retain_until;
                     }
-                    Some("FAILED") => return Replicated::Failed,
-                    Some(_) => None,
-                    None => {
-                        // S3 sets the status at write time; a second look rules out a race.
-                        polls_without_status += 1;
-                        if polls_without_status >= 2 {
-                            return Replicated::NoStatus;
+                    match head.replication_status.as_deref() {
+                        Some("COMPLETED" | "COMPLETE") => {
+                            return Replicated::Completed(polled_at - written_at);
                         }
-                        None
+                        Some("FAILED") => return Replicated::Failed,
+                        Some(_) => None,
+                        None => {
+                            // S3 sets the status at write time; a second look rules out a race.
+                            polls_without_status += 1;
+                            if polls_without_status >= 2 {
+                                return Replicated::NoStatus;
+                            }
+                            None
+                        }
                     }
-                },
+                }
                 // Transient faults are retried until the deadline; anything else is final.
                 Err(e) if e.class == ErrorClass::Transient => Some(e),
                 Err(e) => return Replicated::Fault(e),
@@ -329,7 +369,12 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
     ) -> Option<(DestinationVerdict, bool)> {
         match self.inspect_stage(i, w, said, deadline, cancel).await? {
             Ok(head) => Some((self.read_stage(i, w, said, &head).await, true)),
-            Err(verdict) => Some((verdict, false)),
+            // A replica S3 refuses to HEAD but lists under the canary's version id is still
+            // this canary's replica: it is deleted like one that was seen.
+            Err(verdict) => {
+                let listed = verdict.replica.listed == Some(true);
+                Some((verdict, listed))
+            }
         }
     }
 
@@ -344,17 +389,30 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         cancel: &CancellationToken,
     ) -> Option<Result<ObjectHead, DestinationVerdict>> {
         let dest = &self.replication.destinations[i];
-        let head = self.inspect(i, w, said, deadline, cancel).await?;
-        let answer = match &head {
-            Ok(h) if is_replica(h) => Answer::Ok,
-            Ok(_) => Answer::NotAReplica,
-            Err(e) => Answer::Failed(e.class),
+        let Inspected { head, listed } = self.inspect(i, w, said, deadline, cancel).await?;
+        let head_error = head.as_ref().err().cloned();
+        let (answer, error) = match (&head, listed) {
+            (Ok(h), _) if is_replica(h) => (Answer::Ok, None),
+            (Ok(_), _) => (Answer::NotAReplica, None),
+            (Err(_), Some(Listed::Present)) => (Answer::RefusedPresent, head_error),
+            (Err(_), Some(Listed::Absent)) => (Answer::RefusedAbsent, head_error),
+            // The listing failed for another reason than a refusal: that failure decides.
+            (Err(_), Some(Listed::Unknown(e))) if !is_refusal(&e) => {
+                (Answer::Failed(e.class), Some(e))
+            }
+            (Err(e), _) => (Answer::Failed(e.class), head_error),
+        };
+        let listed = match answer {
+            Answer::RefusedPresent => Some(true),
+            Answer::RefusedAbsent => Some(false),
+            _ => None,
         };
         Some(match (decide(Stage::Inspect(said), answer), head) {
             (Decision::Next, Ok(head)) => Ok(head),
             (Decision::Verdict(outcome, reason), head) => {
                 let facts = ReplicaFacts {
                     readable: (outcome == Outcome::Unreadable).then_some(false),
+                    listed,
                     ..ReplicaFacts::default()
                 };
                 let reason = match &head {
@@ -364,11 +422,9 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                     ),
                     Err(_) => reason.to_owned(),
                 };
-                Err(self
-                    .conclude(w, dest, outcome, &reason, facts, head.err())
-                    .await)
+                Err(self.conclude(w, dest, outcome, &reason, facts, error).await)
             }
-            (_, head) => Err(self.draft(w, dest, Outcome::Error).with_error(head.err())),
+            (_, _) => Err(self.draft(w, dest, Outcome::Error).with_error(error)),
         })
     }
 
@@ -397,6 +453,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                         .is_some_and(|k| dest.expected_kms_key.matches(k)),
             ),
             storage_class: head.storage_class.clone(),
+            retain_until: head.retain_until,
             ..ReplicaFacts::default()
         };
         let body = if head.is_archived() {
@@ -434,10 +491,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .with_replica(facts)
     }
 
-    /// HeadObject of the replica. While the source says `FAILED` and its status also stands
-    /// for other destinations (`source_fans_out`: several destinations, or other rules
-    /// replicating the same canaries), a replica that is not there yet may be on its way
-    /// (another destination failed): look again with the polling backoff until
+    /// HeadObject of the replica; after a 403, a listing of the key's versions tells a
+    /// replica S3 refuses from a missing one. While the source says `FAILED` and its status
+    /// also stands for other destinations (`source_fans_out`: several destinations, or other
+    /// rules replicating the same canaries), a replica that is not there yet may be on its
+    /// way (another destination failed): look again with the polling backoff until
     /// `replication_timeout`.
     /// `None`: cancelled.
     async fn inspect(
@@ -447,7 +505,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         said: SourceSaid,
         deadline: Instant,
         cancel: &CancellationToken,
-    ) -> Option<Result<ObjectHead, AwsError>> {
+    ) -> Option<Inspected> {
         let s = &self.replication.settings;
         let bucket = &self.replication.destinations[i].bucket;
         let version_id = w.version_id.as_deref().unwrap_or_default();
@@ -457,21 +515,42 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             let head = self.destinations[i]
                 .head(bucket, &w.canary.key, version_id)
                 .await;
-            let not_there = match &head {
-                Ok(h) => !is_replica(h),
-                Err(e) => matches!(
-                    e.class,
-                    ErrorClass::NotFound | ErrorClass::AccessDenied | ErrorClass::Forbidden
-                ),
+            let listed = match &head {
+                Err(e) if is_refusal(e) => {
+                    Some(self.list_replica(i, &w.canary.key, version_id).await)
+                }
+                _ => None,
+            };
+            let not_there = match (&head, &listed) {
+                (Ok(h), _) => !is_replica(h),
+                (Err(_), Some(Listed::Present)) => false,
+                (Err(e), _) => matches!(e.class, ErrorClass::NotFound) || is_refusal(e),
             };
             let now = Instant::now();
             if !fan_out || !not_there || now >= deadline {
-                return Some(head);
+                return Some(Inspected { head, listed });
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff.step().min(deadline - now)) => {}
                 () = cancel.cancelled() => return None,
             }
+        }
+    }
+
+    /// Lists the versions of exactly `key` in destination `i` (the destination probe role's
+    /// prefix-conditioned `s3:ListBucketVersions`): is `version_id` there?
+    async fn list_replica(&self, i: usize, key: &str, version_id: &str) -> Listed {
+        let bucket = &self.replication.destinations[i].bucket;
+        match self.destinations[i].list_versions(bucket, key, 100).await {
+            Ok(versions)
+                if versions
+                    .iter()
+                    .any(|v| v.key == key && v.version_id == version_id) =>
+            {
+                Listed::Present
+            }
+            Ok(_) => Listed::Absent,
+            Err(e) => Listed::Unknown(e),
         }
     }
 
@@ -539,23 +618,27 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .collect()
     }
 
-    /// Names the causes behind failed verdicts. `ok` clears a destination's findings;
-    /// `error` and `credentials_failed` leave them as they were (nothing new was learnt).
+    /// Names the causes behind failed verdicts. `ok` keeps only what the replica's own
+    /// headers tell (its Object Lock retention); `error` and `credentials_failed` leave the
+    /// findings as they were (nothing new was learnt).
     async fn attach_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
         let diagnosable =
             |o: Outcome| !matches!(o, Outcome::Ok | Outcome::Error | Outcome::CredentialsFailed);
         if verdicts.iter().any(|v| diagnosable(v.outcome)) {
             self.read_setup(SETUP_TTL).await;
         }
-        let Some(setup) = &self.setup else {
-            for v in verdicts.iter_mut().filter(|v| v.outcome == Outcome::Ok) {
-                v.findings = Some(Vec::new());
+        let rep = &self.replication;
+        for (i, v) in verdicts.iter_mut().enumerate() {
+            if v.outcome == Outcome::Ok {
+                v.findings = Some(from_replica(rep, &rep.destinations[i], v));
             }
+        }
+        let Some(setup) = &self.setup else {
             return;
         };
         for (i, v) in verdicts.iter_mut().enumerate() {
             v.findings = match v.outcome {
-                Outcome::Ok => Some(Vec::new()),
+                Outcome::Ok => continue,
                 o if diagnosable(o) => Some(diagnose(
                     &self.replication,
                     &self.replication.destinations[i],
@@ -605,10 +688,75 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .collect()
     }
 
-    /// Deletes whatever earlier probes left pending.
+    /// Deletes what earlier probes left pending and is due (see `cleanup::Ledger`).
     pub async fn flush_deletes(&mut self) {
         if self.ledger.pending() > 0 {
             self.ledger.flush(&self.source, &self.destinations).await;
+        }
+        self.update_retained();
+    }
+
+    /// The last flush, at shutdown: every pending version whose retention allows is tried
+    /// once more, backoff or not (bounded).
+    pub async fn finish(&mut self) {
+        if self.ledger.pending() > 0 {
+            self.ledger
+                .flush_final(&self.source, &self.destinations)
+                .await;
+        }
+        self.update_retained();
+    }
+
+    /// Sweeps the source bucket and each destination bucket for leftover canaries, within
+    /// the sweep's call budget and before `deadline` (the next probe). What the ledger
+    /// tracks is left to it. `startup` only names the sweep in the log.
+    pub async fn sweep(&mut self, startup: bool, deadline: Option<Instant>) {
+        let rep = &self.replication;
+        let prefix = rep.key_prefix();
+        let limits = SweepLimits {
+            max_calls: SWEEP_MAX_CALLS,
+            deadline,
+        };
+        let now = SystemTime::now();
+        for idx in 0..=self.destinations.len() {
+            let (store, bucket, side, dest) = match idx.checked_sub(1) {
+                None => (&self.source, &rep.source.bucket, Side::Source, None),
+                Some(i) => (
+                    &self.destinations[i],
+                    &rep.destinations[i].bucket,
+                    Side::Destination,
+                    Some(i),
+                ),
+            };
+            let skip = self.ledger.tracked(dest, bucket);
+            let s = Sweep {
+                bucket,
+                key_prefix: &prefix,
+                min_age: rep.settings.sweep_min_age,
+                now,
+                limits,
+            };
+            let report = sweep_bucket(store, &s, &mut self.memories[idx], &skip).await;
+            log_sweep(&rep.name, side, bucket, startup, report);
+        }
+        self.update_retained();
+    }
+
+    /// `replicanary_canaries_retained`: the ledger's retained versions and those the sweeps
+    /// remember, per side.
+    fn update_retained(&self) {
+        let wall = SystemTime::now();
+        for side in Side::ALL {
+            let remembered: usize = match side {
+                Side::Source => self.memories[..1].iter(),
+                Side::Destination => self.memories[1..].iter(),
+            }
+            .map(|m| m.retained(wall))
+            .sum();
+            let count = self.ledger.retained(side, wall) + remembered;
+            self.sinks
+                .metrics
+                .set_retained(&self.replication.name, side, count);
         }
     }
 
@@ -640,6 +788,62 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             self.watch_key(key, Some(i), written_at);
         }
     }
+}
+
+fn log_sweep(replication: &str, side: Side, bucket: &str, startup: bool, r: SweepReport) {
+    if r.deleted == 0 && r.failed == 0 && !r.truncated {
+        return;
+    }
+    let (listed, deleted, failed, retained, calls) =
+        (r.listed, r.deleted, r.failed, r.retained, r.calls);
+    let truncated = r.truncated;
+    if startup {
+        tracing::info!(
+            replication,
+            side = side.as_str(),
+            bucket,
+            listed,
+            deleted,
+            failed,
+            retained,
+            calls,
+            truncated,
+            "start-up sweep removed leftover canaries"
+        );
+    } else {
+        tracing::info!(
+            replication,
+            side = side.as_str(),
+            bucket,
+            listed,
+            deleted,
+            failed,
+            retained,
+            calls,
+            truncated,
+            "periodic sweep removed leftover canaries"
+        );
+    }
+}
+
+/// What inspecting a replica showed: its HeadObject and, after a 403, a listing.
+struct Inspected {
+    head: Result<ObjectHead, AwsError>,
+    listed: Option<Listed>,
+}
+
+/// Whether a listing of the key shows the replica's version.
+enum Listed {
+    Present,
+    Absent,
+    /// The listing failed: refused too (existence cannot be told), or another failure.
+    Unknown(AwsError),
+}
+
+/// S3 refused the call (403): the caller may not, or — for HeadObject without
+/// `s3:ListBucket` — the object is not there.
+fn is_refusal(e: &AwsError) -> bool {
+    matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Forbidden)
 }
 
 /// Whether HeadObject shows a replica (as opposed to some other object version).

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::Prober;
 use crate::aws::{AwsError, ErrorClass, ObjectHead};
 use crate::config::Config;
+use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::model::Outcome;
 use crate::testing::{MemStore, SharedBody, err};
@@ -53,10 +54,8 @@ fn replica(sse: &str, key: Option<&str>) -> Result<ObjectHead, AwsError> {
 fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Prober<MemStore>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let rep = config(destinations.len()).replications.remove(0);
-    (
-        Prober::new(rep, source, destinations, metrics.clone()),
-        metrics,
-    )
+    let sinks = Sinks::new(metrics.clone(), Arc::default());
+    (Prober::new(rep, source, destinations, sinks), metrics)
 }
 
 async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {
@@ -355,7 +354,12 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
             "replicanary_cleanup_failures_total{replication=\"r\",side=\"destination\"} 1"
         )
     );
+    // Not retried before one interval (1m) has passed...
     p.flush_deletes().await;
+    assert!(p.destinations[0].deleted.lock().unwrap().is_empty());
+    assert_eq!(p.destinations[0].count("DeleteObject"), 1);
+    // ...but the last flush, at shutdown, tries it once more.
+    p.finish().await;
     assert_eq!(
         *p.destinations[0].deleted.lock().unwrap(),
         [("dst-bucket-0".to_owned(), key, "v1".to_owned())]
@@ -413,7 +417,7 @@ fn placed(
         rep,
         MemStore::new(&body).heads(source_heads),
         vec![MemStore::new(&body).heads(dest_heads)],
-        Arc::new(Metrics::new()),
+        Sinks::new(Arc::new(Metrics::new()), Arc::default()),
     )
 }
 
@@ -478,4 +482,93 @@ async fn a_source_that_fans_out_is_looked_past_even_with_one_destination() {
         [Outcome::ReplicationFailed],
         "without the flag FAILED is this destination's"
     );
+}
+
+#[tokio::test]
+async fn a_refused_head_is_told_apart_by_listing_the_key() {
+    let refused = || Err(err(ErrorClass::AccessDenied, 403, "AccessDenied"));
+    // Listed: S3 refuses a replica that is there (owned by the source account, or the
+    // probe role may not read it): unreadable, and the replica is deleted like a seen one.
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![refused()]).listing(Ok(vec!["v1"]))
+    });
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Unreadable, "{:?}", v[0].reason);
+    assert_eq!(v[0].replica.listed, Some(true));
+    assert_eq!(v[0].replica.readable, Some(false));
+    assert_eq!(
+        p.destinations[0].deleted.lock().unwrap().len(),
+        1,
+        "the listed replica is deleted"
+    );
+    assert!(!p.destinations[0].calls().contains(&"GetObject".to_owned()));
+    // Not listed: the replica is missing (HEAD answers 403 without s3:ListBucket).
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![refused()])
+            .listing(Ok(vec!["another-version"]))
+    });
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::ReplicaMissing, "{:?}", v[0].reason);
+    assert_eq!(v[0].replica.listed, Some(false));
+    // The listing refused too: existence cannot be told.
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![refused()])
+            .listing(Err(err(ErrorClass::AccessDenied, 403, "AccessDenied")))
+    });
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Unreadable);
+    assert_eq!(v[0].replica.listed, None);
+    assert_eq!(
+        v[0].aws_error.as_ref().map(|e| e.operation),
+        Some("Test"),
+        "the HEAD's refusal is the error shown"
+    );
+    // The listing failed transiently: nothing can be concluded.
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![refused()])
+            .listing(Err(err(ErrorClass::Transient, 503, "SlowDown")))
+    });
+    assert_eq!(outcomes(&mut p).await, [Outcome::Error]);
+}
+
+#[tokio::test]
+async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
+    // partial fan-out: the source says FAILED (one destination failed); the other's
+    // replica arrives a little later and is ok.
+    let body = SharedBody::default();
+    let missing = || Err(err(ErrorClass::NotFound, 404, "NotFound"));
+    let slow = MemStore::new(&body).heads(vec![
+        missing(),
+        missing(),
+        replica("aws:kms", Some(EXPECTED)),
+    ]);
+    let failing = MemStore::new(&body).heads(vec![missing()]);
+    let (mut p, _) = prober(
+        MemStore::new(&body).heads(vec![status("FAILED")]),
+        vec![slow, failing],
+    );
+    assert_eq!(
+        outcomes(&mut p).await,
+        [Outcome::Ok, Outcome::ReplicationFailed]
+    );
+    assert_eq!(p.destinations[0].count("HeadObject"), 3);
+    // A listed replica refused under FAILED is not waited for: it is there.
+    let body = SharedBody::default();
+    let refused = MemStore::new(&body)
+        .heads(vec![Err(err(
+            ErrorClass::AccessDenied,
+            403,
+            "AccessDenied",
+        ))])
+        .listing(Ok(vec!["v1"]));
+    let failing = MemStore::new(&body).heads(vec![missing()]);
+    let (mut p, _) = prober(
+        MemStore::new(&body).heads(vec![status("FAILED")]),
+        vec![refused, failing],
+    );
+    assert_eq!(
+        outcomes(&mut p).await,
+        [Outcome::Unreadable, Outcome::ReplicationFailed]
+    );
+    assert_eq!(p.destinations[0].count("HeadObject"), 1);
 }

@@ -78,7 +78,8 @@ SCENARIO_NOTES = {
                        "role) replication_failed, 'slow' (4 s) ok; the source is FAILED before 'slow' is done",
     "vanished": "replica lost after COMPLETED (lab lose_replicas), probe role has s3:ListBucket: HEAD 404 "
                 "(replica_missing)",
-    "vanished-no-list": "replica lost after COMPLETED, probe role without s3:ListBucket: HEAD 403 (unreadable)",
+    "vanished-no-list": "replica lost after COMPLETED, probe role without s3:ListBucket: HEAD 403, the key's listing "
+                        "shows no such version (replica_missing)",
 }
 
 _CLIENT_CONFIG = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2, "mode": "standard"},

@@ -71,7 +71,7 @@ fn new_clients_restart_everything_and_a_duplicate_name_keeps_its_first_entry() {
 fn fleet(fake: &Fake, grace: Duration) -> (Fleet<Fake>, AwsSettings) {
     let aws = config(&[("x", "1m", 1)]).aws;
     (
-        Fleet::new(fake.clone(), &aws, fake.metrics.clone(), grace),
+        Fleet::new(fake.clone(), &aws, fake.sinks.clone(), grace),
         aws,
     )
 }

@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::aws::{
-    AwsError, DefaultEncryption, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
-    SetupReader, VersionEntry,
-};
+use crate::aws::{AwsError, ObjectHead};
 use crate::config::{AwsSettings, Config, Replication};
 use crate::daemon::fleet::MakeProber;
+use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
+use crate::status::Board;
 use crate::testing::{MemStore, SharedBody};
 
 const EXPECTED: &str =
@@ -44,48 +43,6 @@ pub fn reps(spec: &[(&str, &str, usize)]) -> Vec<Replication> {
     config(spec).replications
 }
 
-/// A shared in-memory store, so the test still sees it once the prober is gone.
-#[derive(Clone)]
-pub struct Mem(Arc<MemStore>);
-
-impl ObjectStore for Mem {
-    async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
-        ObjectStore::put(&*self.0, req).await
-    }
-    async fn head(&self, b: &str, k: &str, v: &str) -> Result<ObjectHead, AwsError> {
-        self.0.head(b, k, v).await
-    }
-    async fn get(&self, b: &str, k: &str, v: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
-        ObjectStore::get(&*self.0, b, k, v, limit).await
-    }
-    async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), AwsError> {
-        self.0.delete_version(b, k, v).await
-    }
-    async fn list_versions(
-        &self,
-        b: &str,
-        p: &str,
-        max: usize,
-    ) -> Result<Vec<VersionEntry>, AwsError> {
-        self.0.list_versions(b, p, max).await
-    }
-}
-
-impl SetupReader for Mem {
-    async fn replication(&self, b: &str) -> Result<ReplicationSetup, AwsError> {
-        self.0.replication(b).await
-    }
-    async fn versioning(&self, b: &str) -> Result<Option<String>, AwsError> {
-        self.0.versioning(b).await
-    }
-    async fn encryption(&self, b: &str) -> Result<DefaultEncryption, AwsError> {
-        self.0.encryption(b).await
-    }
-    async fn policy(&self, b: &str) -> Result<String, AwsError> {
-        self.0.policy(b).await
-    }
-}
-
 /// The stores one build of a replication's prober got.
 #[derive(Clone)]
 pub struct Built {
@@ -98,6 +55,8 @@ pub struct Built {
 #[derive(Clone)]
 pub struct Fake {
     pub metrics: Arc<Metrics>,
+    /// The metrics and a status board, as the daemon gives them to probers.
+    pub sinks: Sinks,
     pub pending: Vec<String>,
     builds: Arc<Mutex<HashMap<String, Vec<Built>>>>,
 }
@@ -106,6 +65,7 @@ impl Fake {
     pub fn new(metrics: &Arc<Metrics>) -> Fake {
         Fake {
             metrics: metrics.clone(),
+            sinks: Sinks::new(metrics.clone(), Arc::new(Board::new())),
             pending: Vec::new(),
             builds: Arc::default(),
         }
@@ -125,9 +85,9 @@ fn status(s: &str) -> Result<ObjectHead, AwsError> {
 }
 
 impl MakeProber for Fake {
-    type Store = Mem;
+    type Store = Arc<MemStore>;
 
-    async fn make(&self, rep: &Replication) -> Prober<Mem> {
+    async fn make(&self, rep: &Replication) -> Prober<Arc<MemStore>> {
         let body = SharedBody::default();
         let said = if self.pending.contains(&rep.name) {
             "PENDING"
@@ -156,12 +116,7 @@ impl MakeProber for Fake {
             .entry(rep.name.clone())
             .or_default()
             .push(built);
-        Prober::new(
-            rep.clone(),
-            Mem(source),
-            destinations.into_iter().map(Mem).collect(),
-            self.metrics.clone(),
-        )
+        Prober::new(rep.clone(), source, destinations, self.sinks.clone())
     }
 
     async fn remake(&self, _: &AwsSettings) -> Fake {

@@ -25,7 +25,7 @@ async fn started(text: &str, shard: Shard) -> (Reloader<Fake>, TempFile, Fake) {
     let fleet = Fleet::new(
         fake.clone(),
         &config.aws,
-        metrics.clone(),
+        fake.sinks.clone(),
         Duration::from_secs(5),
     );
     let r = Reloader::start(file.path.clone(), text, config, shard, fleet, metrics).await;

@@ -49,6 +49,14 @@ const ROWS: &[(Stage, Answer, Option<Outcome>)] = &[
         Some(O::ReplicaMissing),
     ),
     (Inspect(Completed), NotAReplica, Some(O::ReplicaMissing)),
+    // ...a HEAD 403 whose listing shows no such version: missing, seen without s3:ListBucket
+    (Inspect(Completed), RefusedAbsent, Some(O::ReplicaMissing)),
+    (
+        Inspect(SrcFailed),
+        RefusedAbsent,
+        Some(O::ReplicationFailed),
+    ),
+    (Inspect(Pending), RefusedAbsent, Some(O::ReplicationTimeout)),
     (
         Read(Completed),
         Failed(E::NotFound),
@@ -65,7 +73,11 @@ const ROWS: &[(Stage, Answer, Option<Outcome>)] = &[
         Failed(E::AccessDenied),
         Some(O::ReplicationTimeout),
     ),
-    // unreadable: S3 refuses the destination role the replica (HEAD 403)
+    // unreadable: S3 refuses the destination role the replica (HEAD 403): one that is
+    // listed, whatever the source says; or, after COMPLETED, one whose existence is unknown
+    (Inspect(Completed), RefusedPresent, Some(O::Unreadable)),
+    (Inspect(SrcFailed), RefusedPresent, Some(O::Unreadable)),
+    (Inspect(Pending), RefusedPresent, Some(O::Unreadable)),
     (
         Inspect(Completed),
         Failed(E::AccessDenied),
