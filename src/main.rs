@@ -359,12 +359,18 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = Done<T>>,
 {
-    let config = match load_selected(&sel.file.config, &sel.replications) {
+    let config = match load(&sel.file.config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     logging::init(LogFormat::Text, "error");
-    let done = runtime()?.block_on(job(config));
+    let rt = runtime()?;
+    let (config, discovery_errors) = rt.block_on(with_discovered(config));
+    let config = match select(config, &sel.file.config, &sel.replications) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let done = rt.block_on(job(config));
     print!("{}", T::render(&done.results, sel.format));
     if done.crashed > 0 {
         eprintln!(
@@ -372,7 +378,7 @@ where
             done.crashed
         );
     }
-    let clean = done.crashed == 0 && T::clean(&done.results);
+    let clean = done.crashed == 0 && discovery_errors == 0 && T::clean(&done.results);
     Ok(if clean {
         ExitCode::SUCCESS
     } else {
@@ -380,9 +386,49 @@ where
     })
 }
 
-/// Loads the configuration, keeping only the named replications (all if none named).
-fn load_selected(path: &Path, names: &[String]) -> Result<Config, ExitCode> {
-    let mut c = load(path)?;
+/// What `check` and `audit` look at is what `run` would probe: the configured
+/// replications and, with `discovery:`, what one discovery pass finds (a configured
+/// replication wins over a discovered one for the same rule). Also returns how many
+/// buckets or rules discovery could not read (each named on stderr).
+async fn with_discovered(mut config: Config) -> (Config, usize) {
+    let Some(d) = config.discovery.clone() else {
+        return (config, 0);
+    };
+    let metrics = Arc::new(metrics::Metrics::new());
+    let clients = Clients::new(&config.aws, metrics).await;
+    let readers = discovery::SdkReaders {
+        clients: &clients,
+        discovery: &d,
+    };
+    let pass = discovery::discover(&readers, &d, &config.defaults.canary_prefix, &|_| {}).await;
+    let found: Vec<config::Replication> = pass
+        .found()
+        .map(|f| f.replication(&config.defaults))
+        .collect();
+    let errors: Vec<&discovery::Skip> = pass.skips().filter(|s| s.reason.is_error()).collect();
+    for s in &errors {
+        let rule = s
+            .rule_id
+            .as_deref()
+            .map_or(String::new(), |r| format!("/{r}"));
+        eprintln!(
+            "discovery: {}{rule} ({} {}): {} — {}",
+            s.bucket, s.source_account, s.region, s.reason, s.detail
+        );
+    }
+    eprintln!(
+        "discovery: {} replications found, {} buckets or rules skipped ({} could not be read; `replicanary discover` lists them all)",
+        found.len(),
+        pass.skips().count(),
+        errors.len()
+    );
+    let errors = errors.len();
+    config.replications = discovery::merge(&config.replications, &found);
+    (config, errors)
+}
+
+/// Keeps only the named replications (all if none named).
+fn select(mut c: Config, path: &Path, names: &[String]) -> Result<Config, ExitCode> {
     if let Some(unknown) = names
         .iter()
         .find(|n| !c.replications.iter().any(|r| &r.name == *n))

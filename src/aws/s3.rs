@@ -239,14 +239,12 @@ impl SetupReader for S3Store {
                     .chain(and.map(|a| a.tags()).unwrap_or_default())
                     .map(|t| (t.key().to_owned(), t.value().to_owned()))
                     .collect();
-                let needs_tags = !tags.is_empty();
                 let dest = r.destination();
                 RuleSetup {
                     id: r.id().unwrap_or_default().to_owned(),
                     enabled: r.status().as_str() == "Enabled",
                     priority: r.priority().unwrap_or(0),
                     prefix: prefix.to_owned(),
-                    needs_tags,
                     tags,
                     destination_bucket: dest.map(|d| d.bucket().to_owned()).unwrap_or_default(),
                     destination_account: dest.and_then(|d| d.account()).map(str::to_owned),

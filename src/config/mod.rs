@@ -168,7 +168,20 @@ pub struct Destination {
     pub bucket: String,
     pub region: String,
     pub role: Option<Role>,
-    pub expected_kms_key: KmsKeyArn,
+    /// The key replicas must be under. Always set for a configured replication; `None` only
+    /// for a discovered one whose destination names no key (no override, no default
+    /// SSE-KMS key): its replicas' key is then not judged (`expected_kms_key_unknown`).
+    pub expected_kms_key: Option<KmsKeyArn>,
+}
+
+impl Destination {
+    /// The destination's account: the expected key's, else the role's.
+    pub fn account(&self) -> Option<&str> {
+        self.expected_kms_key
+            .as_ref()
+            .map(KmsKeyArn::account)
+            .or_else(|| self.role.as_ref().and_then(|r| r.arn.split(':').nth(4)))
+    }
 }
 
 impl Replication {

@@ -309,7 +309,10 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn a_bare_key_id_matches_the_expected_arn() {
     let c = Config::parse(GOOD).expect("valid");
-    let k = &c.replications[0].destinations[0].expected_kms_key;
+    let k = c.replications[0].destinations[0]
+        .expected_kms_key
+        .as_ref()
+        .expect("a configured replication always has an expected key");
     assert!(k.matches(
         "arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     ));

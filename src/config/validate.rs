@@ -663,7 +663,7 @@ impl Validator {
             bucket,
             region: region?,
             role: role?,
-            expected_kms_key: expected_kms_key?,
+            expected_kms_key: Some(expected_kms_key?),
         })
     }
 

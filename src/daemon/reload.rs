@@ -23,23 +23,9 @@ use super::fleet::{Changes, Fleet, MakeProber};
 use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
 use crate::config::{AwsSettings, Config, Replication};
-use crate::discovery::same_rule;
+pub use crate::discovery::merge;
 use crate::http::{ReloadAnswer, ReloadRequest};
 use crate::metrics::Metrics;
-
-/// The explicit replications first; a discovered one is left out when an explicit one
-/// probes the same rule ([`same_rule`]), or when an earlier one has its name.
-pub fn merge(explicit: &[Replication], discovered: &[Replication]) -> Vec<Replication> {
-    let mut out: Vec<Replication> = explicit.to_vec();
-    for d in discovered {
-        let taken =
-            out.iter().any(|e| e.name == d.name) || explicit.iter().any(|e| same_rule(e, d));
-        if !taken {
-            out.push(d.clone());
-        }
-    }
-    out
-}
 
 /// The content last read and what it gave.
 struct Seen {

@@ -34,13 +34,27 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::config::{KmsKeyArn, Replication, Role};
+use crate::config::{Destination, KmsKeyArn, ProbeSettings, Replication, Role, Source};
 use crate::metrics::Metrics;
 
 pub use read::{Progress, Readers, discover};
 pub use reason::SkipReason;
 pub use rules::Placement;
 pub use sdk::SdkReaders;
+
+/// The replications to probe: the explicit ones first; a discovered one is left out when
+/// an explicit one probes the same rule ([`same_rule`]), or when an earlier one has its name.
+pub fn merge(explicit: &[Replication], discovered: &[Replication]) -> Vec<Replication> {
+    let mut out: Vec<Replication> = explicit.to_vec();
+    for d in discovered {
+        let taken =
+            out.iter().any(|e| e.name == d.name) || explicit.iter().any(|e| same_rule(e, d));
+        if !taken {
+            out.push(d.clone());
+        }
+    }
+    out
+}
 
 /// The explicit-wins rule: an explicit replication stands for a discovered one when it has
 /// the same source bucket and the same set of destination buckets. (Explicit replications
@@ -92,6 +106,35 @@ pub struct Found {
     /// Another rule may replicate the same canaries to another destination.
     pub source_fans_out: bool,
     pub destination: FoundDestination,
+}
+
+impl Found {
+    /// The replication `run` and `check` probe for this rule, with `defaults` as its
+    /// settings: its canaries under the rule's prefix, with its tags; the `destination`
+    /// label is the destination bucket.
+    pub fn replication(&self, defaults: &ProbeSettings) -> Replication {
+        let d = &self.destination;
+        Replication {
+            name: self.name.clone(),
+            settings: defaults.clone(),
+            source: Source {
+                bucket: self.bucket.clone(),
+                region: self.region.clone(),
+                role: Some(self.source_role.clone()),
+                sse_kms_key_id: None,
+            },
+            destinations: vec![Destination {
+                name: d.bucket.clone(),
+                bucket: d.bucket.clone(),
+                region: d.region.clone(),
+                role: Some(d.role.clone()),
+                expected_kms_key: d.expected_kms_key.clone(),
+            }],
+            rule_prefix: self.placement.prefix.clone(),
+            canary_tags: self.placement.tags.clone(),
+            source_fans_out: self.source_fans_out,
+        }
+    }
 }
 
 /// The destination of a discovered rule.

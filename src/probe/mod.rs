@@ -445,13 +445,14 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let mut facts = ReplicaFacts {
             server_side_encryption: head.server_side_encryption.clone(),
             kms_key: head.kms_key_id.clone(),
-            key_matches: Some(
+            // No expected key (a discovered destination that names none): not judged.
+            key_matches: dest.expected_kms_key.as_ref().map(|expected| {
                 sse_kms
                     && head
                         .kms_key_id
                         .as_deref()
-                        .is_some_and(|k| dest.expected_kms_key.matches(k)),
-            ),
+                        .is_some_and(|k| expected.matches(k))
+            }),
             storage_class: head.storage_class.clone(),
             retain_until: head.retain_until,
             ..ReplicaFacts::default()
@@ -595,7 +596,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let mut v = DestinationVerdict::new(&self.replication.name, &dest.name, outcome);
         v.key = Some(w.canary.key.clone());
         v.version_id = w.version_id.clone();
-        v.expected_kms_key = dest.expected_kms_key.to_string();
+        v.expected_kms_key = dest
+            .expected_kms_key
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         v
     }
 

@@ -572,3 +572,27 @@ async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
     );
     assert_eq!(p.destinations[0].count("HeadObject"), 1);
 }
+
+#[tokio::test]
+async fn without_an_expected_key_the_replica_key_is_not_judged() {
+    let mut p = placed(
+        PLACED,
+        vec![status("COMPLETED")],
+        vec![replica("aws:kms", Some(OTHER))],
+    );
+    p.replication.destinations[0].expected_kms_key = None;
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
+    assert_eq!(v[0].replica.key_matches, None, "not judged");
+    assert_eq!(v[0].expected_kms_key, "");
+    let ids: Vec<&str> = v[0].findings.iter().flatten().map(|f| f.id).collect();
+    assert_eq!(ids, ["expected_kms_key_unknown"]);
+    // A replica that is not SSE-KMS at all is still caught.
+    let mut p = placed(
+        PLACED,
+        vec![status("COMPLETED")],
+        vec![replica("AES256", None)],
+    );
+    p.replication.destinations[0].expected_kms_key = None;
+    assert_eq!(outcomes(&mut p).await, [Outcome::NotKmsEncrypted]);
+}

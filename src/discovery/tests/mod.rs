@@ -666,3 +666,25 @@ async fn a_rule_added_or_a_bucket_tagged_is_found_by_the_next_pass() {
         assert!(now.iter().any(|f| f.name == name), "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_found_rule_is_probed_as_a_replication_with_its_placement() {
+    let world = shared(estate());
+    let p = pass(&world, &discovery_config("")).await;
+    let defaults = crate::config::ProbeSettings::default();
+    let and = found(&p, "re-and-src/and").replication(&defaults);
+    assert_eq!(and.key_prefix(), "data/replicanary/re-and-src/and/");
+    assert_eq!(and.canary_tags.len(), 2);
+    assert_eq!(
+        and.destinations[0].name, "re-and-dst",
+        "the destination label is the bucket"
+    );
+    assert_eq!(and.settings, defaults);
+    let unknown = found(&p, "re-no-default-sse-src/no-default-key").replication(&defaults);
+    assert_eq!(unknown.destinations[0].expected_kms_key, None);
+    assert_eq!(
+        unknown.destinations[0].account(),
+        Some(D),
+        "the account from the role"
+    );
+}
