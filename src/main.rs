@@ -285,7 +285,8 @@ fn discover_once(path: &Path, format: DiscoverFormat) -> anyhow::Result<ExitCode
             clients: &clients,
             discovery: d,
         };
-        discovery::discover(&readers, d, canary_prefix, &progress).await
+        let hints = discovery::Hints::default();
+        discovery::discover(&readers, d, canary_prefix, &hints, &progress).await
     });
     let explicit = &config.replications;
     print!(
@@ -400,7 +401,9 @@ async fn with_discovered(mut config: Config) -> (Config, usize) {
         clients: &clients,
         discovery: &d,
     };
-    let pass = discovery::discover(&readers, &d, &config.defaults.canary_prefix, &|_| {}).await;
+    let hints = discovery::Hints::default();
+    let prefix = &config.defaults.canary_prefix;
+    let pass = discovery::discover(&readers, &d, prefix, &hints, &|_| {}).await;
     let found: Vec<config::Replication> = pass
         .found()
         .map(|f| f.replication(&config.defaults))

@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::discover::{Settings as DiscoverySettings, SettingsTx};
 use super::fleet::{Changes, Fleet, MakeProber};
 use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
@@ -41,6 +42,10 @@ pub struct Reloader<M: MakeProber> {
     explicit: Vec<Replication>,
     discovered: Vec<Replication>,
     aws: AwsSettings,
+    /// What discovery reads, as the running configuration says; `None`: no discovery.
+    discovery: Option<DiscoverySettings>,
+    /// The discovery loop's settings, when it runs ([`Reloader::watch_discovery`]).
+    discovery_tx: Option<SettingsTx>,
     shard: Shard,
     fleet: Fleet<M>,
     metrics: Arc<Metrics>,
@@ -62,6 +67,8 @@ impl<M: MakeProber> Reloader<M> {
                 fingerprint: Some(fingerprint(text)),
                 errors: Vec::new(),
             },
+            discovery: DiscoverySettings::of(&config),
+            discovery_tx: None,
             explicit: config.replications,
             discovered: Vec::new(),
             aws: config.aws,
@@ -118,6 +125,7 @@ impl<M: MakeProber> Reloader<M> {
                 return Err(errors);
             }
         };
+        self.discovery = DiscoverySettings::of(&config);
         self.explicit = config.replications;
         self.aws = config.aws;
         let changes = self.apply().await;
@@ -160,6 +168,21 @@ impl<M: MakeProber> Reloader<M> {
         }
     }
 
+    /// The settings the discovery loop runs with; from now on every successful reload
+    /// hands it the running configuration's and asks for a pass.
+    pub fn watch_discovery(&mut self) -> tokio::sync::watch::Receiver<Option<DiscoverySettings>> {
+        let (tx, rx) = tokio::sync::watch::channel(self.discovery.clone());
+        self.discovery_tx = Some(tx);
+        rx
+    }
+
+    /// Asks the discovery loop for a pass with the running configuration's settings.
+    fn nudge_discovery(&self) {
+        if let Some(tx) = &self.discovery_tx {
+            tx.send_replace(self.discovery.clone());
+        }
+    }
+
     /// Replaces the discovered replications and reconciles.
     pub async fn set_discovered(&mut self, found: Vec<Replication>) -> Changes {
         self.discovered = found;
@@ -194,7 +217,9 @@ pub async fn serve<M: MakeProber>(
             () = stop.cancelled() => break,
             Some(t) = triggers.recv() => match t {
                 Trigger::Reload(cause) => {
-                    let _ = reloader.reload_file(cause).await;
+                    if reloader.reload_file(cause).await.is_ok() {
+                        reloader.nudge_discovery();
+                    }
                 }
                 Trigger::Discovered(found) => {
                     reloader.set_discovered(found).await;
@@ -202,6 +227,9 @@ pub async fn serve<M: MakeProber>(
             },
             Some(request) = http.recv() => {
                 let answer = reloader.reload_file(Cause::Http).await;
+                if answer.is_ok() {
+                    reloader.nudge_discovery();
+                }
                 let _ = request.reply.send(answer);
             }
         }

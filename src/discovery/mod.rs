@@ -229,26 +229,49 @@ impl Pass {
     }
 }
 
+/// What earlier passes learnt that saves calls in the next.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hints {
+    /// Destination bucket → the account found to own it (rules without
+    /// `Destination.Account`): asked first, so the other accounts' roles are not tried.
+    pub owners: HashMap<String, String>,
+}
+
+/// A skip as remembered between passes (logged again only when it changes).
+type SkipKey = (String, String, String, Option<String>, SkipReason);
+
 /// What discovery found so far, per source account and region: the memory that lets a
 /// failed read keep the replications found before.
 #[derive(Debug, Default)]
 pub struct Discoverer {
     previous: HashMap<(String, String), Vec<Found>>,
+    skipped: std::collections::HashSet<SkipKey>,
 }
 
-#[cfg_attr(not(test), expect(dead_code, reason = "`run` uses it once wired"))]
 impl Discoverer {
     /// The replications to probe after `pass`: what it found, plus — where a read failed —
-    /// what was found there before. Records the discovery metrics and logs every skip.
+    /// what was found there before. Records the discovery metrics (every error counts, each
+    /// pass) and logs each skip that is new since the previous pass.
     pub fn settle(&mut self, pass: &Pass, metrics: &Metrics) -> Vec<Found> {
         let mut now = HashMap::new();
+        let mut skipped = std::collections::HashSet::new();
         for scope in &pass.scopes {
             let key = (scope.account.clone(), scope.region.clone());
             let before = self.previous.remove(&key).unwrap_or_default();
             let settled = settle_scope(scope, before);
             metrics.set_discovered(&scope.account, &scope.region, settled.len());
             for skip in &scope.skips {
-                log_skip(skip);
+                let id = (
+                    skip.source_account.clone(),
+                    skip.region.clone(),
+                    skip.bucket.clone(),
+                    skip.rule_id.clone(),
+                    skip.reason,
+                );
+                if !self.skipped.contains(&id) {
+                    log_skip(skip);
+                }
+                skipped.insert(id);
                 if skip.reason.is_error() {
                     metrics.discovery_error(
                         &skip.source_account,
@@ -260,9 +283,25 @@ impl Discoverer {
             now.insert(key, settled);
         }
         self.previous = now;
+        self.skipped = skipped;
         let mut all: Vec<Found> = self.previous.values().flatten().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+}
+
+impl Discoverer {
+    /// What the next pass may use: the owners found for destinations without
+    /// `Destination.Account`.
+    pub fn hints(&self) -> Hints {
+        let owners = self
+            .previous
+            .values()
+            .flatten()
+            .filter(|f| f.destination.account_from == AccountFrom::BucketOwner)
+            .map(|f| (f.destination.bucket.clone(), f.destination.account.clone()))
+            .collect();
+        Hints { owners }
     }
 }
 

@@ -14,7 +14,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::OnceCell;
 
 use super::rules::{self, Planned};
-use super::{AccountFrom, Found, FoundDestination, KeyFrom, Pass, Scope, Skip, SkipReason};
+use super::{AccountFrom, Found, FoundDestination, Hints, KeyFrom, Pass, Scope, Skip, SkipReason};
 use crate::aws::{AwsError, BucketHome, ErrorClass, EstateReader, ReplicationSetup};
 use crate::config::{Discovery, KmsKeyArn, is_region};
 
@@ -62,6 +62,7 @@ pub async fn discover<R: Readers>(
     readers: &R,
     d: &Discovery,
     canary_prefix: &str,
+    hints: &Hints,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Pass {
     let started = Instant::now();
@@ -90,6 +91,7 @@ pub async fn discover<R: Readers>(
         readers,
         d,
         known,
+        hints,
         cache: Mutex::new(HashMap::new()),
     };
     let mut scopes = Vec::new();
@@ -138,7 +140,8 @@ async fn read_scope<R: Readers>(
         region,
         buckets: buckets.len(),
     });
-    let mut reads = stream::iter(&buckets)
+    // Owned items: a future spawned on the runtime cannot take a borrowed closure argument.
+    let mut reads = stream::iter(buckets.iter().cloned())
         .map(|b| read_bucket(&reader, b, tag))
         .buffered(CONCURRENCY);
     let mut opted = Vec::new();
@@ -154,12 +157,12 @@ async fn read_scope<R: Readers>(
             });
         }
         match read {
-            BucketRead::Rules(setup) => opted.push((bucket.to_owned(), setup)),
+            BucketRead::Rules(setup) => opted.push((bucket, setup)),
             BucketRead::Skip(reason, detail) => {
                 if reason.keeps_previous() {
-                    scope.kept_buckets.insert(bucket.to_owned());
+                    scope.kept_buckets.insert(bucket.clone());
                 }
-                scope.skips.push(scope.skip(bucket, None, reason, detail));
+                scope.skips.push(scope.skip(&bucket, None, reason, detail));
             }
         }
     }
@@ -193,12 +196,12 @@ async fn list_all<E: EstateReader>(reader: &E, region: &str) -> Result<Vec<Strin
 }
 
 /// A bucket's opt-in tag and, when it carries it, its replication rules.
-async fn read_bucket<'b, E: EstateReader>(
+async fn read_bucket<E: EstateReader>(
     reader: &E,
-    bucket: &'b str,
+    bucket: String,
     tag: &crate::config::BucketTag,
-) -> (&'b str, BucketRead) {
-    let tags = match reader.bucket_tags(bucket).await {
+) -> (String, BucketRead) {
+    let tags = match reader.bucket_tags(&bucket).await {
         Ok(t) => t.unwrap_or_default(),
         Err(e) => {
             let why = format!("cannot read the bucket's tags: {}", brief(&e));
@@ -219,7 +222,7 @@ async fn read_bucket<'b, E: EstateReader>(
             return (bucket, BucketRead::Skip(SkipReason::Untagged, why));
         }
     }
-    let read = match reader.replication_rules(bucket).await {
+    let read = match reader.replication_rules(&bucket).await {
         Ok(Some(setup)) => BucketRead::Rules(setup),
         Ok(None) => BucketRead::Skip(
             SkipReason::NoReplicationConfiguration,
@@ -262,6 +265,7 @@ struct Resolver<'a, R: Readers> {
     readers: &'a R,
     d: &'a Discovery,
     known: Vec<String>,
+    hints: &'a Hints,
     cache: Mutex<HashMap<CacheKey, Arc<OnceCell<Resolved>>>>,
 }
 
@@ -284,8 +288,8 @@ impl<R: Readers> Resolver<'_, R> {
             planned.extend(rules.into_iter().map(|p| (bucket.as_str(), p)));
         }
         let (account, region) = (scope.account.clone(), scope.region.clone());
-        let mut resolved = stream::iter(&planned)
-            .map(|(_, p)| self.destination(p, &account, &region))
+        let mut resolved = stream::iter(0..planned.len())
+            .map(|i| self.destination(&planned[i].1, &account, &region))
             .buffered(CONCURRENCY);
         let mut i = 0;
         while let Some(dest) = resolved.next().await {
@@ -402,12 +406,14 @@ impl<R: Readers> Resolver<'_, R> {
         source_account: &str,
         region: &str,
     ) -> Result<(String, AccountFrom, String), (SkipReason, String)> {
-        let candidates = std::iter::once(source_account).chain(
-            self.known
-                .iter()
-                .map(String::as_str)
-                .filter(|a| *a != source_account),
-        );
+        // The owner found last time first, then the source account, then the others.
+        let hint = self.hints.owners.get(bucket).map(String::as_str);
+        let mut candidates: Vec<&str> = hint.into_iter().collect();
+        for a in std::iter::once(source_account).chain(self.known.iter().map(String::as_str)) {
+            if !candidates.contains(&a) {
+                candidates.push(a);
+            }
+        }
         let mut asked = Vec::new();
         for account in candidates {
             match self.home(account, bucket, region).await {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use fake::{FakeReaders, REGION, Shared, World, key, lock, rule};
 
-use super::{AccountFrom, Discoverer, Found, KeyFrom, Pass, SkipReason, discover};
+use super::{AccountFrom, Discoverer, Found, Hints, KeyFrom, Pass, SkipReason, discover};
 use crate::config::{Config, Discovery};
 use crate::metrics::Metrics;
 use crate::model::{ErrorClass, Side};
@@ -185,7 +185,14 @@ fn shared(w: World) -> Shared {
 }
 
 async fn pass(world: &Shared, d: &Discovery) -> Pass {
-    discover(&FakeReaders(world.clone()), d, "replicanary/", &|_| {}).await
+    discover(
+        &FakeReaders(world.clone()),
+        d,
+        "replicanary/",
+        &Hints::default(),
+        &|_| {},
+    )
+    .await
 }
 
 fn names(pass: &Pass) -> Vec<&str> {
@@ -686,5 +693,46 @@ async fn a_found_rule_is_probed_as_a_replication_with_its_placement() {
         unknown.destinations[0].account(),
         Some(D),
         "the account from the role"
+    );
+}
+
+#[tokio::test]
+async fn the_owner_found_once_is_asked_first_next_time() {
+    let world = shared(estate());
+    let d = discovery_config("");
+    let metrics = Metrics::new();
+    let mut discoverer = Discoverer::default();
+    discoverer.settle(&pass(&world, &d).await, &metrics);
+    let heads = |w: &World| {
+        w.calls_on("re-no-account-dst")
+            .iter()
+            .filter(|c| c.contains("HeadBucket"))
+            .count()
+    };
+    assert_eq!(
+        heads(&lock(&world)),
+        2,
+        "the source account's role first, then 555's"
+    );
+    let hints = discoverer.hints();
+    assert_eq!(
+        hints.owners.get("re-no-account-dst").map(String::as_str),
+        Some(S2)
+    );
+    lock(&world).calls.clear();
+    let p = discover(
+        &FakeReaders(world.clone()),
+        &d,
+        "replicanary/",
+        &hints,
+        &|_| {},
+    )
+    .await;
+    assert_eq!(heads(&lock(&world)), 1, "555 at once");
+    assert_eq!(
+        found(&p, "re-no-account-src/no-account")
+            .destination
+            .account,
+        S2
     );
 }
