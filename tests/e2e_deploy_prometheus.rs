@@ -1,7 +1,9 @@
 //! A real Prometheus (Debian's `prometheus`) with `deploy/prometheus/replicanary.rules.yml`,
 //! scraping replicanary that probes the lab's `wrong-key` and `healthy` scenarios: through
 //! Prometheus' HTTP API, `ReplicanaryReplicaUndecryptable` fires for `wrong-key` within a
-//! bounded time, and no alert (pending or firing) names `healthy`.
+//! bounded time, no alert (pending or firing) ever names `healthy` (the `ALERTS` series over
+//! the whole run, not only the alerts at the end), and every rule evaluates without error.
+//! The two-instance shapes (an HA pair, shards) are tests/e2e_deploy_ha.rs.
 //!
 //! Skipped when `prometheus` is not installed, unless `CI` is set: in CI a missing
 //! Prometheus is a failure (`.ci/run` installs it). Prometheus itself: tests/support/prometheus.rs.
@@ -10,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::prometheus::{Prometheus, label, prometheus_binary};
+use support::prometheus::{LAB_ARGS, PROBE_ARGS, Prometheus, label, prometheus_binary};
 use support::{Daemon, Lab, poll_until, wait_until};
 
 #[test]
@@ -18,8 +20,9 @@ fn undecryptable_alert_fires_for_wrong_key_and_nothing_for_healthy() {
     let Some(binary) = prometheus_binary() else {
         return;
     };
-    let lab = Lab::start(&[]);
-    let config = lab.provision(&["healthy", "wrong-key"], &["--interval", "1s"]);
+    // Probes well inside their interval (see PROBE_ARGS for why that matters).
+    let lab = Lab::start(LAB_ARGS);
+    let config = lab.provision(&["healthy", "wrong-key"], PROBE_ARGS);
     let daemon = Daemon::start(&config, &[]);
     let prometheus = Prometheus::start(&binary, &[daemon.port]);
 
@@ -58,8 +61,23 @@ fn undecryptable_alert_fires_for_wrong_key_and_nothing_for_healthy() {
     let success = prometheus.query(r#"replicanary_probe_success{replication="healthy"}"#);
     assert_eq!(success.len(), 1, "{success:?}");
     assert_eq!(success[0]["value"][1], "1", "{success:?}");
+    // The rules have seen those verdicts.
+    prometheus.wait_for_evaluations(2);
+    prometheus.assert_rules_healthy();
 
-    // ...and no alert names it, nor is any alert about replicanary itself active.
+    // ...and no alert ever named it, nor was any alert about replicanary itself active
+    // (after the first scrape)...
+    let ever = prometheus.alert_history(r#"replication="healthy""#);
+    assert!(
+        ever.is_empty(),
+        "alerts for healthy during the run: {ever:?}"
+    );
+    let ever = prometheus.self_alerts_ever();
+    assert!(
+        ever.is_empty(),
+        "alerts about replicanary during the run: {ever:?}"
+    );
+    // ...nor does now.
     let alerts = prometheus.alerts();
     let about_healthy: Vec<_> = alerts
         .iter()
