@@ -162,27 +162,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate(file) => {
-            let c = match load(&file.config) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
-            let discovery = c.discovery.as_ref().map_or(String::new(), |d| {
-                format!(
-                    "; discovery in {} account(s) × {} region(s) every {}",
-                    d.source_accounts.len(),
-                    d.regions.len(),
-                    humantime::format_duration(d.interval)
-                )
-            });
-            println!(
-                "{}: ok ({} replications, {dests} destinations{discovery})",
-                file.config.display(),
-                c.replications.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Validate(file) => validate(&file.config),
         Command::Run {
             file,
             listen,
@@ -241,6 +221,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }),
     }
+}
+
+/// `validate`: the file's errors (exit 2), or a one-line summary of what it configures.
+fn validate(path: &Path) -> anyhow::Result<ExitCode> {
+    let c = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
+    let discovery = c.discovery.as_ref().map_or(String::new(), |d| {
+        format!(
+            "; discovery in {} account(s) × {} region(s) every {}",
+            d.source_accounts.len(),
+            d.regions.len(),
+            humantime::format_duration(d.interval)
+        )
+    });
+    println!(
+        "{}: ok ({} replications, {dests} destinations{discovery})",
+        path.display(),
+        c.replications.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `discover`: one pass, printed; progress on stderr.

@@ -497,19 +497,7 @@ impl Validator {
         raw: RawReplication,
         path: &str,
     ) -> Option<Replication> {
-        let name = match raw.name {
-            None => {
-                self.error(&format!("{path}.name"), "missing");
-                None
-            }
-            Some(n) => match check_name(&n) {
-                Ok(()) => Some(n),
-                Err(m) => {
-                    self.error(&format!("{path}.name"), m);
-                    None
-                }
-            },
-        };
+        let name = self.replication_name(raw.name, path);
         let overrides = RawProbeSettings {
             interval: raw.interval,
             replication_timeout: raw.replication_timeout,
@@ -533,8 +521,48 @@ impl Validator {
             }
             Some(s) => self.source(s, &format!("{path}.source")),
         };
+        let destinations = self.destinations(raw.destinations, path);
+        let name = name?;
+        let key_bytes = rule_prefix.len() + settings.canary_prefix.len() + name.len() + 1;
+        if key_bytes + CANARY_SUFFIX_LEN > MAX_KEY_BYTES {
+            self.error(
+                &format!("{path}.rule_prefix"),
+                format!(
+                    "canary keys would be {} bytes, over S3's {MAX_KEY_BYTES}: shorten rule_prefix, canary_prefix or name",
+                    key_bytes + CANARY_SUFFIX_LEN
+                ),
+            );
+        }
+        Some(Replication {
+            name,
+            settings,
+            source: source?,
+            source_fans_out: raw.source_fans_out.unwrap_or(destinations.len() > 1),
+            destinations,
+            rule_prefix,
+            canary_tags,
+        })
+    }
+
+    /// A replication's `name`: present and well-formed.
+    fn replication_name(&mut self, raw: Option<String>, path: &str) -> Option<String> {
+        let Some(n) = raw else {
+            self.error(&format!("{path}.name"), "missing");
+            return None;
+        };
+        match check_name(&n) {
+            Ok(()) => Some(n),
+            Err(m) => {
+                self.error(&format!("{path}.name"), m);
+                None
+            }
+        }
+    }
+
+    /// A replication's `destinations`: at least one, each valid, names distinct.
+    fn destinations(&mut self, raw: Option<Vec<RawDestination>>, path: &str) -> Vec<Destination> {
         let mut destinations = Vec::new();
-        match raw.destinations {
+        match raw {
             None => self.error(&format!("{path}.destinations"), "missing"),
             Some(list) if list.is_empty() => self.error(
                 &format!("{path}.destinations"),
@@ -559,26 +587,7 @@ impl Validator {
                 }
             }
         }
-        let name = name?;
-        let key_bytes = rule_prefix.len() + settings.canary_prefix.len() + name.len() + 1;
-        if key_bytes + CANARY_SUFFIX_LEN > MAX_KEY_BYTES {
-            self.error(
-                &format!("{path}.rule_prefix"),
-                format!(
-                    "canary keys would be {} bytes, over S3's {MAX_KEY_BYTES}: shorten rule_prefix, canary_prefix or name",
-                    key_bytes + CANARY_SUFFIX_LEN
-                ),
-            );
-        }
-        Some(Replication {
-            name,
-            settings,
-            source: source?,
-            source_fans_out: raw.source_fans_out.unwrap_or(destinations.len() > 1),
-            destinations,
-            rule_prefix,
-            canary_tags,
-        })
+        destinations
     }
 
     /// `canary_tags`: at most 10 string tags with valid S3 tag keys and values.
