@@ -81,12 +81,15 @@ NO_VALUE = {"Ref": "AWS::NoValue"}
 
 def resolve(value, conditions=None):
     """Fn::Sub strings as their template text (the same ${Name} placeholders as the JSON
-    files), Fn::If as the branch `conditions` picks (a condition not named is true: every
-    optional part present), AWS::NoValue removed."""
+    files), a Ref to a parameter as its ${Name} placeholder, Fn::If as the branch
+    `conditions` picks (a condition not named is true: every optional part present),
+    AWS::NoValue removed."""
     conditions = conditions or {}
     if isinstance(value, dict):
         if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return value["Fn::Sub"]
+        if set(value) == {"Ref"} and value != NO_VALUE:
+            return "${%s}" % value["Ref"]
         if set(value) == {"Fn::If"}:
             name, if_true, if_false = value["Fn::If"]
             return resolve(if_true if conditions.get(name, True) else if_false, conditions)
@@ -97,8 +100,9 @@ def resolve(value, conditions=None):
 
 
 def normalise(doc):
-    """Policy documents compare equal whatever the JSON/YAML spelling: a single Action is a list."""
-    doc = json.loads(json.dumps(doc))
+    """Policy documents compare equal whatever the JSON/YAML spelling: a single Action is a
+    list; a document given as JSON text (a !Sub of the whole document) is parsed."""
+    doc = json.loads(doc if isinstance(doc, str) else json.dumps(doc))
     for st in doc["Statement"]:
         if isinstance(st.get("Action"), str):
             st["Action"] = [st["Action"]]
@@ -143,6 +147,48 @@ def check_iam() -> list[str]:
             print(f"ok: deploy/iam/cloudformation/{name} = deploy/iam/{side}-probe{{,-account}}-policy.json "
                   f"(one bucket, account-wide) + {side}-probe-{{diagnosis,discovery}}-policy.json "
                   f"+ probe-trust-policy.json")
+    return errors + check_base_role()
+
+
+# The base role's template in its two trust modes. Trust mode -> the trust policy file.
+BASE_ROLE_TRUST = {
+    "irsa": ({"Irsa": True}, "base-role-trust-irsa.json"),
+    "pod-identity": ({"Irsa": False}, "base-role-trust-pod-identity.json"),
+}
+
+
+def check_base_role() -> list[str]:
+    """cloudformation/base-role.yaml = base-role-policy.json + the trust of its mode."""
+    errors = []
+    name = "base-role.yaml"
+    template = yaml.load((DEPLOY / "iam/cloudformation" / name).read_text(), CfnLoader)
+    params = set(template["Parameters"]) | {"AWS::AccountId"}
+    resources = template["Resources"]
+    if list(resources) != ["BaseRole"]:
+        errors.append(f"{name}: expected one resource, BaseRole (got {sorted(resources)})")
+        return errors
+    for mode, (conditions, trust_file) in BASE_ROLE_TRUST.items():
+        props = resolve(resources["BaseRole"]["Properties"], conditions)
+        expected = {"trust": trust_file, "replicanary-base": "base-role-policy.json"}
+        got = {"trust": props["AssumeRolePolicyDocument"]}
+        got.update({p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])})
+        if set(got) != set(expected):
+            errors.append(f"{name} ({mode}): policies {sorted(got)}, expected {sorted(expected)}")
+        for policy, file in expected.items():
+            path = DEPLOY / "iam" / file
+            if policy in got and normalise(got[policy]) != normalise(json.loads(path.read_text())):
+                errors.append(f"{name} ({mode}): {policy} differs from {path.relative_to(ROOT)}")
+            placeholders = set(re.findall(r"\$\{([\w:]+)\}", path.read_text()))
+            if not placeholders <= params:
+                errors.append(f"{file}: placeholders {placeholders - params} are no parameter of {name}")
+    # Whatever the mode, the base role may do one thing: assume roles.
+    policy = json.loads((DEPLOY / "iam/base-role-policy.json").read_text())
+    actions = {a for st in normalise(policy)["Statement"] for a in st["Action"]}
+    if actions != {"sts:AssumeRole"}:
+        errors.append(f"base-role-policy.json grants {sorted(actions)}: the base role needs sts:AssumeRole only")
+    if not errors:
+        print(f"ok: deploy/iam/cloudformation/{name} = deploy/iam/base-role-policy.json (sts:AssumeRole only) "
+              f"+ base-role-trust-{{irsa,pod-identity}}.json")
     return errors
 
 
