@@ -147,7 +147,43 @@ def check_iam() -> list[str]:
             print(f"ok: deploy/iam/cloudformation/{name} = deploy/iam/{side}-probe{{,-account}}-policy.json "
                   f"(one bucket, account-wide) + {side}-probe-{{diagnosis,discovery}}-policy.json "
                   f"+ probe-trust-policy.json")
-    return errors + check_base_role()
+    return errors + check_base_role() + check_snippets()
+
+
+SNIPPET = re.compile(r"```json\n(.*?)\n```", re.S)
+MARKER = re.compile(r"<!-- (deploy/iam/[\w.-]+\.json) -->\n$")
+
+
+def markdown_files() -> list[Path]:
+    skip = {".git", ".venv", "target", "node_modules"}
+    return sorted(p for p in ROOT.rglob("*.md") if not skip & set(p.relative_to(ROOT).parts))
+
+
+def check_snippets() -> list[str]:
+    """Every IAM policy shown in a Markdown file is a deploy/iam/ file, word for word: the
+    block follows a `<!-- deploy/iam/NAME.json -->` line and its text is that file's."""
+    errors, shown = [], []
+    for md in markdown_files():
+        text = md.read_text()
+        for m in SNIPPET.finditer(text):
+            marker = MARKER.search(text, 0, m.start())
+            line = text.count("\n", 0, m.start()) + 1
+            where = f"{md.relative_to(ROOT)}:{line}"
+            if marker is None or marker.end() != m.start():
+                if '"Statement"' in m.group(1):
+                    errors.append(f"{where}: a policy snippet without a <!-- deploy/iam/NAME.json --> line "
+                                  f"before it (only copies of deploy/iam/ files may be shown)")
+                continue
+            path = ROOT / marker.group(1)
+            if not path.is_file():
+                errors.append(f"{where}: {marker.group(1)} does not exist")
+            elif m.group(1).strip() != path.read_text().strip():
+                errors.append(f"{where}: the snippet differs from {marker.group(1)} (copy the file in)")
+            else:
+                shown.append(where)
+    if not errors:
+        print(f"ok: {len(shown)} IAM snippets in Markdown are deploy/iam/ files word for word ({', '.join(shown)})")
+    return errors
 
 
 # The base role's template in its two trust modes. Trust mode -> the trust policy file.
