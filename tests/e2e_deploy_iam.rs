@@ -122,7 +122,10 @@ fn policy_actions() -> Vec<Action> {
             let sid = st["Sid"].as_str().expect("every statement has a Sid");
             let actions = match &st["Action"] {
                 Value::String(a) => vec![a.clone()],
-                Value::Array(a) => a.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
                 other => panic!("{file}: Action {other}"),
             };
             for action in actions {
@@ -597,7 +600,10 @@ fn observe(lab: &Lab, variants: &[Variant], world: &World) -> BTreeMap<String, O
     let metrics = daemon.wait_for_verdicts(&pairs, 1.0, Duration::from_secs(60));
     drop(daemon);
     // Which planted leftovers the start-up sweeps left.
-    let (src, dst) = (RootS3::new(lab, "111111111111"), RootS3::new(lab, "222222222222"));
+    let (src, dst) = (
+        RootS3::new(lab, "111111111111"),
+        RootS3::new(lab, "222222222222"),
+    );
     let mut left = BTreeMap::new();
     for v in variants.iter().filter(|v| CONTEXTS[v.context].plant) {
         let (sb, db, _) = &world.buckets[&v.name];
@@ -710,12 +716,19 @@ fn assert_baselines(seen: &BTreeMap<String, Observed>) {
     assert!(fact("vanished-no-list--all", "`check`").starts_with("`replica_missing`"));
     assert!(fact("locked--all", "`check`").contains("retain-until date shown"));
     assert!(fact("source-owned--all", "`audit`").contains("replica_owned_by_source_account"));
-    for name in ["run-leftovers--all", "run-locked--all", "run-source-locked--all"] {
+    for name in [
+        "run-leftovers--all",
+        "run-locked--all",
+        "run-source-locked--all",
+    ] {
         assert_eq!(fact(name, "standing verdict"), "`ok`", "{name}: {seen:?}");
         assert_eq!(fact(name, "cleanup failures"), "none", "{name}: {seen:?}");
     }
     assert_eq!(
-        fact("run-leftovers--all", "planted leftovers the start-up sweep left"),
+        fact(
+            "run-leftovers--all",
+            "planted leftovers the start-up sweep left"
+        ),
         "none"
     );
     assert_eq!(
@@ -725,7 +738,8 @@ fn assert_baselines(seen: &BTreeMap<String, Observed>) {
     assert!(fact("run-source-locked--all", "retained by Object Lock").contains("source"));
 }
 
-const BEGIN: &str = "<!-- BEGIN iam-necessity-table: written by tests/e2e_deploy_iam.rs (UPDATE_IAM_TABLE=1) -->\n";
+const BEGIN: &str =
+    "<!-- BEGIN iam-necessity-table: written by tests/e2e_deploy_iam.rs (UPDATE_IAM_TABLE=1) -->\n";
 const END: &str = "<!-- END iam-necessity-table -->";
 
 /// The README's table equals `measured`, or (UPDATE_IAM_TABLE=1) is rewritten to it.
