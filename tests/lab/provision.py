@@ -294,6 +294,32 @@ def create_base_role(endpoint: str, name: str, drop_actions=()) -> str:
     return arn
 
 
+# The account-wide form of a probe role (one StackSet per side, bucket "*"): its policies.
+ACCOUNT_POLICY_FILES = {
+    side: (f"{side}-probe-account-policy.json", f"{side}-probe-diagnosis-policy.json",
+           f"{side}-probe-discovery-policy.json")
+    for side in ("source", "destination")
+}
+
+
+def create_account_wide_probe_role(endpoint: str, side: str, account: str, name: str,
+                                   trusted_principal: str | None = None, external_id: str | None = None,
+                                   canary_prefix: str = "replicanary/", drop_actions=()) -> str:
+    """A probe role of `side` in `account` as the account-wide CloudFormation form makes it
+    (deploy/iam/*-account-policy.json, the diagnosis policy for bucket "*", the discovery
+    policy, verbatim), minus `drop_actions`; for discovery. Returns its ARN."""
+    known = {a for f in ACCOUNT_POLICY_FILES[side]
+             for st in json.loads((DEPLOY_IAM / f).read_text())["Statement"] for a in _actions(st)}
+    unknown = set(drop_actions) - known
+    if unknown:
+        raise ValueError(f"{side}: no account-wide policy grants {sorted(unknown)}")
+    bucket = "SourceBucket" if side == "source" else "DestinationBucket"
+    values = {"CanaryPrefix": canary_prefix, "AWS::AccountId": account, bucket: "*"}
+    docs = [iam_document(f, values, drop_actions=drop_actions) for f in ACCOUNT_POLICY_FILES[side]]
+    trust = probe_trust(trusted_principal or f"arn:aws:iam::{MONITOR_ACCOUNT}:root", external_id)
+    return create_role(Account(endpoint, account), name, trust, [json.dumps(d) for d in docs if d["Statement"]])
+
+
 def assume(endpoint: str, role_arn: str, session: str = "replicanary-lab") -> dict:
     """Credentials of `role_arn` assumed as the monitoring account's root:
     {"AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ..., "AWS_SESSION_TOKEN": ...}."""
