@@ -5,7 +5,8 @@
 # Kubernetes schemas (kubernetes-validate) and their shape, the ConfigMap's configuration
 # (`replicanary validate`) and the systemd unit (systemd-analyze verify, skipped when absent).
 # The end-to-end checks are Rust tests run by `cargo test`: tests/e2e_deploy_iam.rs,
-# tests/e2e_deploy_metrics.rs (dashboard/rule metric names), tests/e2e_deploy_prometheus.rs.
+# tests/e2e_deploy_metrics.rs (dashboard/rule metric names), tests/e2e_deploy_prometheus.rs,
+# tests/e2e_deploy_ha.rs (two instances: an HA pair, shards).
 #
 # Python deps live in deploy/.venv (requirements.txt; reused while it is unchanged).
 # In CI (CI set) a missing promtool is a failure; elsewhere that check is skipped.

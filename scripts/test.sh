@@ -18,7 +18,8 @@ cargo test --all-targets
 # --- deploy/ (issue 4) ------------------------------------------------------------------
 # promtool rule tests, PrometheusRule/IAM/runbook consistency, Kubernetes schemas, the
 # systemd unit. (Its end-to-end tests — tests/e2e_deploy_*.rs: probe-role IAM, dashboard
-# metric names, a real Prometheus firing the undecryptable alert — ran in cargo test above.)
+# metric names, a real Prometheus with the rules and one or two instances — ran in cargo
+# test above.)
 step "deploy/: alert rule tests, Kubernetes schemas, IAM, runbook, systemd (deploy/test.sh)"
 bash deploy/test.sh
 # --- end deploy/ -------------------------------------------------------------------------

@@ -15,8 +15,8 @@ pub const MARKER_VALUE: &str = "canary-v1";
 /// User metadata carrying the hex SHA-256 of the canary's body.
 pub const SHA256_KEY: &str = "replicanary-sha256";
 
-/// Length of `20261128T154049Z-0123456789abcdef`, the part after the prefix.
-const NAME_LEN: usize = 16 + 1 + 16;
+/// Length of `20261128T154049Z-0123456789abcdef`, the part of a canary key after its prefix.
+pub const NAME_LEN: usize = 16 + 1 + 16;
 
 #[derive(Debug, Clone)]
 pub struct Canary {

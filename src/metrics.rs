@@ -7,14 +7,22 @@
 //! (so `rate()` and `absent()` work from the first scrape); latency histograms appear with
 //! the first latency; a finding stays exported (at 0) once it stopped holding; a removed
 //! replication takes all its series with it.
+//!
+//! A scrape is encoded one metric family at a time (see [`Metrics::encode_to`]): at a
+//! thousand replications, snapshotting every family at once (`Registry::gather`) holds
+//! tens of megabytes of transient structures; one family at a time holds a few.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::model::{DestinationVerdict, Outcome, ReplicaFacts, Side};
@@ -42,7 +50,13 @@ struct Shown {
 }
 
 pub struct Metrics {
+    /// Checks names at registration (duplicates, validity); the tests gather from it.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests' oracle"))]
     registry: Registry,
+    /// Every collector, in the order of their family names: what a scrape encodes.
+    collectors: Vec<Box<dyn Collector>>,
+    /// Size of the previous plain-text scrape, to allocate the next one at once.
+    last_len: AtomicUsize,
     dest: DestinationVecs,
     rep: ReplicationVecs,
     process: ProcessSeries,
@@ -98,12 +112,18 @@ struct ProcessSeries {
 
 /// Creates metrics and registers them. Creation and registration only fail for invalid,
 /// duplicate or inconsistent names — fixed at compile time and caught by the unit tests.
-struct Reg<'r>(&'r Registry);
+struct Reg<'r> {
+    registry: &'r Registry,
+    collectors: RefCell<Vec<Box<dyn Collector>>>,
+}
 
 impl Reg<'_> {
     fn add<T: Collector + Clone + 'static>(&self, made: prometheus::Result<T>) -> T {
-        match made.and_then(|c| self.0.register(Box::new(c.clone())).map(|()| c)) {
-            Ok(c) => c,
+        match made.and_then(|c| self.registry.register(Box::new(c.clone())).map(|()| c)) {
+            Ok(c) => {
+                self.collectors.borrow_mut().push(Box::new(c.clone()));
+                c
+            }
             Err(e) => panic!("metric registration: {e}"),
         }
     }
@@ -285,14 +305,26 @@ impl ProcessSeries {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let r = Reg(&registry);
+        let r = Reg {
+            registry: &registry,
+            collectors: RefCell::new(Vec::new()),
+        };
+        let (dest, rep, process) = (
+            DestinationVecs::new(&r),
+            ReplicationVecs::new(&r),
+            ProcessSeries::new(&r),
+        );
+        let mut collectors = r.collectors.into_inner();
+        collectors.sort_by_cached_key(|c| c.desc().first().map(|d| d.fq_name.clone()));
         Metrics {
-            dest: DestinationVecs::new(&r),
-            rep: ReplicationVecs::new(&r),
-            process: ProcessSeries::new(&r),
+            dest,
+            rep,
+            process,
             shown: Mutex::new(HashMap::new()),
             state: Mutex::new(ProcessState::default()),
             registry,
+            collectors,
+            last_len: AtomicUsize::new(0),
         }
     }
 
@@ -496,10 +528,6 @@ impl Metrics {
     }
 
     /// The replications the last discovery found in one source account and region.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once reload and discovery land")
-    )]
     pub fn set_discovered(&self, account: &str, region: &str, count: usize) {
         self.process
             .discovered_replications
@@ -508,10 +536,6 @@ impl Metrics {
     }
 
     /// A bucket or rule discovery could not read or probe; `reason` is a bounded keyword.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used once reload and discovery land")
-    )]
     pub fn discovery_error(&self, account: &str, region: &str, reason: &str) {
         self.process
             .discovery_errors
@@ -531,9 +555,27 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything.
     pub fn encode(&self) -> String {
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+        let mut out = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) * 9 / 8);
+        if let Err(e) = self.encode_to(&mut out) {
+            return format!("# encoding failed: {e}\n");
+        }
+        self.last_len.store(out.len(), Ordering::Relaxed);
+        // The encoder writes UTF-8 only (names, escaped label values, numbers).
+        String::from_utf8(out).unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+
+    /// Writes the text exposition to `out`, one family at a time: the same text as the
+    /// `TextEncoder` over `Registry::gather()` (families by name, empty ones left out,
+    /// series ordered by their label values), without holding every family at once.
+    pub fn encode_to(&self, out: &mut impl Write) -> prometheus::Result<()> {
+        let encoder = TextEncoder::new();
+        for collector in &self.collectors {
+            let mut families = collector.collect();
+            families.retain(|f| !f.get_metric().is_empty());
+            families.iter_mut().for_each(sort_series);
+            encoder.encode(&families, out)?;
+        }
+        Ok(())
     }
 }
 
@@ -547,6 +589,14 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// Orders a family's series by their label values, as `Registry::gather` does.
+fn sort_series(family: &mut MetricFamily) {
+    fn values(m: &prometheus::proto::Metric) -> impl Iterator<Item = &str> {
+        m.get_label().iter().map(|l| l.value())
+    }
+    family.mut_metric().sort_by(|a, b| values(a).cmp(values(b)));
 }
 
 /// Removes every series of `vec` whose labels include every one of `wanted`.

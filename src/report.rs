@@ -66,7 +66,14 @@ fn text(verdicts: &[DestinationVerdict]) -> String {
         if let Some(r) = &v.reason {
             let _ = writeln!(out, "    why:          {r}");
         }
-        let _ = writeln!(out, "    expected key: {}", v.expected_kms_key);
+        if v.expected_kms_key.is_empty() {
+            let _ = writeln!(
+                out,
+                "    expected key: none named (the replica's key is not judged)"
+            );
+        } else {
+            let _ = writeln!(out, "    expected key: {}", v.expected_kms_key);
+        }
         match (&v.replica.kms_key, &v.replica.server_side_encryption) {
             (Some(k), _) => {
                 let _ = writeln!(out, "    replica key:  {k}");

@@ -11,6 +11,9 @@ use crate::aws::{
     ReplicationSetup, SetupReader, VersionEntry,
 };
 
+/// Object tags, as a PutObject carries them.
+pub type Tags = Vec<(String, String)>;
+
 /// The body the source stored, shared so that a destination can serve "the replica".
 pub type SharedBody = Arc<Mutex<Vec<u8>>>;
 
@@ -55,6 +58,8 @@ pub struct MemStore {
     clock: Mutex<Option<SystemTime>>,
     /// (key, version id, store clock) of every delete call, successful or not.
     pub delete_calls: Mutex<Vec<(String, String, SystemTime)>>,
+    /// (key, tags) of every PutObject.
+    pub puts: Mutex<Vec<(String, Tags)>>,
 }
 
 /// A scripted failure of class `class`.
@@ -175,6 +180,7 @@ impl MemStore {
 impl ObjectStore for MemStore {
     async fn put(&self, req: PutRequest<'_>) -> Result<Option<String>, AwsError> {
         self.call("PutObject");
+        lock(&self.puts).push((req.key.to_owned(), req.tags.to_vec()));
         *lock(&self.body) = req.body.to_vec();
         lock(&self.put).clone().unwrap_or(Ok(Some("v1".to_owned())))
     }

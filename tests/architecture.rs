@@ -10,8 +10,22 @@ use std::path::{Path, PathBuf};
 /// Bottom to top, as ARCHITECTURE.md draws them. A module may use only modules above it in
 /// this list (its lower layers). `main` sits on top; `testing` is test support.
 const LAYERS: &[&str] = &[
-    "model", "config", "canary", "status", "metrics", "aws", "diagnose", "cleanup", "emit",
-    "probe", "report", "logging", "http", "daemon", "main",
+    "model",
+    "config",
+    "canary",
+    "status",
+    "metrics",
+    "aws",
+    "discovery",
+    "diagnose",
+    "cleanup",
+    "emit",
+    "probe",
+    "report",
+    "logging",
+    "http",
+    "daemon",
+    "main",
 ];
 
 /// Modules that import nothing of the crate.

@@ -116,6 +116,43 @@ fn run_reports_a_port_it_cannot_bind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")));
 }
 
+const DISCOVERY_ONLY: &str = "\
+discovery:
+  regions: [ap-northeast-1]
+  source_accounts: [\"111111111111\", \"555555555555\"]
+  source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe
+  destination_role_arn: arn:aws:iam::{account}:role/replicanary-destination-probe
+  bucket_tag: {key: replicanary, value: enabled}
+";
+
+#[test]
+fn validate_accepts_a_discovery_only_file() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "discovery.yaml", DISCOVERY_ONLY);
+    let out = replicanary(&["validate", "--config", &f]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("0 replications")
+            && stdout.contains("discovery in 2 account(s) × 1 region(s) every 10m"),
+        "{stdout}"
+    );
+    let broken = DISCOVERY_ONLY.replace(
+        "{account}:role/replicanary-source",
+        "111111111111:role/replicanary-source",
+    );
+    let f = write(&dir, "broken.yaml", &broken);
+    let out = replicanary(&["validate", "--config", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("discovery.source_role_arn"), "{err}");
+}
+
 /// `run` arguments, environment, and what the error must say.
 type ShardCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
@@ -155,4 +192,26 @@ fn shard_arguments_are_checked_before_anything_starts() {
         assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
         assert!(err.contains(says), "{args:?} {env:?}: {err}");
     }
+}
+
+#[test]
+fn discover_needs_a_discovery_section_and_a_valid_file() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let out = replicanary(&["discover", "--config", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no `discovery:` section"), "{err}");
+    let broken = DISCOVERY_ONLY.replace("regions: [ap-northeast-1]", "regions: [tokyo]");
+    let f = write(&dir, "broken.yaml", &broken);
+    let out = replicanary(&["discover", "--config", &f, "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("discovery.regions[0]"), "{err}");
+    let out = replicanary(&["discover", "--config", &f, "--format", "xml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown format is a usage error"
+    );
 }

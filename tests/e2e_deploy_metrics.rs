@@ -53,6 +53,16 @@ fn exported(m: &Metrics) -> BTreeSet<String> {
 fn dashboard_and_rules_use_only_exported_metrics() {
     let lab = Lab::start(&[]);
     let config = lab.provision(&["healthy", "wrong-key"], &["--interval", "1s"]);
+    // Discovery's metrics exist once discovery is configured: an account whose role cannot
+    // be assumed (444444444444 has none) gives both, beside the explicit replications.
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "discovery:\n  interval: 1h\n  regions: [ap-northeast-1]\n  source_accounts: [\"444444444444\"]\n  \
+         source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe\n  \
+         destination_role_arn: arn:aws:iam::{account}:role/replicanary-destination-probe\n  \
+         bucket_tag: {key: replicanary, value: enabled}\n",
+    );
+    std::fs::write(&config, text).expect("write config");
     lab.admin(
         "config",
         r#"{"faults": {"error_rate": 1.0, "status": 503, "services": ["s3"], "operations": ["DeleteObject"]}}"#,
@@ -65,6 +75,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
         let done = m.verdicts("healthy", &label(&m, "healthy")) >= 2.0
             && m.verdicts("wrong-key", &label(&m, "wrong-key")) >= 2.0
             && names.contains("replicanary_cleanup_failures_total")
+            && names.contains("replicanary_discovery_errors_total")
             && names.contains("replicanary_scheduling_lag_seconds_bucket");
         last = Some(m);
         done

@@ -36,7 +36,10 @@ fn every_scenario_gets_its_verdict() {
         ("fan-out", "wrong", "undecryptable"),
     ];
     // Destination labels default to the bucket name: find them from the metrics.
-    let m = daemon.metrics();
+    let m = registered(
+        &daemon,
+        &ALL.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    );
     let label_of = |replication: &str, name: &str| -> String {
         if replication == "fan-out" {
             return name.to_owned();
@@ -179,6 +182,19 @@ fn every_scenario_gets_its_verdict() {
     assert!(trap.contains("\"version_id\":"), "{trap}");
 }
 
+/// The metrics once every named replication has registered its series: `/readyz` answers
+/// as soon as the replications' tasks are spawned, and each registers when its prober is
+/// built, a moment later on a busy machine.
+fn registered(daemon: &Daemon, names: &[String]) -> support::Metrics {
+    let mut last = daemon.metrics();
+    support::poll_until(Duration::from_secs(15), || {
+        last = daemon.metrics();
+        let exported = last.label_values("replicanary_probe_success", "replication");
+        names.iter().all(|n| exported.contains(n))
+    });
+    last
+}
+
 /// The destination label of a replication's only destination (the bucket name, which
 /// carries the provisioning's random suffix), or `name` for a named one.
 fn destination_label(m: &support::Metrics, replication: &str, name: &str) -> String {
@@ -273,7 +289,8 @@ fn every_real_estate_scenario_gets_its_verdict_and_findings() {
         ("vanished", "", "replica_missing", &[]),
         ("vanished-no-list", "", "replica_missing", &[]),
     ];
-    let m = daemon.metrics();
+    let names: Vec<String> = expected.iter().map(|(r, ..)| r.to_string()).collect();
+    let m = registered(&daemon, &names);
     let labelled: Vec<(String, String, &str, &[&str])> = expected
         .iter()
         .map(|(r, d, o, f)| (r.to_string(), destination_label(&m, r, d), *o, *f))

@@ -1,8 +1,8 @@
 //! The one seam between replicanary and AWS.
 //!
-//! Everything above this module sees two traits: [`ObjectStore`] (the object operations
-//! of a probe and of cleanup) and [`SetupReader`] (the bucket-level reads of diagnosis),
-//! both per side (one role, one region). [`s3::S3Store`] implements them with the AWS SDK
+//! Everything above this module sees three traits: [`ObjectStore`] (the object operations
+//! of a probe and of cleanup), [`SetupReader`] (the bucket-level reads of diagnosis) and
+//! [`EstateReader`] (the reads of discovery), each per side (one role, one region). [`s3::S3Store`] implements them with the AWS SDK
 //! — the same code runs against AWS and the lab; only the endpoint differs — and the unit
 //! tests implement them in memory. Every failure arrives as an [`AwsError`], classified in
 //! [`classify`].
@@ -64,6 +64,9 @@ pub struct PutRequest<'a> {
     pub metadata: &'a HashMap<String, String>,
     /// SSE-KMS with this key; `None` uses the bucket's default encryption.
     pub sse_kms_key_id: Option<&'a str>,
+    /// Object tags (`x-amz-tagging`), so that a rule with a tag filter selects the canary;
+    /// S3 then also requires `s3:PutObjectTagging`.
+    pub tags: &'a [(String, String)],
 }
 
 /// Object operations of one side (one role, one region). Implementations count every call.
@@ -107,6 +110,66 @@ pub trait ObjectStore: Send + Sync {
         prefix: &str,
         max: usize,
     ) -> impl Future<Output = Result<Vec<VersionEntry>, AwsError>> + Send;
+}
+
+/// One page of `ListBuckets`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BucketPage {
+    pub buckets: Vec<ListedBucket>,
+    /// Where the next page starts; `None` on the last page.
+    pub continuation: Option<String>,
+}
+
+/// A bucket as `ListBuckets` names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedBucket {
+    pub name: String,
+    /// `BucketRegion`, when S3 reports it.
+    pub region: Option<String>,
+}
+
+/// What `HeadBucket` with an expected owner answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BucketHome {
+    /// The bucket exists and the expected account owns it; its region (`x-amz-bucket-region`)
+    /// when S3 said.
+    Owned { region: Option<String> },
+    /// The request went to the wrong region: ask again there (a 301 that names it).
+    ElsewhereIn(String),
+}
+
+/// The reads of discovery, on one side's credentials (one role, one region): what the
+/// estate looks like — buckets, their opt-in tags, their replication rules, who owns a
+/// destination and which key it encrypts with. Implementations count every call.
+pub trait EstateReader: Send + Sync {
+    /// `ListBuckets` of the caller's account, limited to `region` (`bucket-region`), one
+    /// page from `continuation`.
+    fn list_buckets(
+        &self,
+        region: &str,
+        continuation: Option<&str>,
+    ) -> impl Future<Output = Result<BucketPage, AwsError>> + Send;
+    /// `GetBucketTagging`; `Ok(None)` when the bucket has no tag set.
+    fn bucket_tags(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Option<Vec<(String, String)>>, AwsError>> + Send;
+    /// `GetBucketReplication`; `Ok(None)` when the bucket has no replication configuration.
+    fn replication_rules(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Option<ReplicationSetup>, AwsError>> + Send;
+    /// `HeadBucket` with `ExpectedBucketOwner`: S3 refuses (403) unless `owner` owns it.
+    fn bucket_home(
+        &self,
+        bucket: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<BucketHome, AwsError>> + Send;
+    /// `GetBucketEncryption`: the bucket's default encryption.
+    fn default_encryption(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<DefaultEncryption, AwsError>> + Send;
 }
 
 /// Bucket-level reads for the diagnosis, on one side's credentials.

@@ -10,8 +10,9 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::classify::{code_label, error_chain, from_sdk};
 use super::{
-    AwsError, DefaultEncryption, DefaultRetention, ErrorClass, ObjectHead, ObjectStore, PutRequest,
-    ReplicationSetup, RuleSetup, SetupReader, VersionEntry,
+    AwsError, BucketHome, BucketPage, DefaultEncryption, DefaultRetention, ErrorClass,
+    EstateReader, ListedBucket, ObjectHead, ObjectStore, PutRequest, ReplicationSetup, RuleSetup,
+    SetupReader, VersionEntry,
 };
 use crate::metrics::Metrics;
 use crate::model::Side;
@@ -80,6 +81,9 @@ impl ObjectStore for S3Store {
             call = call
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .ssekms_key_id(key);
+        }
+        if !req.tags.is_empty() {
+            call = call.tagging(tagging(req.tags));
         }
         let out = self.done("PutObject", call.send().await)?;
         Ok(out.version_id().map(str::to_owned))
@@ -229,15 +233,19 @@ impl SetupReader for S3Store {
                     .and_then(|f| f.prefix().or(and.and_then(|a| a.prefix())))
                     .or(legacy_prefix)
                     .unwrap_or_default();
-                let needs_tags = filter.is_some_and(|f| f.tag().is_some())
-                    || and.is_some_and(|a| !a.tags().is_empty());
+                let tags: Vec<(String, String)> = filter
+                    .and_then(|f| f.tag())
+                    .into_iter()
+                    .chain(and.map(|a| a.tags()).unwrap_or_default())
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect();
                 let dest = r.destination();
                 RuleSetup {
                     id: r.id().unwrap_or_default().to_owned(),
                     enabled: r.status().as_str() == "Enabled",
                     priority: r.priority().unwrap_or(0),
                     prefix: prefix.to_owned(),
-                    needs_tags,
+                    tags,
                     destination_bucket: dest.map(|d| d.bucket().to_owned()).unwrap_or_default(),
                     destination_account: dest.and_then(|d| d.account()).map(str::to_owned),
                     selects_sse_kms: r
@@ -310,5 +318,128 @@ impl SetupReader for S3Store {
                 days: d.days(),
                 years: d.years(),
             }))
+    }
+}
+
+/// Object tags as `x-amz-tagging` wants them: URL query parameters (`k1=v1&k2=v2`), each
+/// key and value percent-encoded (everything but unreserved characters).
+pub fn tagging(tags: &[(String, String)]) -> String {
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    tags.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// S3 answers at most this many buckets per `ListBuckets` page (`max-buckets` is 1 to 1,000).
+const BUCKETS_PER_PAGE: i32 = 1000;
+
+impl EstateReader for S3Store {
+    async fn list_buckets(
+        &self,
+        region: &str,
+        continuation: Option<&str>,
+    ) -> Result<BucketPage, AwsError> {
+        // With `bucket-region`, S3 wants the request sent to that region's endpoint: this
+        // store's client is in `region`.
+        let call = self
+            .client
+            .list_buckets()
+            .bucket_region(region)
+            .max_buckets(BUCKETS_PER_PAGE)
+            .set_continuation_token(continuation.map(str::to_owned));
+        let out = self.done("ListBuckets", call.send().await)?;
+        Ok(BucketPage {
+            buckets: out
+                .buckets()
+                .iter()
+                .filter_map(|b| {
+                    Some(ListedBucket {
+                        name: b.name()?.to_owned(),
+                        region: b.bucket_region().map(str::to_owned),
+                    })
+                })
+                .collect(),
+            continuation: out
+                .continuation_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    async fn bucket_tags(&self, bucket: &str) -> Result<Option<Vec<(String, String)>>, AwsError> {
+        let call = self.client.get_bucket_tagging().bucket(bucket);
+        match self.done("GetBucketTagging", call.send().await) {
+            Ok(out) => Ok(Some(
+                out.tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
+            )),
+            // 404 NoSuchTagSet: a bucket without tags.
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn replication_rules(&self, bucket: &str) -> Result<Option<ReplicationSetup>, AwsError> {
+        match SetupReader::replication(self, bucket).await {
+            Ok(setup) => Ok(Some(setup)),
+            // 404 ReplicationConfigurationNotFoundError.
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn bucket_home(&self, bucket: &str, owner: &str) -> Result<BucketHome, AwsError> {
+        let call = self
+            .client
+            .head_bucket()
+            .bucket(bucket)
+            .expected_bucket_owner(owner);
+        let answer = call.send().await;
+        // A 301 names the bucket's region in `x-amz-bucket-region` (HEAD answers carry no body).
+        if let Err(e) = &answer
+            && let Some(raw) = e.raw_response()
+            && raw.status().as_u16() == 301
+            && let Some(region) = raw.headers().get("x-amz-bucket-region")
+        {
+            let region = region.to_owned();
+            let _ = self.done("HeadBucket", answer);
+            return Ok(BucketHome::ElsewhereIn(region));
+        }
+        let out = self.done("HeadBucket", answer)?;
+        Ok(BucketHome::Owned {
+            region: out.bucket_region().map(str::to_owned),
+        })
+    }
+
+    async fn default_encryption(&self, bucket: &str) -> Result<DefaultEncryption, AwsError> {
+        SetupReader::encryption(self, bucket).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tagging;
+
+    #[test]
+    fn tags_are_sent_as_encoded_query_parameters() {
+        let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(tagging(&[t("replicate", "yes")]), "replicate=yes");
+        assert_eq!(
+            tagging(&[t("team", "storage"), t("a b&c", "ü=1/2")]),
+            "team=storage&a%20b%26c=%C3%BC%3D1%2F2"
+        );
+        assert_eq!(tagging(&[]), "");
     }
 }

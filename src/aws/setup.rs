@@ -10,8 +10,8 @@ pub struct RuleSetup {
     pub priority: i32,
     /// The key prefix the rule's filter (or legacy `Prefix`) selects; empty = everything.
     pub prefix: String,
-    /// The filter also requires tags (canaries carry none).
-    pub needs_tags: bool,
+    /// The tags the filter requires (`Filter.Tag`, or `Filter.And.Tags`), as written.
+    pub tags: Vec<(String, String)>,
     /// `Destination.Bucket` as written (an ARN).
     pub destination_bucket: String,
     pub destination_account: Option<String>,
@@ -24,9 +24,10 @@ pub struct RuleSetup {
 }
 
 impl RuleSetup {
-    /// Whether the rule's filter selects a key beginning with `key_prefix`.
-    pub fn selects_prefix(&self, key_prefix: &str) -> bool {
-        !self.needs_tags && key_prefix.starts_with(&self.prefix)
+    /// Whether the rule's filter selects every key beginning with `key_prefix` that
+    /// carries the tags `tags`.
+    pub fn selects(&self, key_prefix: &str, tags: &[(String, String)]) -> bool {
+        key_prefix.starts_with(&self.prefix) && self.tags.iter().all(|t| tags.contains(t))
     }
 
     /// The destination bucket's name, from its ARN.

@@ -9,17 +9,76 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(test)]
+pub(crate) use validate::CANARY_SUFFIX_LEN;
 pub use validate::KmsKeyArn;
+pub(crate) use validate::{MAX_KEY_BYTES, MAX_OBJECT_TAGS, check_bucket, is_region};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub aws: AwsSettings,
+    /// `defaults` merged over the built-in settings: what discovered replications use.
+    pub defaults: ProbeSettings,
+    /// The replications written in the file (possibly none when `discovery` is set).
     pub replications: Vec<Replication>,
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery:`: find the replications to probe in the accounts' own replication rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// How often the estate is read again.
+    pub interval: Duration,
+    pub regions: Vec<String>,
+    /// Accounts whose buckets are listed (12 digits each, in file order, no duplicates).
+    pub source_accounts: Vec<String>,
+    pub source_role: RoleTemplate,
+    pub destination_role: RoleTemplate,
+    /// Passed with every AssumeRole of both templates.
+    pub external_id: Option<String>,
+    /// Only buckets carrying this tag (key and value) are probed.
+    pub bucket_tag: BucketTag,
+    /// Destination bucket → the key its replicas must be under, instead of the
+    /// destination bucket's default SSE-KMS key.
+    pub expected_kms_keys: BTreeMap<String, KmsKeyArn>,
+}
+
+/// The opt-in tag of a source bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketTag {
+    pub key: String,
+    pub value: String,
+}
+
+/// An IAM role ARN with `{account}` where the account id goes, e.g.
+/// `arn:aws:iam::{account}:role/replicanary-source-probe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleTemplate {
+    template: String,
+}
+
+impl RoleTemplate {
+    /// The placeholder replaced by an account id.
+    pub const PLACEHOLDER: &'static str = "{account}";
+
+    /// The role ARN in `account` (a validated 12-digit id).
+    pub fn arn(&self, account: &str) -> String {
+        self.template.replace(Self::PLACEHOLDER, account)
+    }
+
+    /// The role in `account`, with the discovery's external id.
+    pub fn role(&self, account: &str, external_id: Option<&str>) -> Role {
+        Role {
+            arn: self.arn(account),
+            external_id: external_id.map(str::to_owned),
+        }
+    }
 }
 
 /// How replicanary talks to AWS (or to an emulator).
@@ -44,6 +103,15 @@ pub struct Replication {
     pub settings: ProbeSettings,
     pub source: Source,
     pub destinations: Vec<Destination>,
+    /// The replication rule's prefix filter: canaries go under
+    /// `<rule_prefix><canary_prefix><name>/` so that the rule selects them. Empty by default.
+    pub rule_prefix: String,
+    /// Tags every canary carries, so that a rule with a tag filter selects it.
+    pub canary_tags: Vec<(String, String)>,
+    /// The source's replication status may also stand for destinations this replication
+    /// does not inspect (several destinations, or other rules replicating the same
+    /// canaries): a `FAILED` source is then checked against each destination's own replica.
+    pub source_fans_out: bool,
 }
 
 /// How often and how patiently one replication is probed.
@@ -100,13 +168,30 @@ pub struct Destination {
     pub bucket: String,
     pub region: String,
     pub role: Option<Role>,
-    pub expected_kms_key: KmsKeyArn,
+    /// The key replicas must be under. Always set for a configured replication; `None` only
+    /// for a discovered one whose destination names no key (no override, no default
+    /// SSE-KMS key): its replicas' key is then not judged (`expected_kms_key_unknown`).
+    pub expected_kms_key: Option<KmsKeyArn>,
+}
+
+impl Destination {
+    /// The destination's account: the expected key's, else the role's.
+    pub fn account(&self) -> Option<&str> {
+        self.expected_kms_key
+            .as_ref()
+            .map(KmsKeyArn::account)
+            .or_else(|| self.role.as_ref().and_then(|r| r.arn.split(':').nth(4)))
+    }
 }
 
 impl Replication {
-    /// The key prefix under which this replication's canaries live.
+    /// The key prefix under which this replication's canaries live:
+    /// `<rule_prefix><canary_prefix><name>/`.
     pub fn key_prefix(&self) -> String {
-        format!("{}{}/", self.settings.canary_prefix, self.name)
+        format!(
+            "{}{}{}/",
+            self.rule_prefix, self.settings.canary_prefix, self.name
+        )
     }
 }
 

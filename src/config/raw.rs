@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub defaults: Option<RawProbeSettings>,
     pub aws: Option<RawAws>,
     pub replications: Option<Vec<RawReplication>>,
+    pub discovery: Option<RawDiscovery>,
 }
 
 /// Probe settings: in `defaults`, and again (as overrides) in each replication.
@@ -57,6 +58,10 @@ pub struct RawReplication {
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
     pub sweep_interval: Option<Scalar>,
+    pub rule_prefix: Option<String>,
+    /// Tag key → value, in key order.
+    pub canary_tags: Option<std::collections::BTreeMap<String, Scalar>>,
+    pub source_fans_out: Option<bool>,
     pub source: Option<RawSource>,
     pub destinations: Option<Vec<RawDestination>>,
 }
@@ -80,4 +85,27 @@ pub struct RawDestination {
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
     pub expected_kms_key_arn: Option<String>,
+}
+
+/// `discovery:`: which accounts and regions to read, and how to act in them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscovery {
+    pub interval: Option<Scalar>,
+    pub regions: Option<Vec<Scalar>>,
+    /// Scalars: an unquoted account id is a YAML number, which gets its own message.
+    pub source_accounts: Option<Vec<Scalar>>,
+    pub source_role_arn: Option<String>,
+    pub destination_role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub bucket_tag: Option<RawBucketTag>,
+    /// Destination bucket → key ARN, in file order.
+    pub expected_kms_keys: Option<std::collections::BTreeMap<String, Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucketTag {
+    pub key: Option<String>,
+    pub value: Option<String>,
 }

@@ -82,6 +82,35 @@ fn the_annotated_example_is_valid() {
     let text = include_str!("../../config/replicanary.example.yaml");
     let c = Config::parse(text).expect("config/replicanary.example.yaml is valid");
     assert_eq!(c.replications[0].name, "audit-logs");
+    assert!(c.discovery.is_none(), "discovery is commented out");
+    let placed = text
+        .replace("    # rule_prefix:", "    rule_prefix:")
+        .replace("    # canary_tags:", "    canary_tags:")
+        .replace("    # source_fans_out:", "    source_fans_out:");
+    let r = &Config::parse(&placed)
+        .expect("with the placement keys")
+        .replications[0];
+    assert_eq!(r.key_prefix(), "logs/replicanary/audit-logs/");
+    assert_eq!(r.canary_tags.len(), 1);
+    assert!(r.source_fans_out);
+}
+
+/// The example's commented `discovery:` block, uncommented, is a valid section too.
+#[test]
+fn the_annotated_discovery_example_is_valid() {
+    let text = include_str!("../../config/replicanary.example.yaml");
+    let start = text.find("# discovery:").expect("a discovery block");
+    let block: String = text[start..]
+        .lines()
+        .map_while(|l| l.strip_prefix("# ").or_else(|| l.strip_prefix("#")))
+        .take_while(|l| !l.trim_start().starts_with("Each enabled rule"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let c = Config::parse(&block).expect("the uncommented discovery block is valid");
+    let d = c.discovery.expect("discovery");
+    assert_eq!(d.source_accounts, ["111111111111"]);
+    assert_eq!(d.expected_kms_keys.len(), 1);
+    assert_eq!(d.external_id.as_deref(), Some("replicanary-estate"));
 }
 
 #[test]
@@ -249,6 +278,10 @@ fn duplicate_names_are_errors() {
 fn empty_or_missing_replications_are_errors() {
     assert_eq!(path_of("replications: []\n", "empty"), "replications");
     assert_eq!(path_of("defaults: {}\n", "missing"), "replications");
+    assert!(
+        errors("defaults: {}\n")[0].message.contains("discovery"),
+        "the message says discovery would also do"
+    );
     assert!(errors("")[0].message.contains("empty"));
     assert!(
         errors("replications: [ {name: x")[0]
@@ -276,7 +309,10 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn a_bare_key_id_matches_the_expected_arn() {
     let c = Config::parse(GOOD).expect("valid");
-    let k = &c.replications[0].destinations[0].expected_kms_key;
+    let k = c.replications[0].destinations[0]
+        .expected_kms_key
+        .as_ref()
+        .expect("a configured replication always has an expected key");
     assert!(k.matches(
         "arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     ));
@@ -386,6 +422,18 @@ mod fuzz {
         "external_id",
         "sse_kms_key_id",
         "expected_kms_key_arn",
+        "rule_prefix",
+        "canary_tags",
+        "source_fans_out",
+        "discovery",
+        "regions",
+        "source_accounts",
+        "source_role_arn",
+        "destination_role_arn",
+        "bucket_tag",
+        "key",
+        "value",
+        "expected_kms_keys",
         "unknown_key",
     ];
 
@@ -482,7 +530,10 @@ mod fuzz {
             let text = render(&v);
             match Config::parse(&text) {
                 Err(errors) => prop_assert!(well_located(&errors).is_ok(), "{}: {:?}", text, errors),
-                Ok(c) => prop_assert!(!c.replications.is_empty(), "{}", text),
+                Ok(c) => prop_assert!(
+                    !c.replications.is_empty() || c.discovery.is_some(),
+                    "{}", text
+                ),
             }
         }
 
@@ -538,5 +589,343 @@ fn sequences_are_not_mappings() {
         !errs[0].message.contains("RawConfig"),
         "internal type names leak into messages: {}",
         errs[0].message
+    );
+}
+
+const DISCOVERY: &str = r#"
+defaults:
+  interval: 2m
+discovery:
+  interval: 10m
+  regions: [ap-northeast-1, us-east-1]
+  source_accounts: ["111111111111", "555555555555"]
+  source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe
+  destination_role_arn: arn:aws:iam::{account}:role/replicanary-destination-probe
+  external_id: optional-string
+  bucket_tag: { key: replicanary, value: enabled }
+  expected_kms_keys:
+    audit-dev-s3: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab
+"#;
+
+#[test]
+fn a_discovery_only_file_is_valid() {
+    let c = Config::parse(DISCOVERY).expect("valid");
+    assert!(c.replications.is_empty());
+    assert_eq!(
+        c.defaults.interval,
+        Duration::from_secs(120),
+        "defaults kept for discovery"
+    );
+    let d = c.discovery.expect("discovery");
+    assert_eq!(d.interval, Duration::from_secs(600));
+    assert_eq!(d.regions, ["ap-northeast-1", "us-east-1"]);
+    assert_eq!(d.source_accounts, ["111111111111", "555555555555"]);
+    assert_eq!(
+        d.source_role.arn("555555555555"),
+        "arn:aws:iam::555555555555:role/replicanary-source-probe"
+    );
+    let role = d
+        .destination_role
+        .role("222222222222", d.external_id.as_deref());
+    assert_eq!(
+        role.arn,
+        "arn:aws:iam::222222222222:role/replicanary-destination-probe"
+    );
+    assert_eq!(role.external_id.as_deref(), Some("optional-string"));
+    assert_eq!(d.bucket_tag.key, "replicanary");
+    assert_eq!(d.bucket_tag.value, "enabled");
+    assert_eq!(
+        d.expected_kms_keys["audit-dev-s3"].account(),
+        "222222222222"
+    );
+}
+
+#[test]
+fn discovery_interval_defaults_to_ten_minutes() {
+    let yaml = DISCOVERY.replace("  interval: 10m\n", "");
+    let d = Config::parse(&yaml)
+        .expect("valid")
+        .discovery
+        .expect("discovery");
+    assert_eq!(d.interval, Duration::from_secs(600));
+}
+
+#[test]
+fn replications_and_discovery_may_sit_together() {
+    let both = format!(
+        "{GOOD}{}",
+        DISCOVERY.replace("defaults:\n  interval: 2m\n", "")
+    );
+    let c = Config::parse(&both).expect("valid");
+    assert_eq!(
+        c.replications.len(),
+        1,
+        "explicit replications stay as they are"
+    );
+    assert_eq!(c.replications[0].name, "audit-logs");
+    assert!(c.discovery.is_some());
+    let empty_list = format!("replications: []\n{DISCOVERY}");
+    assert!(
+        Config::parse(&empty_list).is_ok(),
+        "an empty list beside discovery"
+    );
+}
+
+/// `(the line to replace, its replacement, the expected path, a word of the message)`.
+const DISCOVERY_ERRORS: &[(&str, &str, &str, &str)] = &[
+    (
+        "  interval: 10m",
+        "  interval: 0s",
+        "discovery.interval",
+        "greater than zero",
+    ),
+    (
+        "  interval: 10m",
+        "  interval: 10",
+        "discovery.interval",
+        "no unit",
+    ),
+    (
+        "  regions: [ap-northeast-1, us-east-1]",
+        "  regions: []",
+        "discovery.regions",
+        "empty",
+    ),
+    (
+        "  regions: [ap-northeast-1, us-east-1]",
+        "  colour: blue",
+        "discovery.colour",
+        "unknown field",
+    ),
+    (
+        "  regions: [ap-northeast-1, us-east-1]",
+        "  regions: [ap-northeast-1, tokyo]",
+        "discovery.regions[1]",
+        "not an AWS region",
+    ),
+    (
+        "  regions: [ap-northeast-1, us-east-1]",
+        "  regions: [us-east-1, us-east-1]",
+        "discovery.regions[1]",
+        "twice",
+    ),
+    (
+        "  regions: [ap-northeast-1, us-east-1]",
+        "  regions: [[us-east-1]]",
+        "discovery.regions[0]",
+        "expected a region",
+    ),
+    (
+        "  source_accounts: [\"111111111111\", \"555555555555\"]",
+        "  source_accounts: [111111111111]",
+        "discovery.source_accounts[0]",
+        "quoted string",
+    ),
+    (
+        "  source_accounts: [\"111111111111\", \"555555555555\"]",
+        "  source_accounts: [\"1111\"]",
+        "discovery.source_accounts[0]",
+        "12 digits",
+    ),
+    (
+        "  source_accounts: [\"111111111111\", \"555555555555\"]",
+        "  source_accounts: [\"111111111111\", \"111111111111\"]",
+        "discovery.source_accounts[1]",
+        "twice",
+    ),
+    (
+        "  source_accounts: [\"111111111111\", \"555555555555\"]",
+        "",
+        "discovery.source_accounts",
+        "missing",
+    ),
+    (
+        "  source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe",
+        "  source_role_arn: arn:aws:iam::111111111111:role/replicanary-source-probe",
+        "discovery.source_role_arn",
+        "{account}",
+    ),
+    (
+        "  source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe",
+        "",
+        "discovery.source_role_arn",
+        "missing",
+    ),
+    (
+        "  destination_role_arn: arn:aws:iam::{account}:role/replicanary-destination-probe",
+        "  destination_role_arn: arn:aws:iam::{account}:user/someone",
+        "discovery.destination_role_arn",
+        "not an IAM role ARN",
+    ),
+    (
+        "  external_id: optional-string",
+        "  external_id: \"x\"",
+        "discovery.external_id",
+        "2 to 1224",
+    ),
+    (
+        "  bucket_tag: { key: replicanary, value: enabled }",
+        "",
+        "discovery.bucket_tag",
+        "missing",
+    ),
+    (
+        "  bucket_tag: { key: replicanary, value: enabled }",
+        "  bucket_tag: [replicanary, enabled]",
+        "discovery.bucket_tag",
+        "mapping",
+    ),
+    (
+        "  bucket_tag: { key: replicanary, value: enabled }",
+        "  bucket_tag: { key: \"aws:cloudformation\", value: x }",
+        "discovery.bucket_tag.key",
+        "reserved",
+    ),
+    (
+        "  bucket_tag: { key: replicanary, value: enabled }",
+        "  bucket_tag: { key: \"\", value: x }",
+        "discovery.bucket_tag.key",
+        "1 to 128",
+    ),
+    (
+        "  bucket_tag: { key: replicanary, value: enabled }",
+        "  bucket_tag: { key: replicanary }",
+        "discovery.bucket_tag.value",
+        "missing",
+    ),
+    (
+        "    audit-dev-s3: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "    Audit_Bucket: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "discovery.expected_kms_keys.Audit_Bucket",
+        "not a valid bucket name",
+    ),
+    (
+        "    audit-dev-s3: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "    audit-dev-s3: arn:aws:kms:ap-northeast-1:222222222222:alias/audit",
+        "discovery.expected_kms_keys.audit-dev-s3",
+        "not an alias",
+    ),
+    (
+        "    audit-dev-s3: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "    audit-dev-s3: 12",
+        "discovery.expected_kms_keys.audit-dev-s3",
+        "expected a KMS key ARN",
+    ),
+    (
+        "  expected_kms_keys:\n    audit-dev-s3: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "  expected_kms_keys: [x]",
+        "discovery.expected_kms_keys",
+        "mapping",
+    ),
+    (
+        "  interval: 2m\n",
+        "  interval: 2m\n  poll: { initial: 1m, max: 30s }\n",
+        "defaults.poll",
+        "greater than poll.max",
+    ),
+];
+
+#[test]
+fn every_discovery_field_is_checked_with_its_path() {
+    for (from, to, path, needle) in DISCOVERY_ERRORS {
+        assert!(DISCOVERY.contains(from), "{from}");
+        let yaml = DISCOVERY.replacen(from, to, 1);
+        let errs = errors(&yaml);
+        let hit = errs
+            .iter()
+            .find(|e| e.path == *path)
+            .unwrap_or_else(|| panic!("no error at {path} for `{to}`: {errs:?}"));
+        assert!(
+            hit.message.contains(needle),
+            "{path}: `{}` lacks `{needle}`",
+            hit.message
+        );
+    }
+}
+
+#[test]
+fn a_broken_discovery_does_not_hide_replication_errors() {
+    let both = format!(
+        "{}{}",
+        GOOD.replace("bucket: test-dev-s3", "bucket: Bad_Bucket"),
+        DISCOVERY
+            .replace("defaults:\n  interval: 2m\n", "")
+            .replace("regions: [ap-northeast-1, us-east-1]", "regions: []")
+    );
+    let paths: Vec<String> = errors(&both).into_iter().map(|e| e.path).collect();
+    assert!(
+        paths.contains(&"replications[0].source.bucket".to_owned()),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"discovery.regions".to_owned()), "{paths:?}");
+}
+
+#[test]
+fn canaries_can_be_placed_where_a_rule_selects_them() {
+    let c = Config::parse(GOOD).expect("valid");
+    let r = &c.replications[0];
+    assert_eq!(r.rule_prefix, "");
+    assert!(r.canary_tags.is_empty());
+    assert!(!r.source_fans_out, "one destination");
+    let yaml = GOOD.replace(
+        "    interval: 1m\n",
+        "    interval: 1m\n    rule_prefix: logs/\n    canary_tags: {replicate: \"yes\", team: storage}\n    source_fans_out: true\n",
+    );
+    let c = Config::parse(&yaml).expect("valid");
+    let r = &c.replications[0];
+    assert_eq!(r.key_prefix(), "logs/replicanary/audit-logs/");
+    assert_eq!(
+        r.canary_tags,
+        [
+            ("replicate".to_owned(), "yes".to_owned()),
+            ("team".to_owned(), "storage".to_owned())
+        ]
+    );
+    assert!(r.source_fans_out);
+}
+
+#[test]
+fn several_destinations_mean_the_source_fans_out() {
+    let second = "      - bucket: audit-dr-s3\n        region: us-west-2\n        expected_kms_key_arn: arn:aws:kms:us-west-2:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\n";
+    let yaml = format!("{GOOD}{second}");
+    assert!(Config::parse(&yaml).expect("valid").replications[0].source_fans_out);
+}
+
+#[test]
+fn canary_placement_is_checked() {
+    let with =
+        |line: &str| GOOD.replace("    interval: 1m\n", &format!("    interval: 1m\n{line}\n"));
+    let cases = [
+        (
+            "    rule_prefix: \"a\\u0007b/\"",
+            "replications[0].rule_prefix",
+            "control",
+        ),
+        (
+            "    canary_tags: {class: 1}",
+            "replications[0].canary_tags.class",
+            "quote it",
+        ),
+        (
+            "    canary_tags: {\"aws:x\": y}",
+            "replications[0].canary_tags.aws:x",
+            "reserved",
+        ),
+        (
+            "    canary_tags: [a]",
+            "replications[0].canary_tags",
+            "invalid type",
+        ),
+    ];
+    for (line, path, needle) in cases {
+        assert_eq!(path_of(&with(line), needle), path, "{line}");
+    }
+    let eleven: Vec<String> = (0..11).map(|i| format!("k{i}: v")).collect();
+    let many = with(&format!("    canary_tags: {{{}}}", eleven.join(", ")));
+    assert_eq!(path_of(&many, "at most 10"), "replications[0].canary_tags");
+    let long = with(&format!("    rule_prefix: {}/", "x".repeat(990)));
+    assert_eq!(
+        path_of(&long, "over S3's 1024"),
+        "replications[0].rule_prefix"
     );
 }

@@ -3,15 +3,17 @@
 //! Every problem is collected with its field path (`replications[1].source.bucket`) so a
 //! user fixes a file in one round instead of one error per run.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
 use super::raw::{
-    RawConfig, RawDestination, RawPoll, RawProbeSettings, RawReplication, RawSource, Scalar,
+    RawBucketTag, RawConfig, RawDestination, RawDiscovery, RawPoll, RawProbeSettings,
+    RawReplication, RawSource, Scalar,
 };
 use super::{
-    AwsSettings, Config, Destination, FieldError, ProbeSettings, Replication, Role, Source,
+    AwsSettings, BucketTag, Config, Destination, Discovery, FieldError, ProbeSettings, Replication,
+    Role, RoleTemplate, Source,
 };
 
 /// A KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`), as S3 reports replica keys.
@@ -82,7 +84,7 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
     if value.is_null() {
         return Err(vec![FieldError {
             path: String::new(),
-            message: "the file is empty: it needs at least `replications:`".to_owned(),
+            message: "the file is empty: it needs `replications:`, `discovery:` or both".to_owned(),
         }]);
     }
     if !value.is_object() {
@@ -95,7 +97,7 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<FieldError>> {
         return Err(vec![FieldError {
             path: String::new(),
             message: format!(
-                "invalid type: the top level must be a mapping with `replications:`, not {found}"
+                "invalid type: the top level must be a mapping with `replications:` or `discovery:`, not {found}"
             ),
         }]);
     }
@@ -142,6 +144,14 @@ fn sections_not_mappings(root: &serde_json::Value) -> Vec<FieldError> {
         "defaults.poll".to_owned(),
     );
     check(root.get("aws"), "aws".to_owned());
+    let discovery = root.get("discovery");
+    check(discovery, "discovery".to_owned());
+    for section in ["bucket_tag", "expected_kms_keys"] {
+        check(
+            discovery.and_then(|d| d.get(section)),
+            format!("discovery.{section}"),
+        );
+    }
     if let Some(Value::Array(reps)) = root.get("replications") {
         for (i, r) in reps.iter().enumerate() {
             let path = format!("replications[{i}]");
@@ -178,12 +188,23 @@ impl Validator {
             "defaults",
         );
         let aws = self.aws(raw.aws.unwrap_or_default());
+        let has_discovery = raw.discovery.is_some();
+        if has_discovery {
+            // Discovered replications take `defaults` as they are.
+            self.check_settings(&defaults, "defaults");
+        }
+        let discovery = raw.discovery.and_then(|d| self.discovery(d));
         let mut replications = Vec::new();
         match raw.replications {
-            None => self.error("replications", "missing: list at least one replication"),
-            Some(list) if list.is_empty() => {
-                self.error("replications", "empty: list at least one replication")
-            }
+            None if has_discovery => {}
+            None => self.error(
+                "replications",
+                "missing: list at least one replication, or configure `discovery:`",
+            ),
+            Some(list) if list.is_empty() && !has_discovery => self.error(
+                "replications",
+                "empty: list at least one replication, or configure `discovery:`",
+            ),
             Some(list) => {
                 let mut names = HashSet::new();
                 for (i, r) in list.into_iter().enumerate() {
@@ -200,7 +221,179 @@ impl Validator {
                 }
             }
         }
-        Config { aws, replications }
+        Config {
+            aws,
+            defaults,
+            replications,
+            discovery,
+        }
+    }
+
+    /// `discovery:`; `None` when any of its fields is wrong (each error recorded).
+    fn discovery(&mut self, raw: RawDiscovery) -> Option<Discovery> {
+        let before = self.errors.len();
+        let interval = self
+            .duration(raw.interval.as_ref(), "discovery.interval")
+            .unwrap_or(Duration::from_secs(600));
+        let regions = self.list("discovery.regions", raw.regions, |v, item, path| match item
+            .as_str()
+        {
+            Some(r) if is_region(r) => Some(r.to_owned()),
+            Some(r) => {
+                v.error(
+                    path,
+                    format!("`{r}` is not an AWS region (like ap-northeast-1)"),
+                );
+                None
+            }
+            None => {
+                v.error(path, format!("expected a region name, found {item}"));
+                None
+            }
+        });
+        let source_accounts = self.list(
+            "discovery.source_accounts",
+            raw.source_accounts,
+            |v, item, path| check_account_item(item).map_err(|m| v.error(path, m)).ok(),
+        );
+        let source_role = self.role_template(raw.source_role_arn, "discovery.source_role_arn");
+        let destination_role =
+            self.role_template(raw.destination_role_arn, "discovery.destination_role_arn");
+        if let Some(x) = &raw.external_id
+            && let Err(m) = check_external_id(x)
+        {
+            self.error("discovery.external_id", m);
+        }
+        let bucket_tag = self.bucket_tag(raw.bucket_tag);
+        let mut expected_kms_keys = BTreeMap::new();
+        for (bucket, key) in raw.expected_kms_keys.unwrap_or_default() {
+            let path = format!("discovery.expected_kms_keys.{bucket}");
+            if let Err(m) = check_bucket(&bucket) {
+                self.error(&path, m);
+                continue;
+            }
+            let parsed = match key.as_str() {
+                Some(k) => KmsKeyArn::parse(k),
+                None => Err(format!("expected a KMS key ARN, found {key}")),
+            };
+            match parsed {
+                Ok(k) => {
+                    expected_kms_keys.insert(bucket, k);
+                }
+                Err(m) => self.error(&path, m),
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Discovery {
+            interval,
+            regions,
+            source_accounts,
+            source_role: source_role?,
+            destination_role: destination_role?,
+            external_id: raw.external_id,
+            bucket_tag: bucket_tag?,
+            expected_kms_keys,
+        })
+    }
+
+    /// A required, non-empty list without duplicates, each item checked by `item`.
+    fn list<T: PartialEq + fmt::Display>(
+        &mut self,
+        path: &str,
+        raw: Option<Vec<Scalar>>,
+        mut item: impl FnMut(&mut Self, &Scalar, &str) -> Option<T>,
+    ) -> Vec<T> {
+        let mut out: Vec<T> = Vec::new();
+        match raw {
+            None => self.error(path, "missing: list at least one"),
+            Some(list) if list.is_empty() => self.error(path, "empty: list at least one"),
+            Some(list) => {
+                for (i, raw_item) in list.iter().enumerate() {
+                    let ipath = format!("{path}[{i}]");
+                    if let Some(v) = item(self, raw_item, &ipath) {
+                        if out.contains(&v) {
+                            self.error(&ipath, format!("`{v}` is listed twice"));
+                        } else {
+                            out.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn role_template(&mut self, raw: Option<String>, path: &str) -> Option<RoleTemplate> {
+        let Some(template) = raw else {
+            self.error(
+                path,
+                "missing: a role ARN with {account}, like arn:aws:iam::{account}:role/NAME",
+            );
+            return None;
+        };
+        let account_field = template.split(':').nth(4);
+        if account_field != Some(RoleTemplate::PLACEHOLDER) {
+            self.error(
+                path,
+                format!(
+                    "`{template}` must name the account as {{account}}: arn:aws:iam::{{account}}:role/NAME"
+                ),
+            );
+            return None;
+        }
+        let sample = template.replace(RoleTemplate::PLACEHOLDER, "123456789012");
+        match check_role_arn(&sample) {
+            Ok(()) => Some(RoleTemplate { template }),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!(
+                        "`{template}` is not an IAM role ARN template (expected arn:aws:iam::{{account}}:role/NAME)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn bucket_tag(&mut self, raw: Option<RawBucketTag>) -> Option<BucketTag> {
+        let Some(raw) = raw else {
+            self.error(
+                "discovery.bucket_tag",
+                "missing: the opt-in tag, like { key: replicanary, value: enabled }",
+            );
+            return None;
+        };
+        let key = match raw.key {
+            None => {
+                self.error("discovery.bucket_tag.key", "missing");
+                None
+            }
+            Some(k) => check_tag_key(&k)
+                .map(|()| k)
+                .map_err(|m| self.error("discovery.bucket_tag.key", m))
+                .ok(),
+        };
+        let value = match raw.value {
+            None => {
+                self.error("discovery.bucket_tag.value", "missing");
+                None
+            }
+            Some(v) if v.chars().count() > 256 => {
+                self.error(
+                    "discovery.bucket_tag.value",
+                    "must be at most 256 characters (an S3 tag value)",
+                );
+                None
+            }
+            Some(v) => Some(v),
+        };
+        Some(BucketTag {
+            key: key?,
+            value: value?,
+        })
     }
 
     fn aws(&mut self, raw: super::raw::RawAws) -> AwsSettings {
@@ -328,6 +521,11 @@ impl Validator {
         };
         let settings = self.settings(defaults, &overrides, path);
         self.check_settings(&settings, path);
+        let rule_prefix = raw.rule_prefix.unwrap_or_default();
+        if let Err(m) = check_rule_prefix(&rule_prefix) {
+            self.error(&format!("{path}.rule_prefix"), m);
+        }
+        let canary_tags = self.canary_tags(raw.canary_tags, &format!("{path}.canary_tags"));
         let source = match raw.source {
             None => {
                 self.error(&format!("{path}.source"), "missing");
@@ -361,12 +559,63 @@ impl Validator {
                 }
             }
         }
+        let name = name?;
+        let key_bytes = rule_prefix.len() + settings.canary_prefix.len() + name.len() + 1;
+        if key_bytes + CANARY_SUFFIX_LEN > MAX_KEY_BYTES {
+            self.error(
+                &format!("{path}.rule_prefix"),
+                format!(
+                    "canary keys would be {} bytes, over S3's {MAX_KEY_BYTES}: shorten rule_prefix, canary_prefix or name",
+                    key_bytes + CANARY_SUFFIX_LEN
+                ),
+            );
+        }
         Some(Replication {
-            name: name?,
+            name,
             settings,
             source: source?,
+            source_fans_out: raw.source_fans_out.unwrap_or(destinations.len() > 1),
             destinations,
+            rule_prefix,
+            canary_tags,
         })
+    }
+
+    /// `canary_tags`: at most 10 string tags with valid S3 tag keys and values.
+    fn canary_tags(
+        &mut self,
+        raw: Option<std::collections::BTreeMap<String, Scalar>>,
+        path: &str,
+    ) -> Vec<(String, String)> {
+        let raw = raw.unwrap_or_default();
+        if raw.len() > MAX_OBJECT_TAGS {
+            self.error(
+                path,
+                format!(
+                    "{} tags: an object carries at most {MAX_OBJECT_TAGS}",
+                    raw.len()
+                ),
+            );
+        }
+        let mut tags = Vec::new();
+        for (k, v) in raw {
+            let tpath = format!("{path}.{k}");
+            if let Err(m) = check_tag_key(&k) {
+                self.error(&tpath, m);
+                continue;
+            }
+            match v {
+                serde_json::Value::String(v) if v.chars().count() <= 256 => tags.push((k, v)),
+                serde_json::Value::String(_) => {
+                    self.error(&tpath, "must be at most 256 characters (an S3 tag value)")
+                }
+                other => self.error(
+                    &tpath,
+                    format!("expected a string tag value, found {other}: quote it"),
+                ),
+            }
+        }
+        tags
     }
 
     fn source(&mut self, raw: RawSource, path: &str) -> Option<Source> {
@@ -414,7 +663,7 @@ impl Validator {
             bucket,
             region: region?,
             role: role?,
-            expected_kms_key: expected_kms_key?,
+            expected_kms_key: Some(expected_kms_key?),
         })
     }
 
@@ -468,15 +717,8 @@ impl Validator {
             if arn.is_none() {
                 self.error(&format!("{path}.external_id"), "given without `role_arn`");
                 ok = false;
-            } else if !(2..=1224).contains(&x.len())
-                || !x
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
-            {
-                self.error(
-                    &format!("{path}.external_id"),
-                    "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
-                );
+            } else if let Err(m) = check_external_id(x) {
+                self.error(&format!("{path}.external_id"), m);
                 ok = false;
             }
         }
@@ -547,6 +789,42 @@ fn is_account(s: &str) -> bool {
 fn is_key_id(s: &str) -> bool {
     // A UUID, or a multi-Region key id (mrk-<32 hex>).
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn check_external_id(x: &str) -> Result<(), String> {
+    let ok = (2..=1224).contains(&x.len())
+        && x.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 2 to 1224 characters of letters, digits and +=,.@:/-_".to_owned())
+    }
+}
+
+/// An account id as written in a list: a quoted string of 12 digits.
+fn check_account_item(item: &Scalar) -> Result<String, String> {
+    match item {
+        serde_json::Value::String(s) if is_account(s) => Ok(s.clone()),
+        serde_json::Value::String(s) => Err(format!("`{s}` is not an AWS account id (12 digits)")),
+        serde_json::Value::Number(n) => Err(format!(
+            "write the account id as a quoted string (\"{n}\"): unquoted, YAML reads it as a number and drops leading zeros"
+        )),
+        other => Err(format!("expected an account id, found {other}")),
+    }
+}
+
+/// An S3 tag key: 1 to 128 characters, not in the reserved `aws:` namespace.
+fn check_tag_key(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.chars().count() > 128 {
+        return Err("must be 1 to 128 characters (an S3 tag key)".to_owned());
+    }
+    if k.to_ascii_lowercase().starts_with("aws:") {
+        return Err(format!(
+            "`{k}`: the aws: prefix is reserved for AWS's own tags"
+        ));
+    }
+    Ok(())
 }
 
 fn check_role_arn(s: &str) -> Result<(), String> {
@@ -641,6 +919,24 @@ fn check_name(n: &str) -> Result<(), String> {
     {
         return Err(format!(
             "`{n}` may contain only letters, digits, dots, hyphens and underscores"
+        ));
+    }
+    Ok(())
+}
+
+/// S3's limit on an object key, in bytes of UTF-8.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+/// S3's limit on the tags of one object.
+pub(crate) const MAX_OBJECT_TAGS: usize = 10;
+/// The length of a canary key after its prefix (`<stamp>-<nonce>`, canary.rs's
+/// `NAME_LEN`; config imports nothing, a test in discovery checks they agree).
+pub(crate) const CANARY_SUFFIX_LEN: usize = 33;
+
+/// A rule's prefix filter: any key prefix S3 accepts (no control characters).
+fn check_rule_prefix(p: &str) -> Result<(), String> {
+    if p.len() > MAX_KEY_BYTES || p.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "`{p}` is not a usable key prefix (no control characters, at most {MAX_KEY_BYTES} bytes)"
         ));
     }
     Ok(())

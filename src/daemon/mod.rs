@@ -4,9 +4,11 @@
 //! - `fleet.rs` — the reconciler: desired vs running replications, one task each;
 //! - `task.rs` — one replication's task: sweep, then a probe per slot;
 //! - `reload.rs` — the reload loop: merges the sources of replications, reconciles;
+//! - `discover.rs` — discovery every `discovery.interval`, its finds sent to the reload loop;
 //! - `triggers.rs` — SIGHUP, the configuration file's content polling;
 //! - `shard.rs` — which replications this instance probes.
 
+mod discover;
 mod fleet;
 mod reload;
 mod shard;
@@ -70,27 +72,14 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let (server, server_stop) = serve_http(shared.clone(), listen).await?;
 
     // Triggers are installed before probing starts: a SIGHUP must never end the process.
-    let (triggers, trigger_queue) = mpsc::channel(16);
-    let stop_triggers = CancellationToken::new();
-    triggers::listen_sighup(triggers.clone(), stop_triggers.clone());
-    if !opts.config_poll.is_zero() {
-        let loaded_content = Some(triggers::fingerprint(&loaded.text));
-        let (path, period) = (loaded.path.clone(), opts.config_poll);
-        triggers::spawn_file_poll(
-            path,
-            period,
-            loaded_content,
-            triggers,
-            stop_triggers.clone(),
-        );
-    }
+    let (triggers, trigger_queue, stop_triggers) = install_triggers(&loaded, &opts);
 
     let shard = opts.shard;
     metrics.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
     let makers = SdkProbers::new(&loaded.config.aws, sinks.clone()).await;
     let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
-    let reloader = Reloader::start(
+    let mut reloader = Reloader::start(
         loaded.path,
         &loaded.text,
         loaded.config,
@@ -99,6 +88,12 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .await;
+    let discovering = discover::spawn(
+        reloader.watch_discovery(),
+        triggers,
+        metrics.clone(),
+        stop_triggers.clone(),
+    );
     tracing::info!(
         %listen,
         replications = configured,
@@ -123,6 +118,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     );
     shared.ready.store(false, Ordering::SeqCst);
     stop_triggers.cancel();
+    let _ = discovering.await;
     let reloader = serving.await.context("the reload loop failed")?;
     reloader.into_fleet().shutdown().await;
     server_stop.cancel();
@@ -132,6 +128,33 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         "replicanary stopped"
     );
     Ok(())
+}
+
+/// SIGHUP and the file poll, as messages to the reload loop; the sender is left for the
+/// discovery loop. Cancelling the token stops them all.
+fn install_triggers(
+    loaded: &Loaded,
+    opts: &Options,
+) -> (
+    mpsc::Sender<triggers::Trigger>,
+    mpsc::Receiver<triggers::Trigger>,
+    CancellationToken,
+) {
+    let (triggers, trigger_queue) = mpsc::channel(16);
+    let stop_triggers = CancellationToken::new();
+    triggers::listen_sighup(triggers.clone(), stop_triggers.clone());
+    if !opts.config_poll.is_zero() {
+        let loaded_content = Some(triggers::fingerprint(&loaded.text));
+        let (path, period) = (loaded.path.clone(), opts.config_poll);
+        triggers::spawn_file_poll(
+            path,
+            period,
+            loaded_content,
+            triggers.clone(),
+            stop_triggers.clone(),
+        );
+    }
+    (triggers, trigger_queue, stop_triggers)
 }
 
 /// Serves the endpoints on `listen` until the returned token is cancelled.

@@ -19,39 +19,14 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::discover::{Settings as DiscoverySettings, SettingsTx};
 use super::fleet::{Changes, Fleet, MakeProber};
 use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
 use crate::config::{AwsSettings, Config, Replication};
+pub use crate::discovery::merge;
 use crate::http::{ReloadAnswer, ReloadRequest};
 use crate::metrics::Metrics;
-
-/// The explicit replications first; a discovered one is left out when an explicit one
-/// probes the same rule ([`same_rule`]), or when an earlier one has its name.
-pub fn merge(explicit: &[Replication], discovered: &[Replication]) -> Vec<Replication> {
-    let mut out: Vec<Replication> = explicit.to_vec();
-    for d in discovered {
-        let taken =
-            out.iter().any(|e| e.name == d.name) || explicit.iter().any(|e| same_rule(e, d));
-        if !taken {
-            out.push(d.clone());
-        }
-    }
-    out
-}
-
-/// Whether an explicit replication probes the rule a discovered one stands for: the same
-/// source bucket replicating to the same destination buckets.
-pub fn same_rule(explicit: &Replication, discovered: &Replication) -> bool {
-    explicit.source.bucket == discovered.source.bucket
-        && destination_buckets(explicit) == destination_buckets(discovered)
-}
-
-fn destination_buckets(r: &Replication) -> Vec<&str> {
-    let mut b: Vec<&str> = r.destinations.iter().map(|d| d.bucket.as_str()).collect();
-    b.sort_unstable();
-    b
-}
 
 /// The content last read and what it gave.
 struct Seen {
@@ -67,6 +42,10 @@ pub struct Reloader<M: MakeProber> {
     explicit: Vec<Replication>,
     discovered: Vec<Replication>,
     aws: AwsSettings,
+    /// What discovery reads, as the running configuration says; `None`: no discovery.
+    discovery: Option<DiscoverySettings>,
+    /// The discovery loop's settings, when it runs ([`Reloader::watch_discovery`]).
+    discovery_tx: Option<SettingsTx>,
     shard: Shard,
     fleet: Fleet<M>,
     metrics: Arc<Metrics>,
@@ -88,6 +67,8 @@ impl<M: MakeProber> Reloader<M> {
                 fingerprint: Some(fingerprint(text)),
                 errors: Vec::new(),
             },
+            discovery: DiscoverySettings::of(&config),
+            discovery_tx: None,
             explicit: config.replications,
             discovered: Vec::new(),
             aws: config.aws,
@@ -144,6 +125,7 @@ impl<M: MakeProber> Reloader<M> {
                 return Err(errors);
             }
         };
+        self.discovery = DiscoverySettings::of(&config);
         self.explicit = config.replications;
         self.aws = config.aws;
         let changes = self.apply().await;
@@ -186,6 +168,21 @@ impl<M: MakeProber> Reloader<M> {
         }
     }
 
+    /// The settings the discovery loop runs with; from now on every successful reload
+    /// hands it the running configuration's and asks for a pass.
+    pub fn watch_discovery(&mut self) -> tokio::sync::watch::Receiver<Option<DiscoverySettings>> {
+        let (tx, rx) = tokio::sync::watch::channel(self.discovery.clone());
+        self.discovery_tx = Some(tx);
+        rx
+    }
+
+    /// Asks the discovery loop for a pass with the running configuration's settings.
+    fn nudge_discovery(&self) {
+        if let Some(tx) = &self.discovery_tx {
+            tx.send_replace(self.discovery.clone());
+        }
+    }
+
     /// Replaces the discovered replications and reconciles.
     pub async fn set_discovered(&mut self, found: Vec<Replication>) -> Changes {
         self.discovered = found;
@@ -220,7 +217,9 @@ pub async fn serve<M: MakeProber>(
             () = stop.cancelled() => break,
             Some(t) = triggers.recv() => match t {
                 Trigger::Reload(cause) => {
-                    let _ = reloader.reload_file(cause).await;
+                    if reloader.reload_file(cause).await.is_ok() {
+                        reloader.nudge_discovery();
+                    }
                 }
                 Trigger::Discovered(found) => {
                     reloader.set_discovered(found).await;
@@ -228,6 +227,9 @@ pub async fn serve<M: MakeProber>(
             },
             Some(request) = http.recv() => {
                 let answer = reloader.reload_file(Cause::Http).await;
+                if answer.is_ok() {
+                    reloader.nudge_discovery();
+                }
                 let _ = request.reply.send(answer);
             }
         }

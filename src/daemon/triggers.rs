@@ -42,12 +42,8 @@ impl Cause {
 pub enum Trigger {
     /// Read the configuration file again.
     Reload(Cause),
-    /// The replications discovery found (they replace the previous discovery's); the
-    /// hook for discovery, which runs on its own interval.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "sent by discovery once it lands")
-    )]
+    /// The replications discovery found (they replace the previous discovery's); sent by
+    /// the discovery loop (`discover.rs`) after each pass.
     Discovered(Vec<Replication>),
 }
 

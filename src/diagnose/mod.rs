@@ -16,7 +16,7 @@ mod tests;
 use std::time::Duration;
 
 use crate::aws::{DefaultEncryption, DefaultRetention, RuleSetup};
-use crate::config::{Destination, Replication};
+use crate::config::{Destination, KmsKeyArn, Replication};
 use crate::model::{DestinationVerdict, Finding, Outcome};
 use setup::{DestinationSetup, Read, SourceSetup, Unknown};
 
@@ -50,6 +50,7 @@ pub const FINDING_IDS: &[&str] = &[
     "kms_key_disabled",
     "kms_key_pending_deletion",
     "kms_key_not_found",
+    "expected_kms_key_unknown",
     "cannot_inspect:GetBucketReplication",
     "cannot_inspect:GetBucketVersioning",
     "cannot_inspect:GetBucketEncryption",
@@ -120,6 +121,7 @@ pub fn diagnose(
         &dest.bucket,
         "destination_not_versioned",
     );
+    key_unknown(&mut f, dest);
     let canary_kms = source_encryption(&mut f, rep, source);
     let (role, winner) = match &source.replication {
         Err(u) => {
@@ -158,8 +160,29 @@ pub fn diagnose(
 /// headers tell (its Object Lock retention, which explains the canaries' cost).
 pub fn from_replica(rep: &Replication, dest: &Destination, v: &DestinationVerdict) -> Vec<Finding> {
     let mut f = Findings::default();
+    key_unknown(&mut f, dest);
     replica_retention(&mut f, rep, dest, v);
     f.0
+}
+
+/// A discovered destination that names no key: the replica's key is not judged.
+fn key_unknown(f: &mut Findings, dest: &Destination) {
+    if dest.expected_kms_key.is_none() {
+        let bucket = &dest.bucket;
+        f.add(
+            "expected_kms_key_unknown",
+            format!("no key is expected of replicas in {bucket}: discovery.expected_kms_keys names none for it, and its default encryption names no SSE-KMS key (or could not be read), so a replica under the wrong key is not caught (wrong_kms_key is not judged)"),
+            format!("name the key in discovery.expected_kms_keys.{bucket}, or set {bucket}'s default encryption to SSE-KMS with the key replicas must be under"),
+        );
+    }
+}
+
+/// The expected key, for a fix to name.
+fn expected_text(dest: &Destination) -> String {
+    dest.expected_kms_key.as_ref().map_or_else(
+        || "a customer-managed key of the destination account".to_owned(),
+        ToString::to_string,
+    )
 }
 
 /// Whether replicas land owned by the source account: the rule has no owner override and
@@ -223,7 +246,9 @@ fn source_encryption(f: &mut Findings, rep: &Replication, source: &SourceSetup) 
 
 /// The destination bucket's default encryption should be SSE-KMS with the expected key.
 fn destination_encryption(f: &mut Findings, dest: &Destination, read: &Read<DefaultEncryption>) {
-    let expected = &dest.expected_kms_key;
+    let Some(expected) = &dest.expected_kms_key else {
+        return;
+    };
     match read {
         Ok(Some(e))
             if e.algorithm.starts_with("aws:kms")
@@ -249,7 +274,11 @@ fn destination_encryption(f: &mut Findings, dest: &Destination, read: &Read<Defa
 
 /// Cross-account: the destination bucket policy must let the replication role in.
 fn destination_policy(f: &mut Findings, dest: &Destination, read: &Read<String>, role: &str) {
-    if role.split(':').nth(4) == Some(dest.expected_kms_key.account()) {
+    if role
+        .split(':')
+        .nth(4)
+        .is_some_and(|a| Some(a) == dest.account())
+    {
         return;
     }
     match read {
@@ -344,12 +373,16 @@ fn winning_rule<'r>(
     let covering: Vec<&RuleSetup> = enabled
         .iter()
         .copied()
-        .filter(|r| r.selects_prefix(&key_prefix))
+        .filter(|r| r.selects(&key_prefix, &rep.canary_tags))
         .collect();
     let Some(winner) = covering.iter().copied().max_by_key(|r| r.priority) else {
         let r = enabled[0];
-        let why = if r.needs_tags {
-            "its filter requires tags, and canaries carry none".to_owned()
+        let why = if !r.selects(&r.prefix, &rep.canary_tags) {
+            let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "its filter requires the tags {}, which canaries do not carry (canary_tags)",
+                tags.join(", ")
+            )
         } else {
             format!(
                 "its filter prefix `{}` does not cover `{key_prefix}`",
@@ -375,27 +408,28 @@ fn winner_checks(
     canary_kms: bool,
     verdict: Option<&DestinationVerdict>,
 ) {
-    let expected = &dest.expected_kms_key;
-    if let Some(acct) = winner
-        .destination_account
-        .as_deref()
-        .filter(|a| *a != expected.account())
+    let expected = expected_text(dest);
+    if let (Some(acct), Some(owner)) = (winner.destination_account.as_deref(), dest.account())
+        && acct != owner
     {
         f.add(
             "rule_destination_mismatch",
-            format!("the rule's Destination.Account is {acct}, but the expected key belongs to account {}", expected.account()),
-            format!("set Destination.Account to the destination bucket's owner ({})", expected.account()),
+            format!("the rule's Destination.Account is {acct}, but the destination belongs to account {owner}"),
+            format!("set Destination.Account to the destination bucket's owner ({owner})"),
         );
     }
     // An alias cannot be resolved without KMS: one in the right account and region may
     // well name the expected key, so it is not called wrong.
     let correct = |r: &RuleSetup| {
         (!canary_kms || r.selects_sse_kms)
-            && r.replica_kms_key_id
-                .as_deref()
-                .is_some_and(|k| expected.matches(k) || alias_may_be(k, dest))
+            && r.replica_kms_key_id.as_deref().is_some_and(|k| {
+                dest.expected_kms_key.as_ref().is_some_and(|e| e.matches(k))
+                    || alias_may_be(k, dest)
+            })
     };
-    if !correct(winner) && covering.iter().any(|r| correct(r)) {
+    // Without an expected key, which rule is "correct" cannot be told.
+    let judged = dest.expected_kms_key.is_some();
+    if judged && !correct(winner) && covering.iter().any(|r| correct(r)) {
         f.add(
             "rule_shadowed",
             format!(
@@ -425,7 +459,11 @@ fn winner_checks(
             format!("set Destination.EncryptionConfiguration.ReplicaKmsKeyID to {expected}"),
         ),
         None => {}
-        Some(key) => replica_key(f, dest, key),
+        Some(key) => {
+            if let Some(expected) = &dest.expected_kms_key {
+                replica_key(f, dest, expected, key);
+            }
+        }
     }
     if verdict.is_some_and(|v| v.outcome == Outcome::ReplicationTimeout) && !winner.time_control {
         f.add(
@@ -443,14 +481,13 @@ fn alias_may_be(key: &str, dest: &Destination) -> bool {
     let parts: Vec<&str> = key.splitn(6, ':').collect();
     match parts.as_slice() {
         [_, _, _, region, account, resource] if resource.starts_with("alias/") => {
-            *account == dest.expected_kms_key.account() && *region == dest.region
+            Some(*account) == dest.account() && *region == dest.region
         }
         _ => key.starts_with("alias/"),
     }
 }
 
-fn replica_key(f: &mut Findings, dest: &Destination, key: &str) {
-    let expected = &dest.expected_kms_key;
+fn replica_key(f: &mut Findings, dest: &Destination, expected: &KmsKeyArn, key: &str) {
     if expected.matches(key) {
         return;
     }
@@ -626,11 +663,16 @@ fn kms_refusal(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
         "KMS.NotFoundException" => f.add(
             "kms_key_not_found",
             format!("the replica's KMS key {key} does not exist"),
-            format!("point ReplicaKmsKeyID at an existing key of the destination account: {}", dest.expected_kms_key),
+            format!("point ReplicaKmsKeyID at an existing key of the destination account: {}", expected_text(dest)),
         ),
         // The replica is under the expected key, yet KMS refused: the destination probe role
         // itself may not decrypt (its kms:Decrypt, or the key policy) — replicanary's access.
-        _ if v.replica.kms_key.as_deref().is_some_and(|k| dest.expected_kms_key.matches(k)) => f.add(
+        _ if v
+            .replica
+            .kms_key
+            .as_deref()
+            .zip(dest.expected_kms_key.as_ref())
+            .is_some_and(|(k, e)| e.matches(k)) => f.add(
             "probe_role_kms_denied",
             format!("the replica is under the expected key {key}, but KMS refuses the destination probe role kms:Decrypt: the role's IAM policy or the key policy does not allow it (replicanary's own access, not the replication)"),
             format!("allow the destination probe role kms:Decrypt on {key} (deploy/iam/destination-probe-policy.json: ExpectedKey), and let the key policy allow the account's IAM policies or the role"),
@@ -640,7 +682,7 @@ fn kms_refusal(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
             format!("KMS refuses the destination role the replica's key {key}: nobody the probe can act as may decrypt it"),
             format!(
                 "grant the destination account kms:Decrypt in the key policy of {key}, or set the rule's ReplicaKmsKeyID to {} (the replication role needs kms:Encrypt on it)",
-                dest.expected_kms_key
+                expected_text(dest)
             ),
         ),
     }

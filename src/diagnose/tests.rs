@@ -29,7 +29,7 @@ fn rule() -> RuleSetup {
         enabled: true,
         priority: 1,
         prefix: String::new(),
-        needs_tags: false,
+        tags: Vec::new(),
         destination_bucket: "arn:aws:s3:::audit-dev-s3".to_owned(),
         destination_account: Some("222222222222".to_owned()),
         selects_sse_kms: true,
@@ -143,7 +143,7 @@ fn rules_that_do_not_select_canaries_are_named() {
         ["rule_filter_excludes_canaries"]
     );
     let mut r = rule();
-    r.needs_tags = true;
+    r.tags = vec![("replicate".to_owned(), "yes".to_owned())];
     assert_eq!(
         audit(&source_with(vec![r]), &destination()),
         ["rule_filter_excludes_canaries"]
@@ -505,4 +505,74 @@ fn every_finding_id_is_bounded_snake_case() {
         !FINDING_IDS.contains(&"replica_access_denied"),
         "replaced by the three unreadable findings"
     );
+}
+
+/// A discovered destination that names no key: said once, and no finding compares a key
+/// with nothing.
+#[test]
+fn without_an_expected_key_keys_are_not_compared() {
+    let mut rep = replication();
+    rep.destinations[0].expected_kms_key = None;
+    rep.destinations[0].role = Some(crate::config::Role {
+        arn: "arn:aws:iam::222222222222:role/replicanary-destination-probe".to_owned(),
+        external_id: None,
+    });
+    let mut r = rule();
+    r.replica_kms_key_id = Some(OTHER_DEST_KEY.to_owned());
+    let mut dest = destination();
+    dest.encryption = Ok(Some(DefaultEncryption {
+        algorithm: "AES256".to_owned(),
+        kms_key_id: None,
+    }));
+    let findings = diagnose(
+        &rep,
+        &rep.destinations[0],
+        &source_with(vec![r]),
+        &dest,
+        None,
+    );
+    assert_eq!(ids(&findings), ["expected_kms_key_unknown"]);
+    assert!(findings[0].fix.contains("discovery.expected_kms_keys"));
+    // The rule's account is still checked, against the destination role's account.
+    let mut r = rule();
+    r.destination_account = Some("999999999999".to_owned());
+    let findings = diagnose(
+        &rep,
+        &rep.destinations[0],
+        &source_with(vec![r]),
+        &destination(),
+        None,
+    );
+    assert!(
+        ids(&findings).contains(&"rule_destination_mismatch"),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_rule_with_a_tag_filter_selects_canaries_that_carry_its_tags() {
+    let mut rep = replication();
+    let mut r = rule();
+    r.tags = vec![("replicate".to_owned(), "yes".to_owned())];
+    let findings = diagnose(
+        &rep,
+        &rep.destinations[0],
+        &source_with(vec![r.clone()]),
+        &destination(),
+        None,
+    );
+    assert_eq!(ids(&findings), ["rule_filter_excludes_canaries"]);
+    assert!(
+        findings[0].explanation.contains("replicate=yes"),
+        "{findings:?}"
+    );
+    rep.canary_tags = vec![("replicate".to_owned(), "yes".to_owned())];
+    let findings = diagnose(
+        &rep,
+        &rep.destinations[0],
+        &source_with(vec![r]),
+        &destination(),
+        None,
+    );
+    assert!(ids(&findings).is_empty(), "{findings:?}");
 }

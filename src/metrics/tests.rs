@@ -353,3 +353,32 @@ fn the_process_state_reads_back_what_was_set() {
     assert!(text.contains("replicanary_config_last_reload_successful 0"));
     assert!(text.contains("replicanary_shard_info{count=\"3\",index=\"1\"} 1"));
 }
+
+#[test]
+fn a_scrape_family_by_family_is_the_text_of_the_whole_registry() {
+    let m = Metrics::new();
+    m.set_shard(1, 3);
+    m.config_loaded(true, 1_732_000_000.0);
+    m.observe_scheduling_lag(0.002);
+    // Names chosen so that insertion order, label order and sorted order all differ.
+    for r in ["zeta", "alpha", "we\"ird", "mid"] {
+        m.register_replication(r, 300.0);
+        m.aws_request(r, Side::Source, "PutObject", "ok");
+        m.aws_request(r, Side::Destination, "HeadObject", "AccessDenied");
+        for d in ["dst-b", "dst-a"] {
+            m.register_destination(r, d);
+            let mut v = verdict(r, d, Outcome::WrongKmsKey, 1_732_000_000.5);
+            v.latency = Some(Duration::from_millis(2500));
+            v.findings = findings(&["probe_role_kms_denied"]);
+            m.record_verdict(&v);
+            m.observe_probe_duration(r, d, 3.0);
+        }
+    }
+    let whole = TextEncoder::new()
+        .encode_to_string(&m.registry.gather())
+        .unwrap();
+    assert!(whole.contains("replicanary_finding{"), "{whole}");
+    assert_eq!(m.encode(), whole);
+    // The size hint of the next scrape does not change its text.
+    assert_eq!(m.encode(), whole);
+}

@@ -237,6 +237,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 body: &canary.body,
                 metadata: &canary.metadata,
                 sse_kms_key_id: rep.source.sse_kms_key_id.as_deref(),
+                tags: &rep.canary_tags,
             })
             .await;
         let written_at = Instant::now();
@@ -444,13 +445,14 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let mut facts = ReplicaFacts {
             server_side_encryption: head.server_side_encryption.clone(),
             kms_key: head.kms_key_id.clone(),
-            key_matches: Some(
+            // No expected key (a discovered destination that names none): not judged.
+            key_matches: dest.expected_kms_key.as_ref().map(|expected| {
                 sse_kms
                     && head
                         .kms_key_id
                         .as_deref()
-                        .is_some_and(|k| dest.expected_kms_key.matches(k)),
-            ),
+                        .is_some_and(|k| expected.matches(k))
+            }),
             storage_class: head.storage_class.clone(),
             retain_until: head.retain_until,
             ..ReplicaFacts::default()
@@ -491,9 +493,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
     }
 
     /// HeadObject of the replica; after a 403, a listing of the key's versions tells a
-    /// replica S3 refuses from a missing one. While the source says `FAILED` and the rule has
-    /// other destinations, a replica that is not there yet may be on its way (another
-    /// destination failed): look again with the polling backoff until `replication_timeout`.
+    /// replica S3 refuses from a missing one. While the source says `FAILED` and its status
+    /// also stands for other destinations (`source_fans_out`: several destinations, or other
+    /// rules replicating the same canaries), a replica that is not there yet may be on its
+    /// way (another destination failed): look again with the polling backoff until
+    /// `replication_timeout`.
     /// `None`: cancelled.
     async fn inspect(
         &self,
@@ -507,7 +511,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let bucket = &self.replication.destinations[i].bucket;
         let version_id = w.version_id.as_deref().unwrap_or_default();
         let mut backoff = Backoff::new(s.poll_initial, s.poll_max);
-        let fan_out = said == SourceSaid::Failed && self.destinations.len() > 1;
+        let fan_out = said == SourceSaid::Failed && self.replication.source_fans_out;
         loop {
             let head = self.destinations[i]
                 .head(bucket, &w.canary.key, version_id)
@@ -592,7 +596,11 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let mut v = DestinationVerdict::new(&self.replication.name, &dest.name, outcome);
         v.key = Some(w.canary.key.clone());
         v.version_id = w.version_id.clone();
-        v.expected_kms_key = dest.expected_kms_key.to_string();
+        v.expected_kms_key = dest
+            .expected_kms_key
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         v
     }
 

@@ -405,6 +405,85 @@ async fn verdicts_reach_the_metrics() {
     assert!(after.contains("replicanary_probe_success{destination=\"d0\",replication=\"r\"} 0"));
 }
 
+/// One source and one destination of a replication configured by `yaml` (one replication).
+fn placed(
+    yaml: &str,
+    source_heads: Vec<Result<ObjectHead, AwsError>>,
+    dest_heads: Vec<Result<ObjectHead, AwsError>>,
+) -> Prober<MemStore> {
+    let body = SharedBody::default();
+    let rep = Config::parse(yaml).expect("valid").replications.remove(0);
+    Prober::new(
+        rep,
+        MemStore::new(&body).heads(source_heads),
+        vec![MemStore::new(&body).heads(dest_heads)],
+        Sinks::new(Arc::new(Metrics::new()), Arc::default()),
+    )
+}
+
+const PLACED: &str = concat!(
+    "defaults: {interval: 1m, replication_timeout: 300ms, poll: {initial: 10ms, max: 40ms}}\n",
+    "replications:\n",
+    "  - name: r\n",
+    "    rule_prefix: \"logs/odd dir/\"\n",
+    "    canary_tags: {replicate: \"yes\", team: storage}\n",
+    "    source: {bucket: src-bucket, region: ap-northeast-1}\n",
+    "    destinations:\n",
+    "      - {bucket: dst-bucket, region: ap-northeast-1, expected_kms_key_arn: arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab}\n",
+);
+
+#[tokio::test]
+async fn canaries_go_under_the_rule_prefix_with_the_rule_tags() {
+    let mut p = placed(
+        PLACED,
+        vec![status("COMPLETED")],
+        vec![replica("aws:kms", Some(EXPECTED))],
+    );
+    assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
+    let puts = p.source.puts.lock().unwrap().clone();
+    assert_eq!(puts.len(), 1);
+    let (key, tags) = &puts[0];
+    assert!(key.starts_with("logs/odd dir/replicanary/r/"), "{key}");
+    assert!(
+        crate::canary::is_canary_key(&p.replication.key_prefix(), key),
+        "{key}"
+    );
+    assert_eq!(
+        tags,
+        &[
+            ("replicate".to_owned(), "yes".to_owned()),
+            ("team".to_owned(), "storage".to_owned())
+        ]
+    );
+    let deleted = p.source.deleted.lock().unwrap().clone();
+    assert_eq!(
+        deleted.len(),
+        1,
+        "the canary under the rule prefix is cleaned up"
+    );
+    assert_eq!(&deleted[0].1, key);
+}
+
+#[tokio::test]
+async fn a_source_that_fans_out_is_looked_past_even_with_one_destination() {
+    // Another rule replicates the canary to a failing destination: the source says FAILED,
+    // but this replication's own replica arrives.
+    let not_yet = Err(err(ErrorClass::NotFound, 404, "NotFound"));
+    let heads = vec![not_yet.clone(), not_yet, replica("aws:kms", Some(EXPECTED))];
+    let fans = PLACED.replace(
+        "    canary_tags:",
+        "    source_fans_out: true\n    canary_tags:",
+    );
+    let mut p = placed(&fans, vec![status("FAILED")], heads.clone());
+    assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
+    let mut alone = placed(PLACED, vec![status("FAILED")], heads);
+    assert_eq!(
+        outcomes(&mut alone).await,
+        [Outcome::ReplicationFailed],
+        "without the flag FAILED is this destination's"
+    );
+}
+
 #[tokio::test]
 async fn a_refused_head_is_told_apart_by_listing_the_key() {
     let refused = || Err(err(ErrorClass::AccessDenied, 403, "AccessDenied"));
@@ -492,4 +571,28 @@ async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
         [Outcome::Unreadable, Outcome::ReplicationFailed]
     );
     assert_eq!(p.destinations[0].count("HeadObject"), 1);
+}
+
+#[tokio::test]
+async fn without_an_expected_key_the_replica_key_is_not_judged() {
+    let mut p = placed(
+        PLACED,
+        vec![status("COMPLETED")],
+        vec![replica("aws:kms", Some(OTHER))],
+    );
+    p.replication.destinations[0].expected_kms_key = None;
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
+    assert_eq!(v[0].replica.key_matches, None, "not judged");
+    assert_eq!(v[0].expected_kms_key, "");
+    let ids: Vec<&str> = v[0].findings.iter().flatten().map(|f| f.id).collect();
+    assert_eq!(ids, ["expected_kms_key_unknown"]);
+    // A replica that is not SSE-KMS at all is still caught.
+    let mut p = placed(
+        PLACED,
+        vec![status("COMPLETED")],
+        vec![replica("AES256", None)],
+    );
+    p.replication.destinations[0].expected_kms_key = None;
+    assert_eq!(outcomes(&mut p).await, [Outcome::NotKmsEncrypted]);
 }

@@ -24,12 +24,18 @@ Part 2 — scale. For each N in --scale (default 1, 100, 1000): a fresh lab, N c
 (provision.provision_copies), replicanary alone for a window: RSS (median and peak),
 CPU share of one core, /metrics scrape time and size, scheduling lag p50/p99 (exact,
 from the daemon's debug "probe starting" events; and from the histogram), requests per
-probe, verdicts, and the lab's own CPU share (to show it is not the bottleneck).
+probe, verdicts, and the lab's own CPU share (to show it is not the bottleneck);
+/metrics plain and gzip (Accept-Encoding: gzip, as Prometheus asks): bytes, first byte,
+total; the series count; the load average of each window.
+
+Summary: the issue's figures side by side with their targets (CPU per probe against the
+reference, peak RSS at each scale, the scrape at the largest scale plain and gzipped).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip as gzip_mod
 import json
 import math
 import os
@@ -130,11 +136,43 @@ def hist_quantile(samples, name: str, q: float) -> float | None:
     return buckets[-1][0]
 
 
-def scrape(port: int, timeout: float = 10.0) -> tuple[str, float]:
+def scrape(port: int, timeout: float = 30.0, gzip: bool = False) -> tuple[str, float]:
+    d = scrape_detail(port, timeout, gzip)
+    return d["text"], d["total"]
+
+
+def scrape_detail(port: int, timeout: float = 30.0, gzip: bool = False) -> dict:
+    """One GET /metrics, plain or with `Accept-Encoding: gzip` (as Prometheus asks).
+
+    `first_byte`: until the status line and headers arrived — the server sends them once
+    the body is encoded (and compressed), so this is the server's time plus one loopback
+    round trip. `total`: until the whole body is read (not decompressed). `wire_bytes`: the
+    body as sent; `text`: decompressed if it came gzipped (an older binary answers plain)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                 headers={"Accept-Encoding": "gzip"} if gzip else {})
     started = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        first_byte = time.perf_counter() - started
         body = resp.read()
-    return body.decode(), time.perf_counter() - started
+        total = time.perf_counter() - started
+        encoding = resp.headers.get("Content-Encoding")
+    text = (gzip_mod.decompress(body) if encoding == "gzip" else body).decode()
+    return {"text": text, "total": total, "first_byte": first_byte, "wire_bytes": len(body),
+            "gzipped": encoding == "gzip"}
+
+
+def series_count(text: str) -> tuple[int, dict]:
+    """Sample lines (= series) in an exposition, and per family (histogram parts folded)."""
+    by_family: dict[str, int] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            fam = re.sub(r"_(bucket|sum|count)$", "", line.split("{")[0].split(" ")[0])
+            by_family[fam] = by_family.get(fam, 0) + 1
+    return sum(by_family.values()), dict(sorted(by_family.items(), key=lambda kv: -kv[1]))
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def percentile(values, q: float):
@@ -449,6 +487,7 @@ def _window_common(the_lab, t_wall, probes, cpu, stats) -> dict:
     sides = stats_by_side(stats)
     total = sum(sides.values())
     return {"probes": probes, "cpu": cpu, "wall": t_wall, "cpu_per_probe": cpu / probes if probes else float("nan"),
+            "loadavg_end": loadavg(),
             "lab_requests": sides, "lab_requests_per_probe": total / probes if probes else float("nan"),
             "lab_requests_per_probe_by_side": {k: v / probes for k, v in sides.items()} if probes else {}}
 
@@ -579,21 +618,25 @@ def scale_run(args, n: int, interval: float, window: float, tmp: str) -> dict:
             c1, lc1, w1 = d.cpu(), cpu_of(the_lab.proc.pid), time.monotonic()
             provision.lab_admin(the_lab.endpoint, "POST", "/_lab/stats/reset")
             scrape_times = []
+            load_start = loadavg()
             end = w1 + window
-            while time.monotonic() < end:  # scrape under load every 5 s, like a Prometheus
+            while time.monotonic() < end:  # scrape under load every 5 s, gzip, like a Prometheus
                 time.sleep(min(5.0, max(0.0, end - time.monotonic())))
-                text, dt = scrape(port)
+                text, dt = scrape(port, gzip=True)
                 scrape_times.append(dt)
             s2 = parse_metrics(text)
             c2, lc2, w2 = d.cpu(), cpu_of(the_lab.proc.pid), time.monotonic()
             stats = lab_stats(the_lab.endpoint)
             stop.set()
             sampler.join()
-            quiet = []
-            for _ in range(20):
-                body, dt = scrape(port)
-                quiet.append(dt)
+            load_end = loadavg()
+            quiet: dict[str, list] = {"plain": [], "gzip": []}
+            for _ in range(20):  # alternating, so that both see the same machine
+                for mode in quiet:
+                    quiet[mode].append(scrape_detail(port, gzip=mode == "gzip"))
+            body = quiet["plain"][-1]["text"]
             size = len(body.encode())
+            series, series_by_family = series_count(body)
             families: dict[str, int] = {}
             for line in body.splitlines():
                 fam = re.sub(r"_(bucket|sum|count)$", "", line.split("{")[0].split(" ")[0]) \
@@ -625,8 +668,18 @@ def scale_run(args, n: int, interval: float, window: float, tmp: str) -> dict:
         "requests_per_probe": own / probes if probes else None,
         "rss_median_kib": med(rss_samples), "rss_kib": rss, "peak_rss_kib": hwm, "threads": threads,
         "scrape_load_ms": {"median": med(scrape_times) * 1000, "max": max(scrape_times) * 1000},
-        "scrape_quiet_ms": {"median": med(quiet) * 1000, "p90": percentile(quiet, 0.9) * 1000,
-                            "max": max(quiet) * 1000},
+        "scrape_quiet_ms": {"median": med([q["total"] for q in quiet["plain"]]) * 1000,
+                            "p90": percentile([q["total"] for q in quiet["plain"]], 0.9) * 1000,
+                            "max": max(q["total"] for q in quiet["plain"]) * 1000},
+        "scrape_quiet": {mode: {"total_ms": {"median": med([q["total"] for q in qs]) * 1000,
+                                             "max": max(q["total"] for q in qs) * 1000},
+                                "first_byte_ms": {"median": med([q["first_byte"] for q in qs]) * 1000,
+                                                  "max": max(q["first_byte"] for q in qs) * 1000},
+                                "wire_bytes": med([q["wire_bytes"] for q in qs]),
+                                "gzipped": all(q["gzipped"] for q in qs)}
+                         for mode, qs in quiet.items()},
+        "series": series, "series_by_family": series_by_family,
+        "loadavg": {"start": load_start, "end": load_end},
         "metrics_bytes": size,
         "metrics_bytes_by_family": dict(sorted(families.items(), key=lambda kv: -kv[1])[:8]),
         "lag_exact": {"count": len(lags), "p50": percentile(lags, 0.5), "p99": percentile(lags, 0.99),
@@ -683,6 +736,8 @@ def report_comparison(c: dict, args) -> str:
             med([r["lab_requests_per_probe_by_side"].get(side, 0) for r in ref]), ".2f")
     row("AWS requests/probe (own count)", m(rep, "own_requests_per_probe"), m(ref, "own_requests_per_probe"), ".2f")
     row("probes in window", m(rep, "probes"), m(ref, "probes"), ".0f")
+    row("load average (1 min) at window end", med([r["loadavg_end"][0] for r in rep]),
+        med([r["loadavg_end"][0] for r in ref]), ".2f")
     for dl in c["delays"]:
         lat_a = [x for r in rep for x in r["per_delay"].get(dl, {}).get("latencies", [])]
         lat_b = [x for r in ref for x in r["per_delay"].get(dl, {}).get("latencies", [])]
@@ -762,6 +817,55 @@ def report_scale(runs: list[dict]) -> str:
     return table(rows)
 
 
+def report_scrapes(runs: list[dict]) -> str:
+    rows = [["replications", "series", "plain: bytes", "plain: first byte p50 / max", "plain: total p50 / max",
+             "gzip: bytes", "gzip: first byte p50 / max", "gzip: total p50 / max", "load avg (1 min) start → end"]]
+    for r in runs:
+        q = r["scrape_quiet"]
+        cells = [str(r["replications"]), str(r["series"])]
+        for mode in ("plain", "gzip"):
+            m = q[mode]
+            served = "" if mode == "plain" or m["gzipped"] else " (not gzipped: binary without gzip)"
+            cells += [f"{m['wire_bytes'] / 1024:.0f} KiB{served}",
+                      f"{m['first_byte_ms']['median']:.1f} / {m['first_byte_ms']['max']:.1f} ms",
+                      f"{m['total_ms']['median']:.1f} / {m['total_ms']['max']:.1f} ms"]
+        cells.append(f"{r['loadavg']['start'][0]:.2f} → {r['loadavg']['end'][0]:.2f}")
+        rows.append(cells)
+    return table(rows)
+
+
+def report_summary(results: dict) -> str:
+    """The issue's figures side by side, with their targets."""
+    rows = [["figure", "measured", "target", "met?"]]
+    c = results.get("comparison")
+    if c:
+        a = med([r["cpu_per_probe"] for r in c["runs"]["replicanary"]])
+        b = med([r["cpu_per_probe"] for r in c["runs"]["reference"]])
+        ratio = b / a if a else None
+        rows.append(["CPU per probe: replicanary vs. reference (same run, medians)",
+                     f"{a * 1000:.2f} vs. {b * 1000:.2f} ms = {fmt(ratio, '.1f')}× lower", "≥ 10× lower",
+                     "yes" if ratio and ratio >= 10 else "NO"])
+    for r in results.get("scale", []):
+        n = r["replications"]
+        target = "≤ 64 MiB" if n == 1000 else ""
+        met = ("yes" if r["peak_rss_kib"] / 1024 <= 64 else "NO") if n == 1000 else ""
+        rows.append([f"peak RSS at {n} replication(s) (VmHWM)", f"{r['peak_rss_kib'] / 1024:.1f} MiB", target, met])
+    for r in results.get("scale", []):
+        if r["replications"] != max(x["replications"] for x in results["scale"]):
+            continue
+        for mode in ("plain", "gzip"):
+            m = r["scrape_quiet"][mode]
+            rows.append([f"/metrics at {r['replications']}, {mode}: total p50 (first byte p50), bytes",
+                         f"{m['total_ms']['median']:.1f} ms ({m['first_byte_ms']['median']:.1f} ms), "
+                         f"{m['wire_bytes'] / 1024:.0f} KiB" + ("" if mode == "plain" or m["gzipped"] else
+                                                                " (not gzipped)"),
+                         "≤ 250 ms", "yes" if m["total_ms"]["median"] <= 250 else "NO"])
+    for f in results.get("failures", []):
+        rows.append(["FAILED", f, "", ""])
+    rows.append(["load average (1/5/15 min) at start", " / ".join(map(str, results["loadavg_start"])), "", ""])
+    return table(rows)
+
+
 def parse_seconds(text: str) -> float:
     text = text.strip()
     for unit, f in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
@@ -803,7 +907,7 @@ def main(argv=None) -> None:
     if not os.access(args.binary, os.X_OK):
         sys.exit(f"bench: no replicanary binary at {args.binary}; run `cargo build --release` first")
 
-    results = {"started": time.time(), "quick": q, "cpus": os.cpu_count(),
+    results = {"started": time.time(), "loadavg_start": loadavg(), "quick": q, "cpus": os.cpu_count(),
                "binary": args.binary, "argv": sys.argv[1:]}
     with tempfile.TemporaryDirectory(prefix="replicanary-bench-") as tmp:
         try:
@@ -817,12 +921,22 @@ def main(argv=None) -> None:
                     window = args.scale_window or max(2 * iv, 30.0)
                     if q:
                         window = min(window, 30.0)
-                    runs.append(scale_run(args, n, iv, window, tmp))
-                    log(f"scale {n}: done")
+                    try:
+                        runs.append(scale_run(args, n, iv, window, tmp))
+                        log(f"scale {n}: done")
+                    except Exception as e:  # noqa: BLE001 - report the others anyway
+                        log(f"scale {n}: FAILED: {e!r}")
+                        results.setdefault("failures", []).append(f"scale {n}: {e!r}")
                 results["scale"] = runs
-                print("\n## replicanary at scale\n")
-                print(report_scale(runs), flush=True)
+                if runs:
+                    print("\n## replicanary at scale\n")
+                    print(report_scale(runs), flush=True)
+                    print("\n## /metrics at scale: plain and gzip (quiet, 20 scrapes each)\n")
+                    print(report_scrapes(runs), flush=True)
+            print("\n## Summary (issue targets)\n")
+            print(report_summary(results), flush=True)
         finally:
+            results["loadavg_end"] = loadavg()
             if args.json:
                 with open(args.json, "w") as fh:
                     json.dump(results, fh, indent=1, default=str)

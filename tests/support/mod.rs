@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+pub mod prometheus;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -410,14 +412,39 @@ fn http(port: u16, request: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     s.write_all(request.as_bytes()).ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split(' ').nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..split]).ok()?;
+    let body = &buf[split + 4..];
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
+    Some((status, String::from_utf8(body).ok()?))
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer (Prometheus' API sends large answers
+/// that way, and a chunk may end inside a UTF-8 character): each chunk is its size in hex,
+/// CRLF, the bytes, CRLF; a zero size ends it.
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        let chunk = rest.get(eol + 2..eol + 2 + size)?;
+        body.extend_from_slice(chunk);
+        rest = rest.get(eol + 2 + size..)?.strip_prefix(b"\r\n")?;
+    }
 }
 
 /// A minimal HTTP/1.1 GET on loopback (keeps the tests free of an HTTP client crate).

@@ -1,0 +1,154 @@
+//! Discovery in the daemon: a pass every `discovery.interval`, its replications handed to
+//! the reload loop ([`Trigger::Discovered`]), which reconciles the fleet against the
+//! configured ones plus these (a configured replication wins for the same rule).
+//!
+//! A pass also runs at once when the configuration changes what discovery reads or how it
+//! probes (`discovery:`, `defaults`, `aws:`), and after every successful reload (`SIGHUP`,
+//! `POST /-/reload`): a newly tagged bucket need not wait for the interval. A read that
+//! fails keeps what the previous pass found there ([`Discoverer::settle`]); removing
+//! `discovery:` from the file stops every discovered replication.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::triggers::Trigger;
+use crate::aws::clients::Clients;
+use crate::config::{AwsSettings, Config, Discovery, ProbeSettings, Replication};
+use crate::discovery::{Discoverer, Pass, Progress, SdkReaders, discover};
+use crate::metrics::Metrics;
+
+/// What a pass needs of the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub discovery: Discovery,
+    /// Discovered replications' probe settings.
+    pub defaults: ProbeSettings,
+    pub aws: AwsSettings,
+}
+
+impl Settings {
+    /// `None` when the configuration has no `discovery:`.
+    pub fn of(config: &Config) -> Option<Settings> {
+        config.discovery.as_ref().map(|d| Settings {
+            discovery: d.clone(),
+            defaults: config.defaults.clone(),
+            aws: config.aws.clone(),
+        })
+    }
+}
+
+/// The settings a pass runs with, as the reload loop last set them. Every `send` (even of
+/// equal settings) asks for a pass now.
+pub type SettingsTx = watch::Sender<Option<Settings>>;
+
+/// Starts the discovery loop; it ends when `stop` is cancelled.
+pub fn spawn(
+    settings: watch::Receiver<Option<Settings>>,
+    triggers: mpsc::Sender<Trigger>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(discovery_loop(settings, triggers, metrics, stop))
+}
+
+async fn discovery_loop(
+    mut settings: watch::Receiver<Option<Settings>>,
+    triggers: mpsc::Sender<Trigger>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut discoverer = Discoverer::default();
+    let mut clients: Option<(AwsSettings, Clients)> = None;
+    let mut handed_over = false;
+    loop {
+        let current = settings.borrow_and_update().clone();
+        let wait = match current {
+            None => {
+                // No discovery (any more): nothing discovered is probed.
+                if handed_over && !hand_over(&triggers, Vec::new(), &stop).await {
+                    return;
+                }
+                handed_over = false;
+                discoverer = Discoverer::default();
+                None
+            }
+            Some(s) => {
+                if clients.as_ref().is_none_or(|(aws, _)| *aws != s.aws) {
+                    clients = Some((s.aws.clone(), Clients::new(&s.aws, metrics.clone()).await));
+                }
+                let Some((_, c)) = &clients else { return };
+                let Some(found) = one_pass(c, &s, &mut discoverer, &metrics, &stop).await else {
+                    return;
+                };
+                if !hand_over(&triggers, found, &stop).await {
+                    return;
+                }
+                handed_over = true;
+                Some(s.discovery.interval)
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = settings.changed() => if changed.is_err() { return },
+            () = sleep_or_forever(wait) => {}
+        }
+    }
+}
+
+/// One pass, settled against the previous ones; `None`: stopped.
+async fn one_pass(
+    clients: &Clients,
+    s: &Settings,
+    discoverer: &mut Discoverer,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Option<Vec<Replication>> {
+    let readers = SdkReaders {
+        clients,
+        discovery: &s.discovery,
+    };
+    let hints = discoverer.hints();
+    let progress = |p: Progress<'_>| tracing::debug!(progress = ?p, "discovery");
+    let pass = tokio::select! {
+        () = stop.cancelled() => return None,
+        pass = discover(&readers, &s.discovery, &s.defaults.canary_prefix, &hints, &progress) => pass,
+    };
+    let found = discoverer.settle(&pass, metrics);
+    log_pass(&pass, found.len());
+    Some(found.iter().map(|f| f.replication(&s.defaults)).collect())
+}
+
+fn log_pass(pass: &Pass, probed: usize) {
+    tracing::info!(
+        found = pass.found().count(),
+        probed,
+        skipped = pass.skips().count(),
+        errors = pass.skips().filter(|s| s.reason.is_error()).count(),
+        buckets_listed = pass.scopes.iter().filter_map(|s| s.listed).sum::<usize>(),
+        seconds = pass.took.as_secs_f64(),
+        "discovery pass"
+    );
+}
+
+/// Sends the discovered replications to the reload loop; `false`: stopped.
+async fn hand_over(
+    triggers: &mpsc::Sender<Trigger>,
+    found: Vec<Replication>,
+    stop: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        sent = triggers.send(Trigger::Discovered(found)) => sent.is_ok(),
+    }
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
