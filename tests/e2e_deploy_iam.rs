@@ -3,16 +3,17 @@
 //! limited to the canary prefix), and replicanary gets `ok` with them.
 //!
 //! Then every action is shown to be needed, one at a time: for each action of the probe
-//! policies (and of the base role's), a copy of a scenario is provisioned whose role lacks
-//! that one action (`provision.py --drop-action`), and replicanary is run on it — `check`
-//! and `audit`, and `run` where only cleanup can tell (Object Lock retention, the sweep of
-//! leftovers). What differs from the same scenario with every action is the "necessity
+//! policies (main, diagnosis, discovery; and of the base role's), a copy of a scenario is
+//! provisioned whose role lacks that one action (`provision.py --drop-action`), and
+//! replicanary is run on it — `check` and `audit`, `run` where only cleanup can tell
+//! (Object Lock retention, the sweep of leftovers), and `discover` (account-wide roles,
+//! one per copy) for the discovery policies. What differs from the same scenario with every action is the "necessity
 //! table" in `deploy/README.md`; this test writes it and fails when the README's differs
 //! (`UPDATE_IAM_TABLE=1` rewrites it). An action whose removal changes nothing here must
 //! carry a note saying why it is kept (`NOTES`), or be removed from `deploy/iam/`.
 //!
 //! Every variant lives in one lab (its own suffix), provisioned in parallel; one `check`,
-//! one `audit` and one daemon run them all at once.
+//! one `audit`, one daemon and one `discover` per discovery variant run them all at once.
 
 mod support;
 
@@ -75,14 +76,29 @@ fn deploy_iam_probe_roles_with_external_id_give_ok() {
 
 // ---- the necessity table -----------------------------------------------------------------
 
-/// The policies whose every action must be needed, per role: the probe roles' main and
-/// diagnosis policies (what the lab's roles are made of) and the base role's.
-const POLICY_FILES: [(&str, &str); 5] = [
+/// The policies whose every action must be needed, per role: the probe roles' main,
+/// diagnosis and discovery policies and the base role's. (The account-wide forms grant the
+/// same actions as the one-bucket ones, statement by statement: `checks.py iam`.)
+const POLICY_FILES: [(&str, &str); 7] = [
     ("source", "source-probe-policy.json"),
     ("source", "source-probe-diagnosis-policy.json"),
     ("destination", "destination-probe-policy.json"),
     ("destination", "destination-probe-diagnosis-policy.json"),
     ("base", "base-role-policy.json"),
+    ("source", "source-probe-discovery-policy.json"),
+    ("destination", "destination-probe-discovery-policy.json"),
+];
+/// What one provisioned role is made of: the one-bucket files (with the base role's).
+const ONE_BUCKET_FILES: &[&str] = &[
+    "source-probe-policy.json",
+    "source-probe-diagnosis-policy.json",
+    "destination-probe-policy.json",
+    "destination-probe-diagnosis-policy.json",
+    "base-role-policy.json",
+];
+const DISCOVERY_FILES: &[&str] = &[
+    "source-probe-discovery-policy.json",
+    "destination-probe-discovery-policy.json",
 ];
 
 /// Why an action is kept although removing it changes nothing in the lab.
@@ -97,10 +113,11 @@ const GET_OBJECT_NOTE: &str = "every read names a version id, which S3 authorise
     `s3:GetObject` for a HEAD (\"you need the relevant read object (or version) permission\"): whether a HEAD \
     with a version id needs it too is unverified, and it opens nothing more than `s3:GetObjectVersion` does";
 
-/// One action of one policy file.
+/// One action of one statement of one policy file.
 #[derive(Debug, Clone, PartialEq)]
 struct Action {
     side: &'static str,
+    file: &'static str,
     sid: String,
     action: String,
 }
@@ -131,6 +148,7 @@ fn policy_actions() -> Vec<Action> {
             for action in actions {
                 found.push(Action {
                     side,
+                    file,
                     sid: sid.to_owned(),
                     action,
                 });
@@ -146,6 +164,17 @@ enum Mode {
     Once,
     /// `replicanary run` until every replication has a verdict (cleanup, sweeps).
     Run,
+    /// `replicanary discover`, one per variant: account-wide roles (the StackSet's form)
+    /// named for the variant, its source bucket opted in with a tag of its own.
+    Discover,
+}
+
+/// Which actions a context takes away, one per variant.
+enum Take {
+    /// Every action of these files.
+    Files(&'static [&'static str]),
+    /// These (`side:action`, of the one-bucket files).
+    Ids(&'static [&'static str]),
 }
 
 /// A scenario in which actions are taken away, one per variant, next to a baseline with all.
@@ -159,8 +188,10 @@ struct Context {
     lock_source: bool,
     /// Canary-shaped leftovers with the marker planted in both buckets before the run.
     plant: bool,
-    /// The actions taken away (`side:action`); `None`: every action of [`POLICY_FILES`].
-    actions: Option<&'static [&'static str]>,
+    /// Every canary carries a tag (`canary_tags`, as for a rule with a tag filter).
+    tagged: bool,
+    /// The actions taken away, one per variant.
+    actions: Take,
 }
 
 const CONTEXTS: &[Context] = &[
@@ -171,7 +202,8 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Once,
         lock_source: false,
         plant: false,
-        actions: None,
+        tagged: false,
+        actions: Take::Files(ONE_BUCKET_FILES),
     },
     Context {
         label: "vanished",
@@ -180,7 +212,8 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Once,
         lock_source: false,
         plant: false,
-        actions: Some(&["destination:s3:ListBucket"]),
+        tagged: false,
+        actions: Take::Ids(&["destination:s3:ListBucket"]),
     },
     Context {
         label: "vanished-no-list",
@@ -189,7 +222,8 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Once,
         lock_source: false,
         plant: false,
-        actions: Some(&["destination:s3:ListBucketVersions"]),
+        tagged: false,
+        actions: Take::Ids(&["destination:s3:ListBucketVersions"]),
     },
     Context {
         label: "locked",
@@ -198,7 +232,28 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Once,
         lock_source: false,
         plant: false,
-        actions: Some(&["destination:s3:GetObjectRetention"]),
+        tagged: false,
+        actions: Take::Ids(&["destination:s3:GetObjectRetention"]),
+    },
+    Context {
+        label: "tagged",
+        shown: "healthy, tagged canaries",
+        scenario: "healthy",
+        mode: Mode::Once,
+        lock_source: false,
+        plant: false,
+        tagged: true,
+        actions: Take::Ids(&["source:s3:PutObjectTagging"]),
+    },
+    Context {
+        label: "discovery",
+        shown: "discovery of healthy",
+        scenario: "healthy",
+        mode: Mode::Discover,
+        lock_source: false,
+        plant: false,
+        tagged: false,
+        actions: Take::Files(DISCOVERY_FILES),
     },
     Context {
         label: "source-owned",
@@ -207,8 +262,9 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Once,
         lock_source: false,
         plant: false,
+        tagged: false,
         // Object Ownership is read only for a rule without an owner override.
-        actions: Some(&["destination:s3:GetBucketOwnershipControls"]),
+        actions: Take::Ids(&["destination:s3:GetBucketOwnershipControls"]),
     },
     Context {
         label: "run-leftovers",
@@ -217,7 +273,8 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Run,
         lock_source: false,
         plant: true,
-        actions: Some(&[
+        tagged: false,
+        actions: Take::Ids(&[
             "source:s3:ListBucketVersions",
             "source:s3:DeleteObjectVersion",
             "destination:s3:ListBucketVersions",
@@ -231,7 +288,8 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Run,
         lock_source: false,
         plant: false,
-        actions: Some(&["destination:s3:GetObjectRetention"]),
+        tagged: false,
+        actions: Take::Ids(&["destination:s3:GetObjectRetention"]),
     },
     Context {
         label: "run-source-locked",
@@ -240,7 +298,8 @@ const CONTEXTS: &[Context] = &[
         mode: Mode::Run,
         lock_source: true,
         plant: false,
-        actions: Some(&["source:s3:GetObjectRetention"]),
+        tagged: false,
+        actions: Take::Ids(&["source:s3:GetObjectRetention"]),
     },
 ];
 
@@ -254,12 +313,14 @@ struct Variant {
 
 impl Variant {
     /// Which replicanary process runs it: the one-shot commands as the base role, the
-    /// base-role action's variant as a base role without it, and the daemon.
-    fn group(&self) -> &'static str {
+    /// base-role action's variant as a base role without it, the daemon, and one
+    /// `discover` per discovery variant.
+    fn group(&self) -> String {
         match (CONTEXTS[self.context].mode, &self.action) {
-            (Mode::Run, _) => "run",
-            (Mode::Once, Some(a)) if a.side == "base" => "nobase",
-            (Mode::Once, _) => "once",
+            (Mode::Run, _) => "run".to_owned(),
+            (Mode::Discover, _) => format!("discover-{}", self.name),
+            (Mode::Once, Some(a)) if a.side == "base" => "nobase".to_owned(),
+            (Mode::Once, _) => "once".to_owned(),
         }
     }
 }
@@ -273,13 +334,13 @@ fn variants(actions: &[Action]) -> Vec<Variant> {
             name: format!("{}--all", c.label),
         });
         let taken: Vec<&Action> = match c.actions {
-            None => actions.iter().collect(),
-            Some(ids) => ids
+            Take::Files(files) => actions.iter().filter(|a| files.contains(&a.file)).collect(),
+            Take::Ids(ids) => ids
                 .iter()
                 .map(|id| {
                     actions
                         .iter()
-                        .find(|a| a.id() == *id)
+                        .find(|a| a.id() == *id && ONE_BUCKET_FILES.contains(&a.file))
                         .unwrap_or_else(|| panic!("{id} is in no file of deploy/iam/"))
                 })
                 .collect(),
@@ -288,7 +349,13 @@ fn variants(actions: &[Action]) -> Vec<Variant> {
             out.push(Variant {
                 context: i,
                 action: Some(a.clone()),
-                name: format!("{}--{}--{}", c.label, a.side, a.action.replace(':', "-")),
+                name: format!(
+                    "{}--{}--{}--{}",
+                    c.label,
+                    a.side,
+                    a.sid,
+                    a.action.replace(':', "-")
+                ),
             });
         }
     }
@@ -311,6 +378,7 @@ fn planted_key(name: &str, side: &str) -> String {
 
 const PROVISION: &str = r#"
 import hashlib, json, os, sys
+import yaml
 import provision as p
 spec = json.load(open(sys.argv[1]))
 ep = os.environ["ENDPOINT"]
@@ -321,13 +389,35 @@ variants = [p.Variant(v["name"], v["scenario"], v["suffix"], drop_actions=v["dro
                       source_retention_days=v["lock_days"], settings=v["settings"]) for v in spec["variants"]]
 worlds = p.provision_variants(ep, variants, external_id=spec["external_id"])
 out = {"env": {k: p.assume(ep, arn) for k, arn in roles.items()}, "configs": {}, "buckets": {}}
-for group in sorted({v["group"] for v in spec["variants"]}):
+for group in sorted({v["group"] for v in spec["variants"] if not v["discover"]}):
     names = [v["name"] for v in spec["variants"] if v["group"] == group]
     path = os.path.join(spec["dir"], f"iam-{group}.yaml")
     with open(path, "w") as fh:
         fh.write(p.render_config(p.merge_worlds(worlds[n] for n in names)))
     out["configs"][group] = path
 src, dst = p.Account(ep, p.SOURCE_ACCOUNT), p.Account(ep, p.DEST_ACCOUNT)
+for v in spec["variants"]:
+    if not v["discover"]:
+        continue
+    # Discovery: account-wide roles of the variant's own name, minus the action, and the
+    # variant's source bucket opted in with a tag only this variant's discovery looks for.
+    n, tag = v["name"], v["suffix"].strip("-")
+    for side, account in (("source", p.SOURCE_ACCOUNT), ("destination", p.DEST_ACCOUNT)):
+        drop = [a.split(":", 1)[1] for a in v["discover_drop"] if a.split(":", 1)[0] == side]
+        p.create_account_wide_probe_role(ep, side, account, f"replicanary-{side}-{tag}", roles["base"],
+                                         spec["external_id"], drop_actions=drop)
+    src.s3.put_bucket_tagging(Bucket=worlds[n].scenarios[n].source_bucket,
+                              Tagging={"TagSet": [{"Key": "replicanary-iam", "Value": tag}]})
+    config = {"defaults": {"canary_prefix": "replicanary/"}, "aws": {"endpoint_url": ep, "force_path_style": True},
+              "discovery": {"regions": [p.REGION], "source_accounts": [p.SOURCE_ACCOUNT],
+                            "source_role_arn": f"arn:aws:iam::{{account}}:role/replicanary-source-{tag}",
+                            "destination_role_arn": f"arn:aws:iam::{{account}}:role/replicanary-destination-{tag}",
+                            "external_id": spec["external_id"],
+                            "bucket_tag": {"key": "replicanary-iam", "value": tag}}}
+    path = os.path.join(spec["dir"], f"iam-discover-{n}.yaml")
+    with open(path, "w") as fh:
+        fh.write(yaml.safe_dump(config))
+    out["configs"][f"discover-{n}"] = path
 for v in spec["variants"]:
     sc = worlds[v["name"]].scenarios[v["name"]]
     d = sc.destinations[0]
@@ -346,12 +436,19 @@ fn provision_all(lab: &Lab, variants: &[Variant]) -> World {
         .enumerate()
         .map(|(i, v)| {
             let c = &CONTEXTS[v.context];
+            let discover = c.mode == Mode::Discover;
             let drop: Vec<String> = v
                 .action
                 .iter()
                 .filter(|a| a.side != "base")
                 .map(Action::id)
                 .collect();
+            // Discovery variants take the action from their account-wide roles instead.
+            let (drop, discover_drop) = if discover {
+                (Vec::new(), drop)
+            } else {
+                (drop, Vec::new())
+            };
             let plant: Vec<Value> = if c.plant {
                 ["source", "destination"]
                     .iter()
@@ -361,14 +458,17 @@ fn provision_all(lab: &Lab, variants: &[Variant]) -> World {
                 Vec::new()
             };
             // The start-up sweep deletes only versions at least this old: the planted ones.
-            let settings = if c.plant {
-                json!({"sweep_min_age": "0s"})
-            } else {
-                json!({})
-            };
+            let mut settings = json!({});
+            if c.plant {
+                settings["sweep_min_age"] = json!("0s");
+            }
+            if c.tagged {
+                settings["canary_tags"] = json!({"replicanary-iam": "tagged"});
+            }
             json!({
                 "name": v.name, "scenario": c.scenario, "suffix": format!("-i{i:02}"),
                 "drop_actions": drop, "group": v.group(),
+                "discover": discover, "discover_drop": discover_drop,
                 "lock_days": if c.lock_source { json!(1) } else { Value::Null },
                 "settings": settings, "plant": plant,
             })
@@ -524,6 +624,63 @@ fn observe_once(name: &str, check: &Value, audit: Option<&Value>) -> Observed {
     seen
 }
 
+/// What `discover --format json` said about one source bucket: the replication it found
+/// (and where the expected key came from), or why it skipped the bucket (or the account).
+fn observe_discover(bucket: &str, doc: &Value) -> Observed {
+    let found: Vec<String> = doc["discovered"]
+        .as_array()
+        .expect("discovered")
+        .iter()
+        .filter(|d| d["bucket"] == bucket)
+        .map(
+            |d| match d["destination"]["expected_kms_key_from"].as_str() {
+                Some(from) => format!("found, expected key from `{from}`"),
+                None => format!(
+                    "found, expected key unknown ({})",
+                    operation_in(d["destination"]["expected_kms_key_unknown"].as_str())
+                ),
+            },
+        )
+        .collect();
+    let skipped: Vec<String> = doc["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .filter(|s| s["bucket"] == bucket || s["bucket"] == "")
+        .map(|s| {
+            format!(
+                "skipped `{}` ({})",
+                s["reason"].as_str().unwrap_or("?"),
+                operation_in(s["detail"].as_str())
+            )
+        })
+        .collect();
+    let shown = [found, skipped].concat();
+    let shown = if shown.is_empty() {
+        "not seen".to_owned()
+    } else {
+        shown.join(", ")
+    };
+    vec![("`discover`", shown)]
+}
+
+/// The first S3 operation a discovery detail names (the rest of it carries ARNs and
+/// bucket names that differ between runs).
+fn operation_in(detail: Option<&str>) -> String {
+    let detail = detail.unwrap_or_default();
+    [
+        "ListBuckets",
+        "GetBucketTagging",
+        "GetBucketReplication",
+        "HeadBucket",
+        "GetBucketEncryption",
+    ]
+    .into_iter()
+    .filter_map(|op| detail.find(op).map(|at| (at, op)))
+    .min()
+    .map_or_else(|| "?".to_owned(), |(_, op)| op.to_owned())
+}
+
 fn sides(present: impl Fn(&str) -> bool) -> String {
     let s: Vec<&str> = ["source", "destination"]
         .into_iter()
@@ -586,6 +743,14 @@ fn observe(lab: &Lab, variants: &[Variant], world: &World) -> BTreeMap<String, O
     let once = spawn("check", &world.configs["once"], &env("base"));
     let audit = spawn("audit", &world.configs["once"], &env("base"));
     let nobase = spawn("check", &world.configs["nobase"], &env("nobase"));
+    let discovering: Vec<(String, Child)> = variants
+        .iter()
+        .filter(|v| CONTEXTS[v.context].mode == Mode::Discover)
+        .map(|v| {
+            let config = &world.configs[&v.group()];
+            (v.name.clone(), spawn("discover", config, &env("base")))
+        })
+        .collect();
     // The daemon, meanwhile: until every replication has a verdict.
     let run_env: Vec<(&str, &str)> = world.env["base"]
         .iter()
@@ -594,7 +759,7 @@ fn observe(lab: &Lab, variants: &[Variant], world: &World) -> BTreeMap<String, O
     let daemon = Daemon::start(&world.configs["run"], &run_env);
     let pairs: Vec<(&str, &str)> = variants
         .iter()
-        .filter(|v| v.group() == "run")
+        .filter(|v| CONTEXTS[v.context].mode == Mode::Run)
         .map(|v| (v.name.as_str(), world.buckets[&v.name].2.as_str()))
         .collect();
     let metrics = daemon.wait_for_verdicts(&pairs, 1.0, Duration::from_secs(60));
@@ -617,12 +782,22 @@ fn observe(lab: &Lab, variants: &[Variant], world: &World) -> BTreeMap<String, O
         json_of(audit, "audit"),
         json_of(nobase, "check (base role without sts:AssumeRole)"),
     );
+    let discovered: BTreeMap<String, Value> = discovering
+        .into_iter()
+        .map(|(name, child)| {
+            let doc = json_of(child, &format!("discover ({name})"));
+            (name, doc)
+        })
+        .collect();
     variants
         .iter()
         .map(|v| {
-            let seen = match v.group() {
+            let seen = match v.group().as_str() {
                 "once" => observe_once(&v.name, &once, Some(&audit)),
                 "nobase" => observe_once(&v.name, &nobase, None),
+                g if g.starts_with("discover-") => {
+                    observe_discover(&world.buckets[&v.name].0, &discovered[&v.name])
+                }
                 _ => observe_run(
                     &v.name,
                     &world.buckets[&v.name].2,
@@ -666,7 +841,7 @@ fn table(actions: &[Action], variants: &[Variant], seen: &BTreeMap<String, Obser
             let diff = differences(&seen[&v.name], baseline);
             if !diff.is_empty() {
                 let how = match c.mode {
-                    Mode::Once => "",
+                    Mode::Once | Mode::Discover => "",
                     Mode::Run => ", `run`",
                 };
                 effects.push(format!("*{}*{how} — {}", c.shown, diff.join("; ")));
@@ -715,7 +890,12 @@ fn assert_baselines(seen: &BTreeMap<String, Observed>) {
     assert!(fact("vanished--all", "`check`").starts_with("`replica_missing` (HeadObject 404"));
     assert!(fact("vanished-no-list--all", "`check`").starts_with("`replica_missing`"));
     assert!(fact("locked--all", "`check`").contains("retain-until date shown"));
+    assert_eq!(fact("tagged--all", "`check`"), "`ok`", "{seen:?}");
     assert!(fact("source-owned--all", "`audit`").contains("replica_owned_by_source_account"));
+    assert_eq!(
+        fact("discovery--all", "`discover`"),
+        "found, expected key from `default_encryption`"
+    );
     for name in [
         "run-leftovers--all",
         "run-locked--all",
