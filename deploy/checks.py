@@ -3,7 +3,11 @@
 
 - iam:      the CloudFormation templates' policies are exactly the deploy/iam/*.json files
             (the ones the lab provisions the probe roles from), in both forms of each
-            template: one bucket and account-wide (bucket "*", for discovery);
+            template: one bucket and account-wide (bucket "*", for discovery), and both
+            forms grant the same actions; the IAM policies shown in Markdown are the files;
+            deploy/README.md's table of calls names every operation src/aws/ makes (and no
+            other), each row's action is granted by the statements it names, and every
+            action the policies grant is needed by a row;
 - runbook:  every alert's runbook_url points at a heading of docs/runbook.md, and the
             runbook has a section for every alert, every verdict and every finding id (the
             src/diagnose/mod.rs FINDING_IDS);
@@ -81,12 +85,15 @@ NO_VALUE = {"Ref": "AWS::NoValue"}
 
 def resolve(value, conditions=None):
     """Fn::Sub strings as their template text (the same ${Name} placeholders as the JSON
-    files), Fn::If as the branch `conditions` picks (a condition not named is true: every
-    optional part present), AWS::NoValue removed."""
+    files), a Ref to a parameter as its ${Name} placeholder, Fn::If as the branch
+    `conditions` picks (a condition not named is true: every optional part present),
+    AWS::NoValue removed."""
     conditions = conditions or {}
     if isinstance(value, dict):
         if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
             return value["Fn::Sub"]
+        if set(value) == {"Ref"} and value != NO_VALUE:
+            return "${%s}" % value["Ref"]
         if set(value) == {"Fn::If"}:
             name, if_true, if_false = value["Fn::If"]
             return resolve(if_true if conditions.get(name, True) else if_false, conditions)
@@ -97,8 +104,9 @@ def resolve(value, conditions=None):
 
 
 def normalise(doc):
-    """Policy documents compare equal whatever the JSON/YAML spelling: a single Action is a list."""
-    doc = json.loads(json.dumps(doc))
+    """Policy documents compare equal whatever the JSON/YAML spelling: a single Action is a
+    list; a document given as JSON text (a !Sub of the whole document) is parsed."""
+    doc = json.loads(doc if isinstance(doc, str) else json.dumps(doc))
     for st in doc["Statement"]:
         if isinstance(st.get("Action"), str):
             st["Action"] = [st["Action"]]
@@ -143,6 +151,190 @@ def check_iam() -> list[str]:
             print(f"ok: deploy/iam/cloudformation/{name} = deploy/iam/{side}-probe{{,-account}}-policy.json "
                   f"(one bucket, account-wide) + {side}-probe-{{diagnosis,discovery}}-policy.json "
                   f"+ probe-trust-policy.json")
+    return errors + check_base_role() + check_snippets() + check_calls() + check_forms()
+
+
+# The identity policies of each role; trust policies grant nothing to the role itself.
+ROLE_FILES = {
+    "source": ("source-probe-policy.json", "source-probe-account-policy.json",
+               "source-probe-diagnosis-policy.json", "source-probe-discovery-policy.json"),
+    "destination": ("destination-probe-policy.json", "destination-probe-account-policy.json",
+                    "destination-probe-diagnosis-policy.json", "destination-probe-discovery-policy.json"),
+    "base": ("base-role-policy.json",),
+}
+CALLS_BEGIN = "<!-- BEGIN iam-calls: checked by deploy/checks.py iam -->"
+CALLS_END = "<!-- END iam-calls -->"
+
+
+def code_operations(src: Path) -> set[str]:
+    """Every AWS operation src/aws/ makes: the names its calls are counted under
+    (`self.done("Op", ...)` in s3.rs, `aws_request(..., "Op", ...)` for STS)."""
+    ops = set()
+    for rs in sorted((src / "aws").glob("*.rs")):
+        text = rs.read_text()
+        ops |= set(re.findall(r'self\.done\(\s*"(\w+)"', text))
+        ops |= set(re.findall(r'aws_request\(\s*[^,()]+,\s*[^,()]+,\s*"(\w+)"', text))
+    return ops
+
+
+def policy_grants() -> set[tuple[str, str, str]]:
+    """(role, Sid, action) of every statement of every role's identity policies."""
+    grants = set()
+    for role, files in ROLE_FILES.items():
+        for f in files:
+            for st in normalise(json.loads((DEPLOY / "iam" / f).read_text()))["Statement"]:
+                grants |= {(role, st["Sid"], a) for a in st["Action"]}
+    return grants
+
+
+def calls_table() -> list[dict]:
+    """The rows of deploy/README.md's table of calls: operation, roles, action, Sids."""
+    text = (DEPLOY / "README.md").read_text()
+    if CALLS_BEGIN not in text or CALLS_END not in text:
+        raise ValueError(f"deploy/README.md has no {CALLS_BEGIN} ... {CALLS_END} table")
+    block = text.split(CALLS_BEGIN, 1)[1].split(CALLS_END, 1)[0]
+    rows = []
+    for line in block.strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 6:
+            raise ValueError(f"deploy/README.md, table of calls: expected 6 cells: {line}")
+        op, roles, _call, action, sids, _why = cells
+        rows.append({"op": op.strip("`"), "roles": {r.strip() for r in roles.split(",")},
+                     "action": action.strip("`"), "sids": set(re.findall(r"`(\w+)`", sids)), "line": line})
+    return rows
+
+
+def check_calls(src: Path | None = None) -> list[str]:
+    """The table of calls in deploy/README.md against the code and the policies: every
+    operation src/aws/ makes has a row and every row's operation is made; every row's
+    action is granted to its roles by the statements it names; every action the policies
+    grant is in a row."""
+    errors = []
+    ops = code_operations(src or ROOT / "src")
+    rows = calls_table()
+    in_table = {r["op"] for r in rows}
+    for op in sorted(ops - in_table):
+        errors.append(f"deploy/README.md, table of calls: src/aws/ calls {op}, which has no row")
+    for op in sorted(in_table - ops):
+        errors.append(f"deploy/README.md, table of calls: {op} has a row, but src/aws/ never calls it")
+    grants = policy_grants()
+    covered = set()
+    for r in rows:
+        if not r["roles"] <= set(ROLE_FILES):
+            errors.append(f"table of calls: unknown role in {r['line']}")
+            continue
+        for sid in r["sids"]:
+            hits = {(role, sid, r["action"]) for role in r["roles"]} & grants
+            if not hits:
+                errors.append(f"table of calls: no statement {sid} of {'/'.join(sorted(r['roles']))} "
+                              f"grants {r['action']} ({r['op']})")
+            covered |= hits
+        for role in r["roles"]:
+            if not any((role, sid, r["action"]) in grants for sid in r["sids"]):
+                errors.append(f"table of calls: {r['op']} names {role}, but none of its statements "
+                              f"{sorted(r['sids'])} grants {r['action']}")
+    for role, sid, action in sorted(grants - covered):
+        errors.append(f"deploy/iam: {role} statement {sid} grants {action}, which no row of the table of "
+                      f"calls in deploy/README.md needs (drop it, or add the call that needs it)")
+    if not errors:
+        print(f"ok: deploy/README.md's table of calls: {len(ops)} operations of src/aws/, each with the actions "
+              f"it needs; all {len(grants)} (role, statement, action) grants of deploy/iam/ accounted for")
+    return errors
+
+
+def check_forms() -> list[str]:
+    """The account-wide probe policies grant, statement by statement, the same actions as
+    the one-bucket ones (only the resources differ): the lab proves the one-bucket form."""
+    errors = []
+    for side in ("source", "destination"):
+        forms = {}
+        for f in (f"{side}-probe-policy.json", f"{side}-probe-account-policy.json"):
+            doc = normalise(json.loads((DEPLOY / "iam" / f).read_text()))
+            forms[f] = {st["Sid"]: sorted(st["Action"]) for st in doc["Statement"]}
+        one, wide = forms.values()
+        if one != wide:
+            errors.append(f"deploy/iam/{side}-probe-account-policy.json grants other actions than "
+                          f"{side}-probe-policy.json: {wide} vs {one}")
+    if not errors:
+        print("ok: the account-wide probe policies grant the same actions as the one-bucket ones")
+    return errors
+
+
+SNIPPET = re.compile(r"```json\n(.*?)\n```", re.S)
+MARKER = re.compile(r"<!-- (deploy/iam/[\w.-]+\.json) -->\n$")
+
+
+def markdown_files() -> list[Path]:
+    skip = {".git", ".venv", "target", "node_modules"}
+    return sorted(p for p in ROOT.rglob("*.md") if not skip & set(p.relative_to(ROOT).parts))
+
+
+def check_snippets() -> list[str]:
+    """Every IAM policy shown in a Markdown file is a deploy/iam/ file, word for word: the
+    block follows a `<!-- deploy/iam/NAME.json -->` line and its text is that file's."""
+    errors, shown = [], []
+    for md in markdown_files():
+        text = md.read_text()
+        for m in SNIPPET.finditer(text):
+            marker = MARKER.search(text, 0, m.start())
+            line = text.count("\n", 0, m.start()) + 1
+            where = f"{md.relative_to(ROOT)}:{line}"
+            if marker is None or marker.end() != m.start():
+                if '"Statement"' in m.group(1):
+                    errors.append(f"{where}: a policy snippet without a <!-- deploy/iam/NAME.json --> line "
+                                  f"before it (only copies of deploy/iam/ files may be shown)")
+                continue
+            path = ROOT / marker.group(1)
+            if not path.is_file():
+                errors.append(f"{where}: {marker.group(1)} does not exist")
+            elif m.group(1).strip() != path.read_text().strip():
+                errors.append(f"{where}: the snippet differs from {marker.group(1)} (copy the file in)")
+            else:
+                shown.append(where)
+    if not errors:
+        print(f"ok: {len(shown)} IAM snippets in Markdown are deploy/iam/ files word for word ({', '.join(shown)})")
+    return errors
+
+
+# The base role's template in its two trust modes. Trust mode -> the trust policy file.
+BASE_ROLE_TRUST = {
+    "irsa": ({"Irsa": True}, "base-role-trust-irsa.json"),
+    "pod-identity": ({"Irsa": False}, "base-role-trust-pod-identity.json"),
+}
+
+
+def check_base_role() -> list[str]:
+    """cloudformation/base-role.yaml = base-role-policy.json + the trust of its mode."""
+    errors = []
+    name = "base-role.yaml"
+    template = yaml.load((DEPLOY / "iam/cloudformation" / name).read_text(), CfnLoader)
+    params = set(template["Parameters"]) | {"AWS::AccountId"}
+    resources = template["Resources"]
+    if list(resources) != ["BaseRole"]:
+        errors.append(f"{name}: expected one resource, BaseRole (got {sorted(resources)})")
+        return errors
+    for mode, (conditions, trust_file) in BASE_ROLE_TRUST.items():
+        props = resolve(resources["BaseRole"]["Properties"], conditions)
+        expected = {"trust": trust_file, "replicanary-base": "base-role-policy.json"}
+        got = {"trust": props["AssumeRolePolicyDocument"]}
+        got.update({p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])})
+        if set(got) != set(expected):
+            errors.append(f"{name} ({mode}): policies {sorted(got)}, expected {sorted(expected)}")
+        for policy, file in expected.items():
+            path = DEPLOY / "iam" / file
+            if policy in got and normalise(got[policy]) != normalise(json.loads(path.read_text())):
+                errors.append(f"{name} ({mode}): {policy} differs from {path.relative_to(ROOT)}")
+            placeholders = set(re.findall(r"\$\{([\w:]+)\}", path.read_text()))
+            if not placeholders <= params:
+                errors.append(f"{file}: placeholders {placeholders - params} are no parameter of {name}")
+    # Whatever the mode, the base role may do one thing: assume roles.
+    policy = json.loads((DEPLOY / "iam/base-role-policy.json").read_text())
+    actions = {a for st in normalise(policy)["Statement"] for a in st["Action"]}
+    if actions != {"sts:AssumeRole"}:
+        errors.append(f"base-role-policy.json grants {sorted(actions)}: the base role needs sts:AssumeRole only")
+    if not errors:
+        print(f"ok: deploy/iam/cloudformation/{name} = deploy/iam/base-role-policy.json (sts:AssumeRole only) "
+              f"+ base-role-trust-{{irsa,pod-identity}}.json")
     return errors
 
 

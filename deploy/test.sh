@@ -47,7 +47,7 @@ fi
 step "PrometheusRule is generated from the rules"
 "$PY" deploy/gen_prometheusrule.py --check
 
-step "probe-role IAM: CloudFormation templates = deploy/iam/*.json"
+step "IAM: CloudFormation templates = deploy/iam/*.json; README snippets; the table of calls = src/aws/"
 "$PY" deploy/checks.py iam
 
 step "runbook: a section per alert, per verdict and per finding"

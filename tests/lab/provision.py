@@ -6,10 +6,12 @@ configuration (the format of config/replicanary.example.yaml) for it.
         --out /tmp/replicanary-lab.yaml [--scenarios healthy,wrong-key,...] [--suffix -x1] \
         [--interval 2s] [--replication-timeout 10s] [--poll-initial 200ms] [--poll-max 2s] \
         [--slow-timeout 3s] [--slow-delay 3600] [--copies N] \
-        [--probe-prefix replicanary/] [--external-id ID] [--drop-statement SIDE:SID]...
+        [--probe-prefix replicanary/] [--external-id ID] [--drop-statement SIDE:SID]... \
+        [--drop-action SIDE:ACTION]... [--trusted-principal ARN] [--source-retention-days N]
 
-The probe roles' policies are deploy/iam/*.json, verbatim (placeholders filled, statements
-dropped by Sid only when --drop-statement asks): the lab proves exactly what deploy/ ships.
+The probe roles' policies are deploy/iam/*.json, verbatim (placeholders filled; statements
+dropped by Sid only when --drop-statement asks, single actions only when --drop-action
+asks): the lab proves exactly what deploy/ ships.
 
 `--copies N` provisions, instead of the scenarios, N copies of `healthy`
 (replications healthy-0001...; shared keys and roles, one bucket pair each) for
@@ -190,17 +192,26 @@ def replication_role_policy(source_bucket: str, dest_buckets: list[str], replica
 
 # The probe roles' policies are the deploy/iam/ files, verbatim: the lab proves exactly what
 # deploy/ ships. `${Name}` placeholders are the CloudFormation parameters of
-# deploy/iam/cloudformation/; `drop` removes statements by Sid (to show what a missing
-# permission looks like).
+# deploy/iam/cloudformation/; `drop` removes statements by Sid, `drop_actions` single actions
+# from whichever statement holds them (to show what a missing permission looks like).
 DEPLOY_IAM = Path(__file__).resolve().parents[2] / "deploy" / "iam"
 PROBE_POLICY_FILES = {
     "source": ("source-probe-policy.json", "source-probe-diagnosis-policy.json"),
     "destination": ("destination-probe-policy.json", "destination-probe-diagnosis-policy.json"),
 }
+# The policy of the role replicanary itself runs as (its base credentials): it may only
+# assume the probe roles.
+BASE_ROLE_POLICY_FILE = "base-role-policy.json"
 
 
-def iam_document(filename: str, values: dict, drop=()) -> dict:
-    """A deploy/iam/ policy document with its placeholders filled and the `drop` Sids removed."""
+def _actions(statement: dict) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+def iam_document(filename: str, values: dict, drop=(), drop_actions=()) -> dict:
+    """A deploy/iam/ policy document with its placeholders filled, the `drop` Sids removed and
+    the `drop_actions` taken out of every statement (a statement left without any is removed)."""
     text = (DEPLOY_IAM / filename).read_text()
     for name, value in values.items():
         text = text.replace("${%s}" % name, value)
@@ -208,7 +219,15 @@ def iam_document(filename: str, values: dict, drop=()) -> dict:
     if left:
         raise ValueError(f"{filename}: no value for {', '.join(left)}")
     doc = json.loads(text)
-    doc["Statement"] = [st for st in doc["Statement"] if st.get("Sid") not in set(drop)]
+    kept = []
+    for st in doc["Statement"]:
+        if st.get("Sid") in set(drop):
+            continue
+        actions = [a for a in _actions(st) if a not in set(drop_actions)]
+        if actions:
+            st["Action"] = actions if len(actions) > 1 else actions[0]
+            kept.append(st)
+    doc["Statement"] = kept
     return doc
 
 
@@ -220,9 +239,20 @@ def probe_statement_ids(side: str) -> list[str]:
     return sids
 
 
-def probe_policies(side: str, values: dict, drop=()) -> list[str]:
+def probe_actions(side: str) -> list[tuple[str, str, str]]:
+    """Every (file, Sid, action) of one side's probe policies (what --drop-action accepts),
+    in file order; side "base" is the base role's policy."""
+    files = (BASE_ROLE_POLICY_FILE,) if side == "base" else PROBE_POLICY_FILES[side]
+    found = []
+    for filename in files:
+        for st in json.loads((DEPLOY_IAM / filename).read_text())["Statement"]:
+            found += [(filename, st["Sid"], a) for a in _actions(st)]
+    return found
+
+
+def probe_policies(side: str, values: dict, drop=(), drop_actions=()) -> list[str]:
     """The probe role's policy documents (main, diagnosis) as JSON text; empty ones left out."""
-    docs = [iam_document(f, values, drop) for f in PROBE_POLICY_FILES[side]]
+    docs = [iam_document(f, values, drop, drop_actions) for f in PROBE_POLICY_FILES[side]]
     return [json.dumps(d) for d in docs if d["Statement"]]
 
 
@@ -237,14 +267,66 @@ def probe_trust(trusted_principal: str, external_id: str | None) -> str:
     return json.dumps(doc)
 
 
-def source_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=()) -> list[str]:
+def source_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=(), drop_actions=()) -> list[str]:
     return probe_policies("source", {"SourceBucket": bucket, "CanaryPrefix": prefix, "SourceKmsKeyArn": key_arn},
-                          drop)
+                          drop, drop_actions)
 
 
-def destination_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=()) -> list[str]:
+def destination_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=(), drop_actions=()) -> list[str]:
     return probe_policies("destination", {"DestinationBucket": bucket, "CanaryPrefix": prefix,
-                                          "ExpectedKmsKeyArn": key_arn}, drop)
+                                          "ExpectedKmsKeyArn": key_arn}, drop, drop_actions)
+
+
+# Every probe role of the lab is named replicanary-{source,destination}-...: the base role's
+# policy is filled with this pattern.
+LAB_PROBE_ROLE_ARNS = "arn:aws:iam::*:role/replicanary-*"
+
+
+def create_base_role(endpoint: str, name: str, drop_actions=()) -> str:
+    """The role replicanary runs as, in the monitoring account: deploy/iam/base-role-policy.json
+    verbatim (`ProbeRoleArns` = every lab probe role), minus `drop_actions`; trusted by the
+    monitoring account's root, which stands in for IRSA / EKS Pod Identity here."""
+    mon = Account(endpoint, MONITOR_ACCOUNT)
+    arn = create_role(mon, name, _trust({"AWS": f"arn:aws:iam::{MONITOR_ACCOUNT}:root"}), [])
+    doc = iam_document(BASE_ROLE_POLICY_FILE, {"ProbeRoleArns": LAB_PROBE_ROLE_ARNS}, drop_actions=drop_actions)
+    if doc["Statement"]:
+        mon.iam.put_role_policy(RoleName=name, PolicyName=f"{name}-policy", PolicyDocument=json.dumps(doc))
+    return arn
+
+
+# The account-wide form of a probe role (one StackSet per side, bucket "*"): its policies.
+ACCOUNT_POLICY_FILES = {
+    side: (f"{side}-probe-account-policy.json", f"{side}-probe-diagnosis-policy.json",
+           f"{side}-probe-discovery-policy.json")
+    for side in ("source", "destination")
+}
+
+
+def create_account_wide_probe_role(endpoint: str, side: str, account: str, name: str,
+                                   trusted_principal: str | None = None, external_id: str | None = None,
+                                   canary_prefix: str = "replicanary/", drop_actions=()) -> str:
+    """A probe role of `side` in `account` as the account-wide CloudFormation form makes it
+    (deploy/iam/*-account-policy.json, the diagnosis policy for bucket "*", the discovery
+    policy, verbatim), minus `drop_actions`; for discovery. Returns its ARN."""
+    known = {a for f in ACCOUNT_POLICY_FILES[side]
+             for st in json.loads((DEPLOY_IAM / f).read_text())["Statement"] for a in _actions(st)}
+    unknown = set(drop_actions) - known
+    if unknown:
+        raise ValueError(f"{side}: no account-wide policy grants {sorted(unknown)}")
+    bucket = "SourceBucket" if side == "source" else "DestinationBucket"
+    values = {"CanaryPrefix": canary_prefix, "AWS::AccountId": account, bucket: "*"}
+    docs = [iam_document(f, values, drop_actions=drop_actions) for f in ACCOUNT_POLICY_FILES[side]]
+    trust = probe_trust(trusted_principal or f"arn:aws:iam::{MONITOR_ACCOUNT}:root", external_id)
+    return create_role(Account(endpoint, account), name, trust, [json.dumps(d) for d in docs if d["Statement"]])
+
+
+def assume(endpoint: str, role_arn: str, session: str = "replicanary-lab") -> dict:
+    """Credentials of `role_arn` assumed as the monitoring account's root:
+    {"AWS_ACCESS_KEY_ID": ..., "AWS_SECRET_ACCESS_KEY": ..., "AWS_SESSION_TOKEN": ...}."""
+    creds = client("sts", endpoint, MONITOR_ACCOUNT).assume_role(RoleArn=role_arn, RoleSessionName=session)
+    c = creds["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": c["SessionToken"]}
 
 
 def _trust(principal: dict) -> str:
@@ -353,18 +435,25 @@ class Provisioner:
     """Builds one scenario in the three accounts."""
 
     def __init__(self, endpoint: str, suffix: str, probe_prefix: str = "", external_id: str | None = None,
-                 drop: dict | None = None):
+                 drop: dict | None = None, drop_actions: dict | None = None, trusted_principal: str | None = None,
+                 source_retention: dict | None = None, accounts: tuple | None = None,
+                 lab_config_lock: threading.Lock | None = None):
         self.endpoint = endpoint
         self.suffix = suffix
         # The probe roles (deploy/iam/): object access under `probe_prefix` ("" = the whole
-        # bucket, which the lab's own tests need), trust with `external_id`, minus `drop`
-        # ({"source": {Sid, ...}, "destination": {...}}).
+        # bucket, which the lab's own tests need), trust of `trusted_principal` (default: the
+        # monitoring account's root) with `external_id`, minus `drop` ({"source": {Sid, ...},
+        # "destination": {...}}) and `drop_actions` ({"source": {"s3:PutObject", ...}, ...}).
         self.probe_prefix = probe_prefix
         self.external_id = external_id
         self.drop = drop or {}
-        self.src = Account(endpoint, SOURCE_ACCOUNT)
-        self.dst = Account(endpoint, DEST_ACCOUNT)
-        self._lab_config_lock = threading.Lock()
+        self.drop_actions = drop_actions or {}
+        self.trusted_principal = trusted_principal or f"arn:aws:iam::{MONITOR_ACCOUNT}:root"
+        # Object Lock default retention of every source bucket ({"Mode": ..., "Days": n}).
+        self.source_retention = source_retention
+        # Accounts (their clients) may be shared by Provisioners built on one thread.
+        self.src, self.dst = accounts or (Account(endpoint, SOURCE_ACCOUNT), Account(endpoint, DEST_ACCOUNT))
+        self._lab_config_lock = lab_config_lock or threading.Lock()
 
     def extend_lab_config(self, field_name: str, entries: list[dict]) -> None:
         """Append to one of the lab's pattern lists (delays, destination_delays, lose_replicas...);
@@ -406,8 +495,9 @@ class Provisioner:
         create_bucket(self.dst, bucket, key_arn, destination_bucket_policy(bucket, granted), object_ownership,
                       default_retention)
         dropped = set(self.drop.get("destination", ())) | set(drop)
-        create_role(self.dst, probe_name, probe_trust(f"arn:aws:iam::{MONITOR_ACCOUNT}:root", self.external_id),
-                    destination_probe_policy(bucket, key_arn, self.probe_prefix, dropped))
+        create_role(self.dst, probe_name, probe_trust(self.trusted_principal, self.external_id),
+                    destination_probe_policy(bucket, key_arn, self.probe_prefix, dropped,
+                                             self.drop_actions.get("destination", ())))
         return Destination(label or bucket, bucket, probe_arn, key_arn, replica_key or key_arn, storage_class,
                            owner_override)
 
@@ -435,10 +525,9 @@ class Provisioner:
                 d.replica_kms_key_arn = None
         self.src.s3.put_bucket_replication(Bucket=n["source_bucket"], ReplicationConfiguration={
             "Role": replication_role_arn, "Rules": rules})
-        probe_arn = create_role(self.src, n["source_probe"],
-                                probe_trust(f"arn:aws:iam::{MONITOR_ACCOUNT}:root", self.external_id),
+        probe_arn = create_role(self.src, n["source_probe"], probe_trust(self.trusted_principal, self.external_id),
                                 source_probe_policy(n["source_bucket"], key_arn, self.probe_prefix,
-                                                    self.drop.get("source", ())))
+                                                    self.drop.get("source", ()), self.drop_actions.get("source", ())))
         return Scenario(scenario, n["source_bucket"], probe_arn, key_arn, replication_role_arn, destinations,
                         notes=SCENARIO_NOTES.get(scenario, ""))
 
@@ -473,7 +562,8 @@ class Provisioner:
             dests = [self.destination(scenario, "", role, drop=("ReplicaExistence",))]
         else:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-        result = self.source(scenario, dests, select_kms=scenario != "unselected")
+        result = self.source(scenario, dests, select_kms=scenario != "unselected",
+                             default_retention=self.source_retention)
         if scenario == "disabled-key":
             self.dst.kms.disable_key(KeyId=dests[0].expected_kms_key_arn)
         if scenario == "slow":
@@ -559,25 +649,92 @@ def parse_drops(drop_statements) -> dict:
     return drops
 
 
+def parse_drop_actions(drop_actions) -> dict:
+    """["source:kms:GenerateDataKey", ...] -> {"source": {"kms:GenerateDataKey"}}, checked
+    against deploy/iam/: the action must be in one of that side's probe policies."""
+    drops: dict = {}
+    for item in drop_actions:
+        side, _, action = item.partition(":")
+        if side not in PROBE_POLICY_FILES or action not in {a for _, _, a in probe_actions(side)}:
+            known = [f"{sd}:{a}" for sd in PROBE_POLICY_FILES for _, _, a in probe_actions(sd)]
+            raise ValueError(f"unknown probe action {item!r}; known: {', '.join(known)}")
+        drops.setdefault(side, set()).add(action)
+    return drops
+
+
 def provision(endpoint: str, scenarios=SCENARIOS, suffix: str | None = None, slow_timeout: str = "3s",
               slow_delay: float = 3600.0, probe_prefix: str = "", external_id: str | None = None,
-              drop_statements=()) -> World:
+              drop_statements=(), drop_actions=(), trusted_principal: str | None = None,
+              source_retention_days: int | None = None) -> World:
     """Build every scenario (in parallel) and return what was made.
 
     The probe roles get the deploy/iam/ policies for `probe_prefix` ("" = whole bucket) and
-    trust with `external_id` (None = no sts:ExternalId condition), minus `drop_statements`
-    ("side:Sid")."""
+    trust `trusted_principal` (default: the monitoring account's root) with `external_id`
+    (None = no sts:ExternalId condition), minus `drop_statements` ("side:Sid") and
+    `drop_actions` ("side:action"). `source_retention_days`: every source bucket has Object
+    Lock with that GOVERNANCE default retention."""
     suffix = make_suffix(suffix)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
-    provisioner = Provisioner(endpoint, suffix, probe_prefix, external_id, parse_drops(drop_statements))
+    retention = {"Mode": "GOVERNANCE", "Days": source_retention_days} if source_retention_days else None
+    provisioner = Provisioner(endpoint, suffix, probe_prefix, external_id, parse_drops(drop_statements),
+                              parse_drop_actions(drop_actions), trusted_principal, retention)
     # Scenarios that edit the shared lab config do so under the provisioner's lock.
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = {s: pool.submit(provisioner.build, s, slow_timeout, slow_delay) for s in scenarios}
         built = {s: f.result() for s, f in futures.items()}
     return World(endpoint, suffix, REGION, {s: built[s] for s in scenarios}, probe_prefix or "replicanary/",
                  external_id)
+
+
+@dataclass
+class Variant:
+    """One scenario provisioned under its own suffix and replication name, with its own
+    probe-role permissions (for tests that compare many permission sets in one lab)."""
+    name: str                # the replication's name in the configuration
+    scenario: str
+    suffix: str
+    drop_statements: list = field(default_factory=list)   # "side:Sid"
+    drop_actions: list = field(default_factory=list)      # "side:action"
+    trusted_principal: str | None = None
+    source_retention_days: int | None = None
+    settings: dict = field(default_factory=dict)          # per-replication overrides
+
+
+def provision_variants(endpoint: str, variants: list[Variant], probe_prefix: str = "replicanary/",
+                       external_id: str | None = None, workers: int = 8) -> dict[str, World]:
+    """Every variant built in parallel (clients shared, one lab-config lock): {name: World}."""
+    src, dst = Account(endpoint, SOURCE_ACCOUNT), Account(endpoint, DEST_ACCOUNT)
+    lock = threading.Lock()
+    jobs = []
+    for v in variants:
+        if v.scenario not in SCENARIOS:
+            raise ValueError(f"{v.name}: unknown scenario {v.scenario!r}")
+        retention = {"Mode": "GOVERNANCE", "Days": v.source_retention_days} if v.source_retention_days else None
+        jobs.append((v, Provisioner(endpoint, make_suffix(v.suffix), probe_prefix, external_id,
+                                    parse_drops(v.drop_statements), parse_drop_actions(v.drop_actions),
+                                    v.trusted_principal, retention, (src, dst), lock)))
+
+    def build(job) -> tuple[str, World]:
+        v, p = job
+        sc = p.build(v.scenario, "3s", 3600.0)
+        sc.name = v.name
+        sc.settings.update(v.settings)
+        return v.name, World(endpoint, p.suffix, REGION, {v.name: sc}, probe_prefix or "replicanary/", external_id)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(build, jobs))
+
+
+def merge_worlds(worlds) -> World:
+    """One World holding the scenarios of several (names must differ), for one configuration."""
+    worlds = list(worlds)
+    scenarios = {}
+    for w in worlds:
+        scenarios.update(w.scenarios)
+    first = worlds[0]
+    return World(first.endpoint, first.suffix, first.region, scenarios, first.canary_prefix, first.external_id)
 
 
 # ---------------------------------------------------------------------------
@@ -654,6 +811,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--drop-statement", action="append", default=[], metavar="SIDE:SID",
                    help="leave one statement out of a probe role's deploy/iam/ policy, e.g. destination:ExpectedKey "
                         "(to see what a missing permission looks like; repeatable)")
+    p.add_argument("--drop-action", action="append", default=[], metavar="SIDE:ACTION",
+                   help="leave one action out of a probe role's deploy/iam/ policies, from whichever statement "
+                        "holds it, e.g. source:kms:GenerateDataKey (a statement left empty goes; repeatable)")
+    p.add_argument("--trusted-principal", metavar="ARN",
+                   help="the principal the probe roles trust (default: the monitoring account's root; e.g. a base "
+                        "role made with create_base_role, whose credentials replicanary then runs with)")
+    p.add_argument("--source-retention-days", type=int, metavar="N",
+                   help="give every source bucket Object Lock with a GOVERNANCE default retention of N days")
     p.add_argument("--copies", type=int, metavar="N",
                    help="instead of --scenarios: N copies of the healthy scenario (healthy-0001...), sharing "
                         "keys and roles, one bucket pair each (for load tests; 1,000 in about a minute)")
@@ -670,7 +835,8 @@ def main(argv=None) -> None:
             world = provision_copies(args.endpoint, args.copies, args.suffix)
         else:
             world = provision(args.endpoint, scenarios, args.suffix, args.slow_timeout, args.slow_delay,
-                              args.probe_prefix, args.external_id, args.drop_statement)
+                              args.probe_prefix, args.external_id, args.drop_statement, args.drop_action,
+                              args.trusted_principal, args.source_retention_days)
     except ValueError as exc:
         sys.exit(f"provision: {exc}")
     text = render_config(world, interval=args.interval, replication_timeout=args.replication_timeout,
