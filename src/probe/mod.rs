@@ -801,34 +801,19 @@ fn log_sweep(replication: &str, side: Side, bucket: &str, startup: bool, r: Swee
     }
     let (listed, deleted, failed, retained, calls) =
         (r.listed, r.deleted, r.failed, r.retained, r.calls);
-    let truncated = r.truncated;
-    if startup {
-        tracing::info!(
-            replication,
-            side = side.as_str(),
-            bucket,
-            listed,
-            deleted,
-            failed,
-            retained,
-            calls,
-            truncated,
-            "start-up sweep removed leftover canaries"
-        );
-    } else {
-        tracing::info!(
-            replication,
-            side = side.as_str(),
-            bucket,
-            listed,
-            deleted,
-            failed,
-            retained,
-            calls,
-            truncated,
-            "periodic sweep removed leftover canaries"
-        );
-    }
+    let which = if startup { "start-up" } else { "periodic" };
+    tracing::info!(
+        replication,
+        side = side.as_str(),
+        bucket,
+        listed,
+        deleted,
+        failed,
+        retained,
+        calls,
+        truncated = r.truncated,
+        "{which} sweep removed leftover canaries"
+    );
 }
 
 /// What inspecting a replica showed: its HeadObject and, after a 403, a listing.
