@@ -330,7 +330,7 @@ impl<M: MakeProber> Fleet<M> {
                     for d in &dropped {
                         sinks.remove_destination(&rep.name, d);
                     }
-                    let prober = maker.make(&rep).await;
+                    let prober = Box::pin(maker.make(&rep)).await;
                     let metrics = sinks.metrics.clone();
                     replication_loop(prober, offset, metrics, sweeps, stops).await;
                 }
