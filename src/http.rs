@@ -4,15 +4,17 @@
 //!
 //! `/metrics` answers gzip when the scraper asks for it (`Accept-Encoding: gzip`, as
 //! Prometheus does): at a thousand replications the text is megabytes and compresses
-//! about twentyfold. Encoding and compression both run on the blocking pool, and the gzip
-//! form is compressed as it is encoded, so the plain text is never held whole.
+//! about twentyfold. Encoding and compression both run on the blocking pool; the gzip
+//! form is compressed as it is encoded, and the plain form is streamed in chunks as it is
+//! encoded, so the plain text is never held whole (6.8 MB at 1,000 replications).
 
-use std::io::BufWriter;
+use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -64,24 +66,63 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let gzip = accepts_gzip(&headers);
     // Thousands of replications make megabytes of text: encode (and compress) them on the
     // blocking pool, not on the runtime's workers, so that a scrape never delays a probe.
-    let metrics = s.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        if gzip {
-            gzipped(&metrics).ok_or_else(|| metrics.encode())
-        } else {
-            Err(metrics.encode())
-        }
-    })
-    .await;
     let vary = (header::VARY, HeaderValue::from_static("accept-encoding"));
     let content_type = (header::CONTENT_TYPE, HeaderValue::from_static(EXPOSITION));
-    match body {
-        Ok(Ok(compressed)) => {
-            let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            ([content_type, encoding, vary], compressed).into_response()
+    if gzip {
+        let metrics = s.metrics.clone();
+        match tokio::task::spawn_blocking(move || gzipped(&metrics)).await {
+            Ok(Some(compressed)) => {
+                let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                return ([content_type, encoding, vary], compressed).into_response();
+            }
+            // gzip failed: plain text is always acceptable.
+            Ok(None) => {}
+            Err(_) => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response();
+            }
         }
-        Ok(Err(text)) => ([content_type, vary], text).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+    }
+    ([content_type, vary], plain_body(s.metrics.clone())).into_response()
+}
+
+/// Bytes of plain text handed to the connection at a time.
+const PLAIN_CHUNK: usize = 64 * 1024;
+
+/// The plain exposition, streamed while the blocking pool encodes it: at most a few chunks
+/// exist at once. An encoding error cuts the body short (the scrape fails, as it should).
+fn plain_body(metrics: Arc<Metrics>) -> Body {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut out = BufWriter::with_capacity(PLAIN_CHUNK, Chunks(tx.clone()));
+        let encoded = metrics
+            .encode_to(&mut out)
+            .map_err(io::Error::other)
+            .and_then(|()| out.flush());
+        if let Err(e) = encoded
+            && !tx.is_closed()
+        {
+            tracing::warn!(error = %e, "/metrics: encoding failed; the scrape is cut short");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }))
+}
+
+/// Sends what is written, as chunks of the body; fails once the scraper is gone.
+struct Chunks(mpsc::Sender<io::Result<Bytes>>);
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the scraper went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -186,7 +227,7 @@ fn header(metrics: &Metrics) -> Header {
 mod tests {
     use std::io::Read;
 
-    use axum::body::{Body, to_bytes};
+    use axum::body::to_bytes;
     use axum::http::Request;
     use tower::ServiceExt;
 
@@ -240,13 +281,14 @@ mod tests {
     #[tokio::test]
     async fn metrics_are_gzipped_on_request_and_decompress_to_the_plain_text() {
         let metrics = Arc::new(Metrics::new());
-        for i in 0..50 {
+        for i in 0..150 {
             let rep = format!("rep-{i}");
             metrics.register_replication(&rep, 300.0);
             metrics.register_destination(&rep, "dest");
             metrics.record_verdict(&DestinationVerdict::new(&rep, "dest", Outcome::Ok));
         }
         let (reload, _requests) = mpsc::channel(1);
+        let expected = metrics.clone();
         let app = router(Arc::new(Shared {
             metrics,
             board: Arc::new(Board::default()),
@@ -259,6 +301,9 @@ mod tests {
         assert_eq!(plain_headers[header::CONTENT_TYPE], EXPOSITION);
         let text = String::from_utf8(plain.clone()).unwrap();
         assert!(text.contains("replicanary_probes_total{"), "{text}");
+        // Streamed in several chunks, it is the exposition, whole and in order.
+        assert!(plain.len() > 3 * PLAIN_CHUNK, "{}", plain.len());
+        assert_eq!(text, expected.encode());
 
         let (gz_headers, gz) = scrape(app, Some("gzip, deflate")).await;
         assert_eq!(gz_headers[header::CONTENT_ENCODING], "gzip");

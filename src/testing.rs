@@ -60,6 +60,45 @@ pub struct MemStore {
     pub delete_calls: Mutex<Vec<(String, String, SystemTime)>>,
     /// (key, tags) of every PutObject.
     pub puts: Mutex<Vec<(String, Tags)>>,
+    /// Each listing takes this long and is counted in the gauge while it runs.
+    slow_listing: Option<(Arc<InFlight>, Duration)>,
+}
+
+/// Calls in flight at once, and the most seen: shared by stores to measure a bound.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: Mutex<usize>,
+    most: Mutex<usize>,
+    total: Mutex<usize>,
+}
+
+impl InFlight {
+    /// The most calls that were in flight at once.
+    pub fn most(&self) -> usize {
+        *lock(&self.most)
+    }
+
+    /// Calls started in all.
+    pub fn total(&self) -> usize {
+        *lock(&self.total)
+    }
+
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        let mut now = lock(&self.now);
+        *now += 1;
+        *lock(&self.total) += 1;
+        let mut most = lock(&self.most);
+        *most = (*most).max(*now);
+        InFlightGuard(self.clone())
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        *lock(&self.0.now) -= 1;
+    }
 }
 
 /// A scripted failure of class `class`.
@@ -93,6 +132,12 @@ impl MemStore {
             objects,
             ..MemStore::default()
         }
+    }
+
+    /// Every listing takes `delay` and is counted in `gauge` while it runs.
+    pub fn slow_listing(mut self, gauge: &Arc<InFlight>, delay: Duration) -> MemStore {
+        self.slow_listing = Some((gauge.clone(), delay));
+        self
     }
 
     /// HEADs of these objects (indexes into `objects`) fail transiently.
@@ -257,6 +302,10 @@ impl ObjectStore for MemStore {
         max: usize,
     ) -> Result<Vec<VersionEntry>, AwsError> {
         self.call("ListObjectVersions");
+        if let Some((gauge, delay)) = &self.slow_listing {
+            let _in_flight = gauge.enter();
+            tokio::time::sleep(*delay).await;
+        }
         let now = self.now.unwrap_or_else(SystemTime::now);
         if let Some(answer) = &self.listing {
             let entry = |v: &String| VersionEntry {

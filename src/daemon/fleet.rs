@@ -23,12 +23,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 #[cfg(test)]
 use tokio::task::Id;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::task::{Stops, replication_loop};
+use super::task::{SWEEPS_AT_ONCE, Stops, replication_loop};
 use crate::aws::clients::{Clients, acting_for};
 use crate::aws::s3::S3Store;
 use crate::aws::{ObjectStore, SetupReader};
@@ -191,6 +192,8 @@ pub struct Fleet<M: MakeProber> {
     tasks: JoinSet<()>,
     /// Shutdown: every task's `stop` and `abort` are children of these.
     all: Stops,
+    /// The permits of the sweeps, shared by every task (reloads included).
+    sweeps: Arc<Semaphore>,
 }
 
 impl<M: MakeProber> Fleet<M> {
@@ -207,7 +210,15 @@ impl<M: MakeProber> Fleet<M> {
                 stop: CancellationToken::new(),
                 abort: CancellationToken::new(),
             },
+            sweeps: Arc::new(Semaphore::new(SWEEPS_AT_ONCE)),
         }
+    }
+
+    /// Another bound on the sweeps running at once.
+    #[cfg(test)]
+    pub fn with_sweeps_at_once(mut self, permits: usize) -> Fleet<M> {
+        self.sweeps = Arc::new(Semaphore::new(permits));
+        self
     }
 
     /// The names of the running replications, sorted.
@@ -308,6 +319,7 @@ impl<M: MakeProber> Fleet<M> {
         let removed = Arc::new(AtomicBool::new(false));
         let task = {
             let (maker, sinks, rep) = (self.maker.clone(), self.sinks.clone(), rep.clone());
+            let sweeps = self.sweeps.clone();
             let (stops, done, removed) = (stops.clone(), done.clone(), removed.clone());
             acting_for(&rep.name.clone(), async move {
                 let _done = done.drop_guard();
@@ -318,8 +330,9 @@ impl<M: MakeProber> Fleet<M> {
                     for d in &dropped {
                         sinks.remove_destination(&rep.name, d);
                     }
-                    let prober = maker.make(&rep).await;
-                    replication_loop(prober, offset, sinks.metrics.clone(), stops).await;
+                    let prober = Box::pin(maker.make(&rep)).await;
+                    let metrics = sinks.metrics.clone();
+                    replication_loop(prober, offset, metrics, sweeps, stops).await;
                 }
                 if removed.load(Ordering::SeqCst) {
                     sinks.remove_replication(&rep.name);

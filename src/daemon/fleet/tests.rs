@@ -9,6 +9,7 @@ use super::{Changes, Fleet, plan};
 use crate::config::{AwsSettings, Replication};
 use crate::daemon::tests::fake::{Fake, config, reps, verdicts, wait_for};
 use crate::metrics::Metrics;
+use crate::testing::InFlight;
 
 fn names(v: &[Replication]) -> Vec<&str> {
     v.iter().map(|r| r.name.as_str()).collect()
@@ -230,5 +231,87 @@ async fn new_replications_start_staggered_over_their_interval() {
     assert_eq!(probed, ["s0"]);
     wait_for("the second one", || verdicts(&metrics, "s1", "d0") > 0).await;
     assert_eq!(verdicts(&metrics, "s3", "d0"), 0);
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn sweeps_run_a_bounded_number_at_once_and_each_before_its_first_probe() {
+    let metrics = Arc::new(Metrics::new());
+    let mut fake = Fake::new(&metrics);
+    let listings = Arc::new(InFlight::default());
+    fake.slow_listing = Some((listings.clone(), Duration::from_millis(60)));
+    let (fleet, aws) = fleet(&fake, Duration::from_secs(5));
+    let mut fleet = fleet.with_sweeps_at_once(3);
+    // 24 replications starting within 200 ms: unbounded, ~20 listings would overlap.
+    let names: Vec<String> = (0..24).map(|i| format!("r{i}")).collect();
+    let spec: Vec<(&str, &str, usize)> = names.iter().map(|n| (n.as_str(), "200ms", 1)).collect();
+    fleet.reconcile(reps(&spec), &aws).await;
+    wait_for("every replication's first verdict", || {
+        names.iter().all(|n| verdicts(&metrics, n, "d0") >= 1)
+    })
+    .await;
+    assert_eq!(listings.most(), 3, "the bound was reached and never passed");
+    assert!(listings.total() >= 2 * names.len(), "{}", listings.total());
+    for n in &names {
+        let built = &fake.builds(n)[0];
+        let calls = built.source.calls();
+        let swept = calls.iter().position(|c| c == "ListObjectVersions");
+        let probed = calls.iter().position(|c| c == "PutObject");
+        assert!(swept.is_some() && swept < probed, "{n}: {calls:?}");
+        assert!(
+            built.destinations[0].count("ListObjectVersions") >= 1,
+            "{n}"
+        );
+    }
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_permit_the_first_probe_waits_and_later_sweeps_are_postponed() {
+    let metrics = Arc::new(Metrics::new());
+    let fake = Fake::new(&metrics);
+    let (fleet, aws) = fleet(&fake, Duration::from_secs(5));
+    let mut fleet = fleet.with_sweeps_at_once(1);
+    let held = fleet
+        .sweeps
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("open gate");
+    let mut desired = reps(&[("a", "50ms", 1)]);
+    desired[0].settings.sweep_interval = Duration::from_millis(1);
+    fleet.reconcile(desired, &aws).await;
+    wait_for("the prober built", || !fake.builds("a").is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = fake.builds("a")[0].source.clone();
+    assert!(a.calls().is_empty(), "{:?}", a.calls());
+    assert_eq!(verdicts(&metrics, "a", "d0"), 0);
+
+    drop(held);
+    wait_for("periodic sweeps between probes", || {
+        a.count("ListObjectVersions") >= 3
+    })
+    .await;
+    assert_eq!(
+        a.calls()[0],
+        "ListObjectVersions",
+        "the start-up sweep came first"
+    );
+
+    // Every permit taken: probes go on, sweeps wait.
+    let held = fleet
+        .sweeps
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("open gate");
+    let (lists, probes) = (a.count("ListObjectVersions"), verdicts(&metrics, "a", "d0"));
+    wait_for("three more probes", || {
+        verdicts(&metrics, "a", "d0") >= probes + 3
+    })
+    .await;
+    assert_eq!(a.count("ListObjectVersions"), lists);
+    drop(held);
+    wait_for("sweeping again", || a.count("ListObjectVersions") > lists).await;
     fleet.shutdown().await;
 }

@@ -12,7 +12,7 @@ use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::status::Board;
-use crate::testing::{MemStore, SharedBody};
+use crate::testing::{InFlight, MemStore, SharedBody};
 
 const EXPECTED: &str =
     "arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab";
@@ -58,6 +58,8 @@ pub struct Fake {
     /// The metrics and a status board, as the daemon gives them to probers.
     pub sinks: Sinks,
     pub pending: Vec<String>,
+    /// Every bucket's listing is slow and counted here (the sweeps' concurrency).
+    pub slow_listing: Option<(Arc<InFlight>, Duration)>,
     builds: Arc<Mutex<HashMap<String, Vec<Built>>>>,
 }
 
@@ -67,6 +69,7 @@ impl Fake {
             metrics: metrics.clone(),
             sinks: Sinks::new(metrics.clone(), Arc::new(Board::new())),
             pending: Vec::new(),
+            slow_listing: None,
             builds: Arc::default(),
         }
     }
@@ -94,7 +97,11 @@ impl MakeProber for Fake {
         } else {
             "COMPLETED"
         };
-        let source = Arc::new(MemStore::new(&body).heads(vec![status(said)]));
+        let slow = |store: MemStore| match &self.slow_listing {
+            Some((gauge, delay)) => store.slow_listing(gauge, *delay),
+            None => store,
+        };
+        let source = Arc::new(slow(MemStore::new(&body)).heads(vec![status(said)]));
         let replica = Ok(ObjectHead {
             replication_status: Some("REPLICA".to_owned()),
             server_side_encryption: Some("aws:kms".to_owned()),
@@ -104,7 +111,7 @@ impl MakeProber for Fake {
         let destinations: Vec<Arc<MemStore>> = rep
             .destinations
             .iter()
-            .map(|_| Arc::new(MemStore::new(&body).heads(vec![replica.clone()])))
+            .map(|_| Arc::new(slow(MemStore::new(&body)).heads(vec![replica.clone()])))
             .collect();
         let built = Built {
             source: source.clone(),
