@@ -120,8 +120,16 @@ pub async fn sweep_bucket<S: ObjectStore>(
         }
     };
     report.listed = versions.len();
-    let budget_left = |r: &SweepReport| {
-        r.calls < s.limits.max_calls && s.limits.deadline.is_none_or(|d| Instant::now() < d)
+    // One call taken from the budget; none left: the sweep stops, truncated.
+    let take_call = |r: &mut SweepReport| {
+        let left =
+            r.calls < s.limits.max_calls && s.limits.deadline.is_none_or(|d| Instant::now() < d);
+        if left {
+            r.calls += 1;
+        } else {
+            r.truncated = true;
+        }
+        left
     };
     for v in versions
         .iter()
@@ -135,11 +143,9 @@ pub async fn sweep_bucket<S: ObjectStore>(
             report.retained += 1;
             continue;
         }
-        if !budget_left(&report) {
-            report.truncated = true;
+        if !take_call(&mut report) {
             break;
         }
-        report.calls += 1;
         let head = match store.head(s.bucket, &v.key, &v.version_id).await {
             Ok(h) => h,
             Err(e) => {
@@ -157,11 +163,9 @@ pub async fn sweep_bucket<S: ObjectStore>(
             report.retained += 1;
             continue;
         }
-        if !budget_left(&report) {
-            report.truncated = true;
+        if !take_call(&mut report) {
             break;
         }
-        report.calls += 1;
         match store.delete_version(s.bucket, &v.key, &v.version_id).await {
             Ok(()) => report.deleted += 1,
             // S3 still holds it under Object Lock (its clock and ours differ): next sweep.
