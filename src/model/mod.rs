@@ -8,11 +8,13 @@
 pub mod error;
 pub mod finding;
 pub mod outcome;
+pub mod scan_class;
 pub mod side;
 pub mod verdict;
 
 pub use error::{AwsError, ErrorClass};
 pub use finding::Finding;
 pub use outcome::Outcome;
+pub use scan_class::ScanClass;
 pub use side::Side;
 pub use verdict::{DestinationVerdict, ReplicaFacts};
