@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::model::{AwsError, DestinationVerdict, Finding, Outcome};
+use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ScanClass};
 
 /// The latest verdict of every destination, shared by the probes (writers) and the HTTP
 /// endpoint (reader).
@@ -41,6 +41,16 @@ pub struct Row {
     pub findings: Vec<Finding>,
     /// The most recent AWS error any verdict of this destination carried.
     pub last_error: Option<SeenError>,
+    /// The last complete background scan of this destination's replicas, if scanned.
+    pub scan: Option<ScanCounts>,
+}
+
+/// Objects per class in the last complete scan pass, and when it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanCounts {
+    /// Per class, in the order of [`ScanClass::ALL`].
+    pub counts: [u64; ScanClass::ALL.len()],
+    pub ended: SystemTime,
 }
 
 /// A conclusive outcome and the time of the first verdict of its current run.
@@ -66,6 +76,7 @@ impl Row {
             standing: None,
             findings: Vec::new(),
             last_error: None,
+            scan: None,
         }
     }
 
@@ -132,6 +143,14 @@ impl Board {
             .entry((v.replication.clone(), v.destination.clone()))
             .or_insert_with(|| Row::waiting(&v.replication, &v.destination))
             .record(v);
+    }
+
+    /// Records a complete scan pass of one destination (called by the daemon's scan).
+    pub fn record_scan(&self, replication: &str, destination: &str, counts: ScanCounts) {
+        self.rows()
+            .entry((replication.to_owned(), destination.to_owned()))
+            .or_insert_with(|| Row::waiting(replication, destination))
+            .scan = Some(counts);
     }
 
     /// Removes every row of a replication (it left the configuration).
