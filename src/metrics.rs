@@ -411,7 +411,10 @@ impl Metrics {
             .last_complete
             .with_label_values(&[replication])
             .set(ended_unix);
-        self.scan.progress.with_label_values(&[replication]).set(0.0);
+        self.scan
+            .progress
+            .with_label_values(&[replication])
+            .set(0.0);
     }
 
     /// Objects judged so far in the scan pass under way.

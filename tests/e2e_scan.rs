@@ -7,7 +7,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use support::{Lab, binary};
@@ -15,20 +14,7 @@ use support::{Lab, binary};
 /// The backlog scenario in a fresh lab: (lab, config, expectations).
 fn backlog() -> (Lab, PathBuf, Value) {
     let lab = Lab::start(&["--replication-delay", "0.2"]);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab");
-    let config = lab.dir.path().join("backlog.yaml");
-    let expect = lab.dir.path().join("expect.json");
-    let status = Command::new(dir.join(".venv/bin/python"))
-        .arg(dir.join("backlog.py"))
-        .args(["--endpoint", &lab.endpoint, "--out"])
-        .arg(&config)
-        .arg("--expect")
-        .arg(&expect)
-        .status()
-        .expect("backlog.py runs");
-    assert!(status.success(), "provisioning the backlog failed");
-    let expect = std::fs::read_to_string(&expect).expect("expectations written");
-    let expect = serde_json::from_str(&expect).expect("expectations are JSON");
+    let (config, expect) = support::backlog::provision(&lab, &[]);
     (lab, config, expect)
 }
 
@@ -108,25 +94,14 @@ fn the_backlog_scan_counts_every_class_and_writes_the_fix() {
     assert_eq!(rep["canaries"], 1, "the canary is left out");
     let dest = &rep["destinations"][0];
     let counts = &dest["counts"];
-    let want = [
-        ("not_replicated", 3),
-        ("replication_failed", 1),
-        ("pending", 0),
-        ("pending_too_long", 0),
-        ("replica_missing", 0),
-        ("unreadable", 0),
-        ("undecryptable", 0),
-        ("not_kms_encrypted", 2),
-        ("wrong_kms_key", 3),
-        ("ok", 4),
-        ("error", 0),
-    ];
+    let want = support::backlog::COUNTS;
     assert_eq!(
         counts.as_object().map(|o| o.len()),
         Some(want.len()),
         "every class present: {counts}"
     );
     for (class, n) in want {
+        let n = *n;
         assert_eq!(counts[class], n, "{class}: {counts}");
     }
     assert_eq!(dest["objects"], 13);

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::raw::{
-    RawBucketTag, RawConfig, RawDestination, RawDiscovery, RawPoll, RawProbeSettings, RawScan,
-    RawReplication, RawSource, Scalar,
+    RawBucketTag, RawConfig, RawDestination, RawDiscovery, RawPoll, RawProbeSettings,
+    RawReplication, RawScan, RawSource, Scalar,
 };
 use super::{
     AwsSettings, BucketTag, Config, Destination, Discovery, FieldError, ProbeSettings, Replication,
@@ -473,19 +473,28 @@ impl Validator {
 
     /// `scan:` over the inherited one (a replication's fields override the defaults'
     /// one by one); `None` when a field is wrong.
-    fn scan(&mut self, base: Option<&ScanSettings>, raw: &RawScan, path: &str) -> Option<ScanSettings> {
+    fn scan(
+        &mut self,
+        base: Option<&ScanSettings>,
+        raw: &RawScan,
+        path: &str,
+    ) -> Option<ScanSettings> {
         let mut s = base.cloned().unwrap_or_default();
         if let Some(d) = self.duration(raw.interval.as_ref(), &format!("{path}.interval")) {
             s.interval = d;
         }
         match &raw.rate {
             None => {}
-            Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|r| (1..=10_000).contains(&r)) => {
+            Some(serde_json::Value::Number(n))
+                if n.as_u64().is_some_and(|r| (1..=10_000).contains(&r)) =>
+            {
                 s.rate = u32::try_from(n.as_u64().unwrap_or(1)).unwrap_or(1);
             }
             Some(other) => self.error(
                 &format!("{path}.rate"),
-                format!("must be a whole number of requests per second from 1 to 10000, found {other}"),
+                format!(
+                    "must be a whole number of requests per second from 1 to 10000, found {other}"
+                ),
             ),
         }
         if let Some(r) = raw.read {

@@ -100,7 +100,9 @@ impl Scanner {
     /// Exports a complete pass: metrics and status page, from the same counts.
     fn record(&self, pass: &ReplicationScan) {
         let ended = SystemTime::now();
-        let unix = ended.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let unix = ended
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let counts: Vec<(&str, _)> = pass
             .destinations
             .iter()
@@ -131,13 +133,23 @@ pub async fn build_scanner(
     let settings = rep.settings.scan.clone()?;
     let s = &rep.source;
     let source = clients
-        .store(&rep.name, crate::model::Side::Source, &s.region, s.role.as_ref())
+        .store(
+            &rep.name,
+            crate::model::Side::Source,
+            &s.region,
+            s.role.as_ref(),
+        )
         .await;
     let mut destinations = Vec::with_capacity(rep.destinations.len());
     for d in &rep.destinations {
         destinations.push(
             clients
-                .store(&rep.name, crate::model::Side::Destination, &d.region, d.role.as_ref())
+                .store(
+                    &rep.name,
+                    crate::model::Side::Destination,
+                    &d.region,
+                    d.role.as_ref(),
+                )
                 .await,
         );
     }
@@ -149,4 +161,3 @@ pub async fn build_scanner(
         sinks: sinks.clone(),
     })
 }
-

@@ -114,10 +114,17 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="replicanary configuration to write")
     ap.add_argument("--suffix")
     ap.add_argument("--expect", help="write what a scan must find here (JSON)")
+    ap.add_argument("--interval", default="2s", help="probe interval of the configuration")
+    ap.add_argument("--scan", metavar="JSON", help='`scan:` for the defaults, e.g. {"interval": "10s", "rate": 50}')
     args = ap.parse_args(argv)
     provision.wait_for_lab(args.endpoint)
     world, expect = build(args.endpoint, args.suffix)
-    Path(args.out).write_text(provision.render_config(world))
+    config = provision.config_dict(world, interval=args.interval)
+    if args.scan:
+        config["defaults"]["scan"] = json.loads(args.scan)
+    import yaml
+
+    Path(args.out).write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=200))
     if args.expect:
         Path(args.expect).write_text(json.dumps(expect, ensure_ascii=False, indent=1))
     print(f"backlog: {sum(len(v) for c, v in expect.items() if isinstance(v, list) and c != 'manifest')} "
