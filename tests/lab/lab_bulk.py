@@ -10,9 +10,10 @@ PutObjects through the API.
 
     {"source_bucket": "...", "destination_bucket": "...", "prefix": "bench/", "count": 100000,
      "source_kms_key_arn": "arn:...", "replica_kms_key_arn": "arn:...", "size": 16,
-     "region": "ap-northeast-1"}
+     "region": "ap-northeast-1", "start": 0}
 
-Keys are `<prefix><8-digit index>`. Answers {"written": N, "seconds": S}.
+Keys are `<prefix><8-digit index>`, indexes `start` to `start + count - 1` (write a large set in
+chunks: one call holds the lab's event loop for its whole duration). Answers {"written": N, "seconds": S}.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def bulk_objects(payload: dict) -> dict:
     destination = payload.get("destination_bucket")
     replica_key = payload.get("replica_kms_key_arn") or source_key
     prefix = str(payload.get("prefix", "bulk/"))
+    start = int(payload.get("start", 0))
     size = int(payload.get("size", 16))
     region = str(payload.get("region", "ap-northeast-1"))
     src_account = ms_s3._bucket_owner_account(source)
@@ -55,7 +57,7 @@ def bulk_objects(payload: dict) -> dict:
     written = []
     with ms_responses.request_scope(src_account, region):
         bucket = ms_s3._buckets.get(source)
-        for i in range(count):
+        for i in range(start, start + count):
             key = f"{prefix}{i:08d}"
             obj = ms_s3._build_object_record(body, {})
             obj["preserved_headers"].update(sse)
