@@ -241,3 +241,59 @@ fn percent_encoding_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[test]
+fn throttling_is_retried_within_the_rate_and_never_becomes_a_verdict() {
+    let (lab, config, _expect) = backlog();
+    // A third of the HEADs answer 503 SlowDown.
+    lab.admin(
+        "config",
+        r#"{"faults": {"error_rate": 0.3, "status": 503, "services": ["s3"], "operations": ["HeadObject"]}}"#,
+    );
+    lab.admin("stats/reset", "{}");
+    let rate = 10.0;
+    let (code, doc, stderr) = scan(&config, &["--rate", "10", "--concurrency", "8"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let stats: Value = serde_json::from_str(&lab.stats()).expect("stats are JSON");
+    let injected = stats["faults_injected"]["s3:HeadObject"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(injected > 0, "the lab injected faults: {stats}");
+
+    // Every request is counted, the retries included: the lab saw exactly as many S3 calls.
+    let s3_calls: u64 = stats["by_service"]["s3"]
+        .as_object()
+        .map(|ops| ops.values().filter_map(Value::as_u64).sum())
+        .unwrap_or_default();
+    let requests = doc["requests"].as_u64().unwrap_or_default();
+    assert_eq!(requests, s3_calls, "{doc}\n{stats}");
+    assert!(requests > 1 + 14 + 9, "the faults were retried: {requests}");
+    // Within the rate (the limiter allows a first burst of one second's worth).
+    let seconds = doc["seconds"].as_f64().unwrap_or_default();
+    assert!(
+        seconds >= (requests as f64 - rate) / rate,
+        "{requests} requests in {seconds} s at --rate {rate}"
+    );
+
+    // A fault is never a verdict: each class holds at most its true count, and what is
+    // missing is `error` (a HEAD that failed four times), nothing else.
+    let counts = &doc["replications"][0]["destinations"][0]["counts"];
+    let mut missing = 0;
+    for (class, n) in support::backlog::COUNTS {
+        if *class == "error" {
+            continue;
+        }
+        let got = counts[class].as_u64().unwrap_or(u64::MAX);
+        assert!(got <= *n, "{class}: {got} > {n}: {counts}");
+        missing += n - got;
+    }
+    // The canary is told apart only by its HEAD: one that failed four times is an error too.
+    let canary_unseen = 1 - doc["replications"][0]["canaries"]
+        .as_u64()
+        .unwrap_or_default();
+    assert_eq!(
+        counts["error"].as_u64(),
+        Some(missing + canary_unseen),
+        "{counts}"
+    );
+}

@@ -39,14 +39,11 @@ impl Scanner {
         self.sinks.metrics.set_scan_progress(&name, 0);
         loop {
             let started = Instant::now();
-            match Box::pin(self.pass(&stop)).await {
-                Some(pass) if pass.incomplete.is_none() && !pass.interrupted => self.record(&pass),
-                Some(pass) => {
-                    if let Some(why) = &pass.incomplete {
-                        tracing::warn!(replication = %name, error = %why, "scan pass incomplete: the last complete pass stays exported");
-                    }
-                }
-                None => {}
+            let pass = Box::pin(self.pass(&stop)).await;
+            if let Some(why) = &pass.incomplete {
+                tracing::warn!(replication = %name, error = %why, "scan pass incomplete: the last complete pass stays exported");
+            } else if !pass.interrupted {
+                self.record(&pass);
             }
             if stop.is_cancelled() {
                 return;
@@ -59,7 +56,7 @@ impl Scanner {
     }
 
     /// One pass, the progress gauge kept up to date while it runs.
-    async fn pass(&self, stop: &CancellationToken) -> Option<ReplicationScan> {
+    async fn pass(&self, stop: &CancellationToken) -> ReplicationScan {
         let rep = &self.replication;
         let budget = Budget::new(self.settings.rate);
         let opts = Options {
@@ -94,7 +91,7 @@ impl Scanner {
             interrupted = pass.interrupted,
             "scan pass ended"
         );
-        Some(pass)
+        pass
     }
 
     /// Exports a complete pass: metrics and status page, from the same counts.

@@ -15,7 +15,7 @@ use super::manifest::Manifest;
 use super::render::ScanReport;
 use super::{Budget, Options, Target, scan_replication};
 use crate::aws::clients::{Clients, acting_for};
-use crate::config::Config;
+use crate::config::{AwsSettings, Config};
 use crate::metrics::Metrics;
 use crate::model::Side;
 
@@ -31,7 +31,13 @@ pub async fn scan_all(
     stop: &CancellationToken,
 ) -> anyhow::Result<ScanReport> {
     let started = Instant::now();
-    let clients = Clients::new(&config.aws, Arc::new(Metrics::new())).await;
+    // One attempt per SDK call: every retry goes through the scan's own budget, so that
+    // retries after throttling wait for the rate too, and `requests` counts them all.
+    let aws = AwsSettings {
+        max_attempts: 1,
+        ..config.aws.clone()
+    };
+    let clients = Clients::new(&aws, Arc::new(Metrics::new())).await;
     let budget = Budget::new(rate);
     let mut replications = Vec::new();
     for rep in &config.replications {
