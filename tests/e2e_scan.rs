@@ -297,3 +297,53 @@ fn throttling_is_retried_within_the_rate_and_never_becomes_a_verdict() {
         "{counts}"
     );
 }
+
+#[test]
+fn ctrl_c_prints_the_partial_counts_and_where_to_resume() {
+    let (_lab, config, _expect) = backlog();
+    // ~33 requests at 3 per second: about 10 s; interrupted after 3.
+    let child = binary()
+        .arg("scan")
+        .arg("--config")
+        .arg(&config)
+        .args(["--format", "json", "--rate", "3", "--concurrency", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("scan starts");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("scan ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("partial report is JSON ({e}); stderr: {stderr}"));
+    let rep = &doc["replications"][0];
+    assert_eq!(rep["interrupted"], true, "{doc}");
+    let done = rep["destinations"][0]["objects"]
+        .as_u64()
+        .unwrap_or_default()
+        + rep["canaries"].as_u64().unwrap_or_default();
+    assert!(done > 0 && done < 14, "partial: {done} of 14");
+    let resume = rep["resume_after"]
+        .as_str()
+        .expect("where to resume")
+        .to_owned();
+    assert!(stderr.contains("--start-after"), "{stderr}");
+
+    let (_, rest, _) = scan(&config, &["--start-after", &resume]);
+    let rest_done = rest["replications"][0]["destinations"][0]["objects"]
+        .as_u64()
+        .unwrap_or_default()
+        + rest["replications"][0]["canaries"]
+            .as_u64()
+            .unwrap_or_default();
+    assert_eq!(
+        done + rest_done,
+        14,
+        "interrupted + resumed = every object once"
+    );
+}

@@ -390,3 +390,28 @@ fn the_listing_prefix_narrows_the_rules() {
     assert_eq!(listing_prefix("logs/", Some("data/")), None);
     assert_eq!(listing_prefix("", Some("data/")).as_deref(), Some("data/"));
 }
+
+#[tokio::test]
+async fn examples_are_bounded_whatever_the_bucket() {
+    let mut src = Bucket {
+        page: 7,
+        ..Bucket::default()
+    };
+    for i in 0..25 {
+        src.objects.push((
+            format!("k{i:03}"),
+            format!("v{i}"),
+            source_head(Some("FAILED")),
+            Ok(()),
+        ));
+    }
+    let dst = Bucket::default();
+    let (r, requests) = scan(&src, &dst, opts()).await;
+    let d = &r.destinations[0];
+    assert_eq!(d.count(ScanClass::ReplicationFailed), 25);
+    assert_eq!(
+        d.examples[ScanClass::ReplicationFailed.index()].len(),
+        tally::EXAMPLES
+    );
+    assert_eq!(requests, 4 + 25, "4 pages of at most 7, one HEAD each");
+}
