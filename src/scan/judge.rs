@@ -80,6 +80,13 @@ mod tests {
     const OTHER: &str =
         "arn:aws:kms:ap-northeast-1:111111111111:key/2222bbbb-0000-0000-0000-000000000000";
 
+    /// A replica HEAD answer, a read answer, and the class they give.
+    type Case<'a> = (
+        Result<&'a ObjectHead, ErrorClass>,
+        Option<Result<(), ErrorClass>>,
+        ScanClass,
+    );
+
     fn kms(key: &str) -> ObjectHead {
         ObjectHead {
             replication_status: Some("REPLICA".into()),
@@ -128,11 +135,7 @@ mod tests {
             server_side_encryption: Some("AES256".into()),
             ..ObjectHead::default()
         };
-        let cases: &[(
-            Result<&ObjectHead, ErrorClass>,
-            Option<Result<(), ErrorClass>>,
-            ScanClass,
-        )] = &[
+        let cases: &[Case<'_>] = &[
             (Err(ErrorClass::NotFound), None, ScanClass::ReplicaMissing),
             (Err(ErrorClass::AccessDenied), None, ScanClass::Unreadable),
             (Err(ErrorClass::Forbidden), None, ScanClass::Unreadable),

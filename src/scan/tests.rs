@@ -17,15 +17,18 @@ const EXPECTED: &str =
 const OTHER: &str =
     "arn:aws:kms:ap-northeast-1:111111111111:key/2222bbbb-12ab-34cd-56ef-1234567890ab";
 
+/// One stored object: key, version id, its HEAD answer, its read answer.
+type Stored = (
+    String,
+    String,
+    Result<ObjectHead, ErrorClass>,
+    Result<(), ErrorClass>,
+);
+
 /// A bucket in memory: key → (version id, HEAD answer, read answer); pages of `page` keys.
 #[derive(Default)]
 struct Bucket {
-    objects: Vec<(
-        String,
-        String,
-        Result<ObjectHead, ErrorClass>,
-        Result<(), ErrorClass>,
-    )>,
+    objects: Vec<Stored>,
     page: usize,
     /// HEADs of these keys fail transiently this many times first.
     flaky: Mutex<HashMap<String, u32>>,
@@ -88,7 +91,7 @@ impl ScanReader for Bucket {
     ) -> Result<(), AwsError> {
         self.calls.lock().unwrap().push(format!("Get {key}"));
         match self.objects.iter().find(|(k, ..)| k == key) {
-            Some((.., r)) => r.clone().map_err(err),
+            Some((.., r)) => (*r).map_err(err),
             None => Err(err(ErrorClass::NotFound)),
         }
     }
