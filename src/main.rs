@@ -300,8 +300,14 @@ fn discover_once(path: &Path, format: DiscoverFormat) -> anyhow::Result<ExitCode
         }
     );
     let errors = pass.skips().filter(|s| s.reason.is_error()).count();
+    let unmonitored = if pass.coverage {
+        let n = discovery::coverage::uncovered(&pass, explicit).len();
+        format!("; {n} enabled replication rules no replication probes")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read) in {:.2}s",
+        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read){unmonitored} in {:.2}s",
         pass.found().count(),
         pass.skips().count(),
         pass.took.as_secs_f64()

@@ -9,6 +9,7 @@
 
 pub mod html;
 pub mod page;
+pub mod unmonitored;
 
 #[cfg(test)]
 mod tests;
@@ -17,13 +18,23 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::model::{AwsError, DestinationVerdict, Finding, Outcome};
+use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, UnmonitoredRule};
 
 /// The latest verdict of every destination, shared by the probes (writers) and the HTTP
 /// endpoint (reader).
 #[derive(Debug, Default)]
 pub struct Board {
     rows: Mutex<BTreeMap<(String, String), Row>>,
+    /// The rules nobody monitors, as the last discovery pass with coverage settled them.
+    coverage: Mutex<Option<Coverage>>,
+}
+
+/// Discovery's coverage: the enabled replication rules no probe stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    pub rules: Vec<UnmonitoredRule>,
+    /// When the pass that settled them ended.
+    pub at: SystemTime,
 }
 
 /// One replication × destination.
@@ -151,5 +162,22 @@ impl Board {
         let mut rows: Vec<Row> = self.rows().values().cloned().collect();
         rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         rows
+    }
+}
+
+// Coverage (set by discovery, not by verdicts).
+impl Board {
+    /// Records the rules nobody monitors after a discovery pass; `None`: discovery or its
+    /// coverage is off, nothing to show.
+    pub fn set_coverage(&self, coverage: Option<Coverage>) {
+        *self.coverage.lock().unwrap_or_else(|e| e.into_inner()) = coverage;
+    }
+
+    /// A copy of the last coverage recorded.
+    pub fn coverage(&self) -> Option<Coverage> {
+        self.coverage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

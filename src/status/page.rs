@@ -11,7 +11,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::html::Html;
-use super::{Row, SeenError};
+use super::{Coverage, Row, SeenError};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
 
 /// The runbook, as the alert rules' `runbook_url` links to it; sections are
@@ -34,6 +34,8 @@ pub struct Header {
     /// The last (re)load of the configuration; `None` before the first.
     pub config: Option<ConfigLoad>,
     pub canaries_outstanding: i64,
+    /// Discovery's coverage: the rules nobody monitors; `None` when it is off.
+    pub coverage: Option<Coverage>,
 }
 
 /// The last (re)load of the configuration.
@@ -85,6 +87,7 @@ pub fn render(rows: &[Row], header: &Header, now: SystemTime) -> String {
     } else {
         table(&mut h, rows, now);
     }
+    super::unmonitored::section(&mut h, header.coverage.as_ref(), now);
     h.raw("</main>\n<footer>Sorted worst first. Each verdict and finding links to its ")
         .raw("runbook section. Machine-readable: <a href=\"/metrics\">/metrics</a> · ")
         .raw("<a href=\"/healthz\">/healthz</a> · <a href=\"/readyz\">/readyz</a>. ")
@@ -151,7 +154,13 @@ fn top(h: &mut Html, rows: &[Row], header: &Header, now: SystemTime) {
         ))
         .raw("</dd></div>\n<div><dt>Canaries outstanding</dt><dd>")
         .text_fmt(format_args!("{}", header.canaries_outstanding))
-        .raw("</dd></div>\n<div><dt>Page</dt><dd>")
+        .raw("</dd></div>\n");
+    if let Some(c) = &header.coverage {
+        h.raw("<div><dt>Unmonitored rules</dt><dd><a href=\"#unmonitored\">")
+            .text_fmt(format_args!("{}", c.rules.len()))
+            .raw("</a></dd></div>\n");
+    }
+    h.raw("<div><dt>Page</dt><dd>")
         .text(&humantime::format_rfc3339_seconds(now).to_string())
         .raw(" · reloads every ")
         .text_fmt(format_args!("{REFRESH_SECONDS} s"))

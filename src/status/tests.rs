@@ -211,6 +211,7 @@ fn header() -> Header {
             last_success: Some(at(0)),
         }),
         canaries_outstanding: 3,
+        coverage: None,
     }
 }
 
