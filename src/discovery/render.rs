@@ -338,7 +338,9 @@ fn yaml_unmonitored(out: &mut String, pass: &Pass, explicit: &[Replication]) {
             r.region,
             r.reason,
             r.destination_bucket,
-            r.replica_kms_key_id.as_deref().map_or("(none)".to_owned(), scalar),
+            r.replica_kms_key_id
+                .as_deref()
+                .map_or("(none)".to_owned(), scalar),
         );
     }
 }

@@ -20,14 +20,16 @@ pub const MAX_ROWS: usize = 500;
 /// The section, or nothing when coverage is off.
 pub fn section(h: &mut Html, coverage: Option<&Coverage>, now: SystemTime) {
     let Some(c) = coverage else { return };
-    h.raw("<section id=\"unmonitored\" class=\"coverage\">\n<h2>Replication rules nobody monitors (")
-        .text_fmt(format_args!("{}", c.rules.len()))
-        .raw(")</h2>\n<p class=\"muted\">Enabled rules no replication here probes: their buckets ")
-        .raw("did not opt in, or discovery cannot place a canary for them. Read ")
-        .text(&ago(now, c.at))
-        .raw(". <a href=\"")
-        .attr(RUNBOOK_URL)
-        .raw("#replicanaryunmonitoredreplicationrules\">What to do</a>.</p>\n");
+    h.raw(
+        "<section id=\"unmonitored\" class=\"coverage\">\n<h2>Replication rules nobody monitors (",
+    )
+    .text_fmt(format_args!("{}", c.rules.len()))
+    .raw(")</h2>\n<p class=\"muted\">Enabled rules no replication here probes: their buckets ")
+    .raw("did not opt in, or discovery cannot place a canary for them. Read ")
+    .text(&ago(now, c.at))
+    .raw(". <a href=\"")
+    .attr(RUNBOOK_URL)
+    .raw("#replicanaryunmonitoredreplicationrules\">What to do</a>.</p>\n");
     if c.rules.is_empty() {
         h.raw("<p class=\"empty\">None: every enabled replication rule discovery can read is probed.</p>\n</section>\n");
         return;
