@@ -9,14 +9,17 @@
 //!   the header), never writes into a bucket nobody opted in, and — once a bucket is opted
 //!   in — stops counting its rules within a discovery interval.
 //!
+//! With `chromium` on PATH the page is also rendered headless at laptop and phone widths
+//! (`target/e2e-artifacts/coverage-*.png`, to look at) and its DOM checked for the section.
+//!
 //! One lab; about 30 s on two shared cores.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{Daemon, Lab, RootS3, http_get, poll_until};
@@ -207,9 +210,122 @@ fn the_rules_nobody_monitors_are_listed_counted_and_shown() {
         "{section}"
     );
 
+    // Opted in, the seed's rule is probed, and what coverage warned of shows: its replicas
+    // are under the source account's key, which the destination cannot use.
+    let seed = ("re-other-value-src-c1/wrong-key", "re-healthy-dst-c1");
+    let m = daemon.wait_for_verdicts(&[seed], 1.0, Duration::from_secs(30));
+    let outcomes = m.outcomes(seed.0, seed.1);
+    assert!(
+        outcomes
+            .keys()
+            .all(|o| o == "undecryptable" || o == "error")
+            && outcomes.contains_key("undecryptable"),
+        "{outcomes:?}"
+    );
+
+    screenshots(daemon.port, lab.dir.path());
+
     let root = RootS3::new(&lab, SOURCE);
     assert!(
         root.versions("re-untagged-src-c1", "").is_empty(),
         "coverage reads, never writes: no canary in a bucket nobody opted in"
     );
+}
+
+/// The page in headless `chromium`, if installed: its DOM holds the section (4 rules after
+/// the opt-in), and screenshots land in `target/e2e-artifacts/`: the whole page at laptop
+/// width, and the section alone (the page with the verdict table cut out) at phone width.
+fn screenshots(port: u16, dir: &Path) {
+    let profile = &dir.join("chromium");
+    let Some(browser) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    }) else {
+        eprintln!("no `chromium` on PATH: the page is checked as HTML only");
+        return;
+    };
+    let url = format!("http://127.0.0.1:{port}/");
+    let dom = chromium(&browser, profile, &["--dump-dom"], &url);
+    assert!(
+        dom.contains("Replication rules nobody monitors (4)"),
+        "{dom}"
+    );
+    assert!(!dom.to_ascii_lowercase().contains("<script"));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let (_, page) = http_get(port, "/").expect("the status page answers");
+    let (start, end) = (
+        page.find("<table>").expect("the verdict table"),
+        page.find("</table>").expect("its end") + "</table>".len(),
+    );
+    let section_only = dir.join("coverage-section.html");
+    std::fs::write(&section_only, format!("{}{}", &page[..start], &page[end..]))
+        .expect("write the page");
+    let section_url = format!("file://{}", section_only.display());
+    let out = tmp.parent().unwrap_or(tmp).join("e2e-artifacts");
+    std::fs::create_dir_all(&out).expect("artefact directory");
+    for (name, size, url) in [
+        ("coverage-laptop.png", "1280,3400", &url),
+        ("coverage-phone.png", "390,2400", &section_url),
+    ] {
+        let png = out.join(name);
+        let _ = std::fs::remove_file(&png);
+        chromium(
+            &browser,
+            profile,
+            &[
+                &format!("--screenshot={}", png.display()),
+                &format!("--window-size={size}"),
+            ],
+            url,
+        );
+        let bytes = std::fs::read(&png).unwrap_or_default();
+        assert!(
+            bytes.starts_with(b"\x89PNG"),
+            "{} is not a PNG",
+            png.display()
+        );
+        eprintln!("status page screenshot: {}", png.display());
+    }
+}
+
+/// Runs headless `chromium` once (bounded to 60 s) and returns its stdout.
+fn chromium(binary: &Path, profile: &Path, args: &[&str], url: &str) -> String {
+    let mut child = Command::new(binary)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            assert!(status.success(), "chromium {args:?} failed: {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap_or_default()
 }

@@ -464,7 +464,7 @@ fn the_rules_nobody_monitors_are_listed_escaped_under_the_verdicts() {
     assert!(section.contains("<code>untagged</code>"));
     assert!(
         section.contains("account 222222222222")
-            && section.contains("111111111111 · ap-northeast-1")
+            && section.contains("111111111111<div class=\"meta\">ap-northeast-1</div>")
     );
     assert!(section.contains("Read 1 min ago."), "{section}");
     assert!(section.contains("#replicanaryunmonitoredreplicationrules"));

@@ -64,9 +64,9 @@ fn row(h: &mut Html, r: &UnmonitoredRule) {
     };
     h.raw("</div></td>\n<td class=\"fact\" data-label=\"Account, region\">")
         .text(&r.source_account)
-        .raw(" · ")
+        .raw("<div class=\"meta\">")
         .text(&r.region)
-        .raw("</td>\n<td class=\"fact wide\" data-label=\"Destination\">")
+        .raw("</div></td>\n<td class=\"fact wide\" data-label=\"Destination\">")
         .text(&r.destination_bucket);
     if let Some(a) = &r.destination_account {
         h.raw("<div class=\"meta\">account ").text(a).raw("</div>");
