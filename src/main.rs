@@ -405,9 +405,11 @@ where
 /// replication wins over a discovered one for the same rule). Also returns how many
 /// buckets or rules discovery could not read (each named on stderr).
 async fn with_discovered(mut config: Config) -> (Config, usize) {
-    let Some(d) = config.discovery.clone() else {
+    let Some(mut d) = config.discovery.clone() else {
         return (config, 0);
     };
+    // What to probe is all they need: the rules nobody monitors are `discover`'s and `run`'s.
+    d.coverage = false;
     let metrics = Arc::new(metrics::Metrics::new());
     let clients = Clients::new(&config.aws, metrics).await;
     let readers = discovery::SdkReaders {
