@@ -546,6 +546,15 @@ impl Metrics {
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
+    /// Drops one source account and region's count (coverage turned off, or the account or
+    /// region no longer configured).
+    pub fn remove_unmonitored_rules(&self, account: &str, region: &str) {
+        let _ = self
+            .process
+            .unmonitored_rules
+            .remove_label_values(&[account, region]);
+    }
+
     /// A bucket or rule discovery could not read or probe; `reason` is a bounded keyword.
     pub fn discovery_error(&self, account: &str, region: &str, reason: &str) {
         self.process

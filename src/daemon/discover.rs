@@ -79,6 +79,7 @@ async fn discovery_loop(
                     return;
                 }
                 handed_over = false;
+                discoverer.clear_coverage(&metrics);
                 discoverer = Discoverer::default();
                 board.set_coverage(None);
                 None

@@ -99,6 +99,16 @@ pub struct CoverageMemory {
 }
 
 impl CoverageMemory {
+    /// Forgets everything and drops every count it exported (coverage or discovery off).
+    pub fn clear(&mut self, metrics: &Metrics) {
+        for (account, region) in self.previous.keys() {
+            metrics.remove_unmonitored_rules(account, region);
+        }
+        self.previous.clear();
+    }
+}
+
+impl CoverageMemory {
     /// The unmonitored rules after `pass` (explicit replications' rules left out), and
     /// `replicanary_unmonitored_replication_rules` per source account and region. Without
     /// `discovery.coverage` nothing is read, so nothing is exported or returned.
@@ -109,7 +119,7 @@ impl CoverageMemory {
         metrics: &Metrics,
     ) -> Vec<UnmonitoredRule> {
         if !pass.coverage {
-            self.previous.clear();
+            self.clear(metrics);
             return Vec::new();
         }
         let mut now = HashMap::new();
@@ -133,6 +143,10 @@ impl CoverageMemory {
             metrics.set_unmonitored_rules(&scope.account, &scope.region, shown.len());
             all.extend(shown);
             now.insert(key, settled);
+        }
+        // An account or region no longer configured: its count goes.
+        for (account, region) in self.previous.keys() {
+            metrics.remove_unmonitored_rules(account, region);
         }
         self.previous = now;
         all.sort();

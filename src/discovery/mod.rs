@@ -314,6 +314,12 @@ impl Discoverer {
         self.coverage.settle(pass, explicit, metrics)
     }
 
+    /// Discovery is off: drops `replicanary_unmonitored_replication_rules` and what the
+    /// earlier passes found.
+    pub fn clear_coverage(&mut self, metrics: &Metrics) {
+        self.coverage.clear(metrics);
+    }
+
     /// What the next pass may use: the owners found for destinations without
     /// `Destination.Account`.
     pub fn hints(&self) -> Hints {

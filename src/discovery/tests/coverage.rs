@@ -281,3 +281,36 @@ async fn a_hostile_rule_id_stays_inside_its_comment() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn turning_coverage_off_or_dropping_an_account_removes_its_count() {
+    let world = world();
+    let metrics = Metrics::new();
+    let mut discoverer = Discoverer::default();
+    discoverer.settle_coverage(&pass(&world, &discovery_config("")).await, &[], &metrics);
+    assert_eq!(gauge(&metrics_text(&metrics), S2).as_deref(), Some("0"));
+
+    // 555 no longer configured: its series goes, 111's stays.
+    let only_s1 = Config::parse(&format!(
+        "discovery:\n  regions: [ap-northeast-1]\n  source_accounts: [\"{S1}\"]\n  source_role_arn: arn:aws:iam::{{account}}:role/replicanary-source-probe\n  destination_role_arn: arn:aws:iam::{{account}}:role/replicanary-destination-probe\n  bucket_tag: {{key: replicanary, value: enabled}}\n"
+    ))
+    .expect("valid")
+    .discovery
+    .expect("discovery");
+    discoverer.settle_coverage(&pass(&world, &only_s1).await, &[], &metrics);
+    let text = metrics_text(&metrics);
+    assert_eq!(gauge(&text, S2), None, "{text}");
+    assert_eq!(gauge(&text, S1).as_deref(), Some("6"));
+
+    // Coverage off: nothing exported.
+    let off = discovery_config("  coverage: false\n");
+    discoverer.settle_coverage(&pass(&world, &off).await, &[], &metrics);
+    let text = metrics_text(&metrics);
+    assert_eq!(gauge(&text, S1), None, "{text}");
+
+    // Discovery removed (the daemon clears it): nothing either.
+    discoverer.settle_coverage(&pass(&world, &discovery_config("")).await, &[], &metrics);
+    assert!(gauge(&metrics_text(&metrics), S1).is_some());
+    discoverer.clear_coverage(&metrics);
+    assert_eq!(gauge(&metrics_text(&metrics), S1), None);
+}
