@@ -87,7 +87,12 @@ pub fn render(rows: &[Row], header: &Header, now: SystemTime) -> String {
     } else {
         table(&mut h, rows, now);
     }
-    super::unmonitored::section(&mut h, header.coverage.as_ref(), now);
+    let read = header
+        .coverage
+        .as_ref()
+        .map(|c| ago(now, c.at))
+        .unwrap_or_default();
+    super::unmonitored::section(&mut h, header.coverage.as_ref(), &read, RUNBOOK_URL);
     h.raw("</main>\n<footer>Sorted worst first. Each verdict and finding links to its ")
         .raw("runbook section. Machine-readable: <a href=\"/metrics\">/metrics</a> · ")
         .raw("<a href=\"/healthz\">/healthz</a> · <a href=\"/readyz\">/readyz</a>. ")

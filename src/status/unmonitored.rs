@@ -6,19 +6,17 @@
 //! per rule on phones, like the verdicts above it. Every value goes through the escaping
 //! writer. At most [`MAX_ROWS`] rules are listed; `replicanary discover` lists them all.
 
-use std::time::SystemTime;
-
 use super::Coverage;
 use super::html::Html;
-use super::page::{RUNBOOK_URL, ago};
 use crate::model::UnmonitoredRule;
 
 /// Rules listed on the page at most (an estate of thousands of unopted buckets with rules
 /// would make a page of megabytes that nobody reads).
 pub const MAX_ROWS: usize = 500;
 
-/// The section, or nothing when coverage is off.
-pub fn section(h: &mut Html, coverage: Option<&Coverage>, now: SystemTime) {
+/// The section, or nothing when coverage is off. `read` says when the rules were read
+/// ("4 s ago"); `runbook` is the runbook's URL (the page's `RUNBOOK_URL`).
+pub fn section(h: &mut Html, coverage: Option<&Coverage>, read: &str, runbook: &str) {
     let Some(c) = coverage else { return };
     h.raw(
         "<section id=\"unmonitored\" class=\"coverage\">\n<h2>Replication rules nobody monitors (",
@@ -26,9 +24,9 @@ pub fn section(h: &mut Html, coverage: Option<&Coverage>, now: SystemTime) {
     .text_fmt(format_args!("{}", c.rules.len()))
     .raw(")</h2>\n<p class=\"muted\">Enabled rules no replication here probes: their buckets ")
     .raw("did not opt in, or discovery cannot place a canary for them. Read ")
-    .text(&ago(now, c.at))
+    .text(read)
     .raw(". <a href=\"")
-    .attr(RUNBOOK_URL)
+    .attr(runbook)
     .raw("#replicanaryunmonitoredreplicationrules\">What to do</a>.</p>\n");
     if c.rules.is_empty() {
         h.raw("<p class=\"empty\">None: every enabled replication rule discovery can read is probed.</p>\n</section>\n");
