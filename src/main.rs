@@ -127,8 +127,9 @@ enum Command {
     Audit(Selection),
     /// Parse and validate the configuration without calling AWS.
     Validate(ConfigFile),
-    /// Run discovery once; print the replications it finds as configuration, and every
-    /// skipped bucket or rule with its reason. Exit 0, or 1 when something could not be read.
+    /// Run discovery once; print the replications it finds as configuration, every
+    /// skipped bucket or rule with its reason, and the enabled replication rules nobody
+    /// monitors (discovery.coverage). Exit 0, or 1 when something could not be read.
     Discover {
         #[command(flatten)]
         file: ConfigFile,
@@ -140,9 +141,10 @@ enum Command {
 /// How `discover` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum DiscoverFormat {
-    /// A `replications:` list to paste, skips as comments.
+    /// A `replications:` list to paste, skips and unmonitored rules as comments.
     Yaml,
-    /// `replications` to paste, `discovered` with every detail, `skipped`, `summary`.
+    /// `replications` to paste, `discovered` with every detail, `skipped`, `unmonitored`,
+    /// `summary`.
     Json,
 }
 

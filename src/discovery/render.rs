@@ -1,6 +1,7 @@
 //! What `replicanary discover` prints: the replications a pass found as configuration a
 //! person could paste (`replications:` entries in the file's own format, YAML or JSON),
-//! and every skipped bucket or rule with its reason.
+//! every skipped bucket or rule with its reason, and the enabled rules nobody monitors
+//! (`discovery.coverage`; comments in YAML, `unmonitored` in JSON).
 //!
 //! A pasted entry probes the rule as discovery does — same buckets, regions, roles,
 //! expected key, canary placement (`rule_prefix`, `canary_tags`, `source_fans_out`) — and,
