@@ -7,12 +7,15 @@
 //! - `run` exports `replicanary_unmonitored_replication_rules` per source account and
 //!   region with the same count, lists the rules on the status page (escaped, linked from
 //!   the header), never writes into a bucket nobody opted in, and — once a bucket is opted
-//!   in — stops counting its rules within a discovery interval.
+//!   in — stops counting its rules within a discovery interval;
+//! - a coverage read S3 refuses (a bucket policy denying the source probe role
+//!   `s3:GetReplicationConfiguration` on one bucket nobody opted in) is a counted discovery
+//!   error, and every opted-in replication is discovered and probed as before.
 //!
 //! With `chromium` on PATH the page is also rendered headless at laptop and phone widths
 //! (`target/e2e-artifacts/coverage-*.png`, to look at) and its DOM checked for the section.
 //!
-//! One lab; about 30 s on two shared cores.
+//! Two labs, one per test; about 45 s together on two shared cores.
 
 mod support;
 
@@ -41,19 +44,31 @@ fn run(args: &[&str], config: &Path) -> Output {
 /// The estate with suffix `-c1`, the seed's rule added to `re-other-value-src-c1` (not opted
 /// in), a disabled rule added to `re-untagged-src-c1`: the configuration and expected JSON.
 fn provision(lab: &Lab) -> (PathBuf, Value) {
-    let config = lab.dir.path().join("coverage.yaml");
-    let expected = lab.dir.path().join("coverage.json");
-    lab.python(&format!(
-        "import estate, json, os\n\
-         e = estate.provision_estate(os.environ['ENDPOINT'], suffix='-c1')\n\
-         wrong = estate.default_kms_key(e.buckets['healthy'], '{SOURCE}')\n\
+    provision_with(
+        lab,
+        "-c1",
+        &format!(
+            "wrong = estate.default_kms_key(e.buckets['healthy'], '{SOURCE}')\n\
          estate.add_rule(e.buckets['other-value'], 'wrong-key', 're-healthy-dst-c1',\n\
                          destination_account='222222222222', replica_kms_key_arn=wrong)\n\
          e.add_unmonitored(account='{SOURCE}', bucket=e.buckets['other-value'], rule_id='wrong-key',\n\
                            destination_bucket='re-healthy-dst-c1', destination_account='222222222222',\n\
                            replica_kms_key_id=wrong, reason='untagged')\n\
          estate.add_rule(e.buckets['untagged'], 'switched-off', 're-untagged-dst-c1',\n\
-                         destination_account='222222222222', status='Disabled')\n\
+                         destination_account='222222222222', status='Disabled')\n"
+        ),
+    )
+}
+
+/// The estate with `suffix`, then `extra` (Python, `e` is the estate): the configuration
+/// and expected JSON.
+fn provision_with(lab: &Lab, suffix: &str, extra: &str) -> (PathBuf, Value) {
+    let config = lab.dir.path().join(format!("coverage{suffix}.yaml"));
+    let expected = lab.dir.path().join(format!("coverage{suffix}.json"));
+    lab.python(&format!(
+        "import estate, json, os\n\
+         e = estate.provision_estate(os.environ['ENDPOINT'], suffix={suffix:?})\n\
+         {extra}\n\
          open({cfg:?}, 'w').write(estate.render_config(e, interval='1s', replication_timeout='6s', discovery_interval='3s'))\n\
          open({exp:?}, 'w').write(json.dumps(e.expected()))\n",
         cfg = config.to_string_lossy(),
@@ -328,4 +343,100 @@ fn chromium(binary: &Path, profile: &Path, args: &[&str], url: &str) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     reader.join().unwrap_or_default()
+}
+
+#[test]
+fn a_refused_coverage_read_is_a_counted_error_that_spares_the_opted_in() {
+    let lab = Lab::start(&["--replication-delay", "0.3"]);
+    // The source probe role may not read one unopted bucket's rules (a bucket policy).
+    let (config, expected) = provision_with(
+        &lab,
+        "-c2",
+        &format!(
+            "b = e.buckets['untagged']\n\
+             import provision\n\
+             provision.Account(os.environ['ENDPOINT'], '{SOURCE}').s3.put_bucket_policy(Bucket=b, Policy=json.dumps(\n\
+                 {{'Version': '2012-10-17', 'Statement': [{{'Sid': 'NoReplicationRead', 'Effect': 'Deny',\n\
+                   'Principal': {{'AWS': 'arn:aws:iam::{SOURCE}:role/replicanary-source-probe'}},\n\
+                   'Action': 's3:GetReplicationConfiguration', 'Resource': 'arn:aws:s3:::' + b}}]}}))\n"
+        ),
+    );
+    let out = run(&["discover", "--format", "json"], &config);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(1));
+    let refused: Vec<&Value> = doc["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .filter(|s| s["bucket"] == "re-untagged-src-c2")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["reason"], "access_denied");
+    assert_eq!(refused[0]["error"], true);
+    let detail = refused[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("not opted in")
+            && detail.contains("coverage")
+            && detail.contains("AccessDenied"),
+        "{detail}"
+    );
+    // Every opted-in replication is found as without the policy; the refused bucket's rule
+    // is not listed (unknown), the others are.
+    let found: BTreeSet<&str> = doc["discovered"]
+        .as_array()
+        .expect("discovered")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    let want: BTreeSet<&str> = expected["replications"]
+        .as_object()
+        .expect("map")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(found, want);
+    let mut listed = rules(&expected["unmonitored"]);
+    listed.retain(|r| !r.contains("re-untagged-src-c2"));
+    assert_eq!(listed.len(), 4);
+    assert_eq!(rules(&doc["unmonitored"]), listed);
+
+    // `run`: counted under its bounded reason; the opted-in replications are probed.
+    let daemon = Daemon::start(&config, &[]);
+    let errors = |m: &support::Metrics| {
+        m.get(
+            "replicanary_discovery_errors_total",
+            &[
+                ("source_account", SOURCE),
+                ("region", REGION),
+                ("reason", "access_denied"),
+            ],
+        )
+    };
+    assert!(
+        poll_until(Duration::from_secs(30), || {
+            let m = daemon.metrics();
+            errors(&m).is_some_and(|n| n >= 1.0)
+                && m.get(GAUGE, &[("source_account", SOURCE), ("region", REGION)]) == Some(4.0)
+        }),
+        "{}",
+        daemon.metrics().text
+    );
+    daemon.wait_for_verdicts(
+        &[("re-healthy-src-c2/healthy", "re-healthy-dst-c2")],
+        1.0,
+        Duration::from_secs(30),
+    );
+    let m = daemon.metrics();
+    assert_eq!(
+        m.get(
+            "replicanary_discovered_replications",
+            &[("source_account", SOURCE), ("region", REGION)]
+        ),
+        Some(
+            want.iter()
+                .filter(|n| !n.contains("second-account"))
+                .count() as f64
+        ),
+        "every opted-in replication of {SOURCE} discovered"
+    );
 }
