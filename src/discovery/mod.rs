@@ -209,8 +209,8 @@ pub struct Scope {
     /// Enabled rules no probe stands for (`discovery.coverage`), explicit ones not yet
     /// taken out ([`coverage::uncovered`]).
     pub unmonitored: Vec<UnmonitoredRule>,
-    /// Buckets not opted in whose rules could not be read: the unmonitored rules found
-    /// there before stand.
+    /// Buckets whose tags or rules could not be read: the unmonitored rules found there
+    /// before stand.
     pub coverage_kept: BTreeSet<String>,
 }
 

@@ -181,6 +181,7 @@ async fn read_scope<R: Readers>(
             BucketRead::Skip(reason, detail) => {
                 if reason.keeps_previous() {
                     scope.kept_buckets.insert(bucket.clone());
+                    scope.coverage_kept.insert(bucket.clone());
                 }
                 scope.skips.push(scope.skip(&bucket, None, reason, detail));
             }

@@ -179,6 +179,24 @@ async fn a_failed_coverage_read_is_counted_keeps_what_it_found_and_spares_the_op
 }
 
 #[tokio::test]
+async fn a_tag_read_that_fails_keeps_the_buckets_unmonitored_rules() {
+    let world = world();
+    let d = discovery_config("");
+    let metrics = Metrics::new();
+    let mut discoverer = Discoverer::default();
+    let first = discoverer.settle_coverage(&pass(&world, &d).await, &[], &metrics);
+    lock(&world).faults.insert(
+        "GetBucketTagging:re-untagged-src".to_owned(),
+        err(ErrorClass::Transient, 503, "SlowDown"),
+    );
+    let kept = discoverer.settle_coverage(&pass(&world, &d).await, &[], &metrics);
+    assert_eq!(
+        kept, first,
+        "a throttled tag read does not make a rule vanish for a pass"
+    );
+}
+
+#[tokio::test]
 async fn a_listing_that_fails_keeps_the_accounts_unmonitored_rules() {
     let world = world();
     let d = discovery_config("");
