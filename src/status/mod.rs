@@ -15,7 +15,7 @@ pub mod unmonitored;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, UnmonitoredRule};
@@ -26,7 +26,7 @@ use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, UnmonitoredRu
 pub struct Board {
     rows: Mutex<BTreeMap<(String, String), Row>>,
     /// The rules nobody monitors, as the last discovery pass with coverage settled them.
-    coverage: Mutex<Option<Coverage>>,
+    coverage: Mutex<Option<Arc<Coverage>>>,
 }
 
 /// Discovery's coverage: the enabled replication rules no probe stands for.
@@ -170,11 +170,11 @@ impl Board {
     /// Records the rules nobody monitors after a discovery pass; `None`: discovery or its
     /// coverage is off, nothing to show.
     pub fn set_coverage(&self, coverage: Option<Coverage>) {
-        *self.coverage.lock().unwrap_or_else(|e| e.into_inner()) = coverage;
+        *self.coverage.lock().unwrap_or_else(|e| e.into_inner()) = coverage.map(Arc::new);
     }
 
-    /// A copy of the last coverage recorded.
-    pub fn coverage(&self) -> Option<Coverage> {
+    /// The last coverage recorded (shared: a page render copies no list).
+    pub fn coverage(&self) -> Option<Arc<Coverage>> {
         self.coverage
             .lock()
             .unwrap_or_else(|e| e.into_inner())

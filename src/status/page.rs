@@ -35,7 +35,7 @@ pub struct Header {
     pub config: Option<ConfigLoad>,
     pub canaries_outstanding: i64,
     /// Discovery's coverage: the rules nobody monitors; `None` when it is off.
-    pub coverage: Option<Coverage>,
+    pub coverage: Option<std::sync::Arc<Coverage>>,
 }
 
 /// The last (re)load of the configuration.
@@ -92,7 +92,7 @@ pub fn render(rows: &[Row], header: &Header, now: SystemTime) -> String {
         .as_ref()
         .map(|c| ago(now, c.at))
         .unwrap_or_default();
-    super::unmonitored::section(&mut h, header.coverage.as_ref(), &read, RUNBOOK_URL);
+    super::unmonitored::section(&mut h, header.coverage.as_deref(), &read, RUNBOOK_URL);
     h.raw("</main>\n<footer>Sorted worst first. Each verdict and finding links to its ")
         .raw("runbook section. Machine-readable: <a href=\"/metrics\">/metrics</a> · ")
         .raw("<a href=\"/healthz\">/healthz</a> · <a href=\"/readyz\">/readyz</a>. ")

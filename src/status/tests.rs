@@ -430,7 +430,7 @@ fn unmonitored(
 
 fn with_coverage(rules: Vec<crate::model::UnmonitoredRule>) -> Header {
     Header {
-        coverage: Some(super::Coverage { rules, at: at(40) }),
+        coverage: Some(std::sync::Arc::new(super::Coverage { rules, at: at(40) })),
         ..header()
     }
 }
