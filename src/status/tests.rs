@@ -407,3 +407,60 @@ fn a_thousand_rows_render_in_one_page() {
     // Generous (debug build, shared machine): rendering is milliseconds, not seconds.
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+// ---- the history ----------------------------------------------------------------------
+
+#[test]
+fn each_row_keeps_its_own_bounded_history_and_loses_it_with_the_row() {
+    let b = Board::new();
+    for i in 0..(super::HISTORY_LEN as u64 + 5) {
+        b.record(&ok("healthy", "dst", i));
+    }
+    b.record(&undecryptable("wrong-key", "dst", 50));
+    let rows = b.snapshot();
+    let of = |r: &str| {
+        rows.iter()
+            .find(|row| row.replication == r)
+            .map(|row| row.history.iter().map(|m| m.outcome).collect::<Vec<_>>())
+    };
+    assert_eq!(of("healthy"), Some(vec![Outcome::Ok; super::HISTORY_LEN]));
+    assert_eq!(of("wrong-key"), Some(vec![Outcome::Undecryptable]));
+
+    // A destination that leaves and comes back starts a new history.
+    b.remove_destination("wrong-key", "dst");
+    b.record(&ok("wrong-key", "dst", 60));
+    let rows = b.snapshot();
+    let back = rows.iter().find(|row| row.replication == "wrong-key");
+    assert_eq!(back.map(|r| r.history.len()), Some(1));
+}
+
+#[test]
+fn the_page_shows_each_rows_history_in_its_own_cell() {
+    let b = board();
+    b.record(&ok("wrong-key", "dst", 98));
+    b.record(&undecryptable("wrong-key", "dst", 99));
+    let html = page::render(&b.snapshot(), &header(), at(100));
+    assert!(html.contains("<th>Last 30 probes</th>"), "{html}");
+    let broken = row_html(&html, "wrong-key");
+    assert!(
+        broken
+            .contains("<td class=\"history-cell\" data-label=\"History\"><div class=\"history\">"),
+        "{broken}"
+    );
+    assert_eq!(broken.matches("<li class=\"sev-").count(), 3, "{broken}");
+    assert!(
+        broken.contains("<span class=\"sev-critical\">2 undecryptable</span> · <span class=\"sev-ok\">1 ok</span>"),
+        "{broken}"
+    );
+    assert!(broken.contains("<svg class=\"spark\""), "{broken}");
+    let healthy = row_html(&html, "healthy");
+    assert_eq!(
+        healthy.matches("<li class=\"sev-ok\"").count(),
+        1,
+        "{healthy}"
+    );
+    // A destination waiting for its first probe has no history cell of its own.
+    let waiting = row_html(&html, "new");
+    assert!(!waiting.contains("history"), "{waiting}");
+    assert!(waiting.contains("colspan=\"6\""), "{waiting}");
+}
