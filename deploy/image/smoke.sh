@@ -3,7 +3,9 @@
 # target/release/replicanary when it is there), print its size, then run it with podman on
 # this machine's network — `--version`, and `check` against a lab started here with the
 # `healthy` scenario, which must exit 0. Everything is bounded in time and stops by itself;
-# the lab is stopped on any exit. Arguments go to build.sh (e.g. `--binary PATH`).
+# the lab is stopped on any exit. The OCI archive is also loaded into an empty storage
+# (what another machine's `podman load` does) and run from there.
+# Arguments go to build.sh (e.g. `--binary PATH`).
 #
 # In CI (CI set) a missing buildah or podman is a failure; elsewhere the step is skipped.
 # podman runs with runc and explicit ulimits: Debian's podman defaults to crun (not
@@ -49,6 +51,15 @@ echo "--> podman run $image --version"
 got="$("${run[@]}" "$image" --version </dev/null)"
 [[ "$got" == "replicanary $version" ]] || { echo "FAIL: --version said '$got'" >&2; exit 1; }
 echo "$got $(elapsed)"
+
+echo "--> podman load the OCI archive into an empty storage, and run --version from there"
+fresh=(podman --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
+"${fresh[@]}" load --quiet -i "$archive"
+got="$(timeout 120 "${fresh[@]}" run --rm --runtime runc --ulimit nofile=20000:20000 \
+    --ulimit nproc=4096:4096 --network host "$image" --version </dev/null)"
+[[ "$got" == "replicanary $version" ]] || { echo "FAIL: the loaded archive said '$got'" >&2; exit 1; }
+"${fresh[@]}" rmi --all --force >/dev/null
+echo "$got (from the archive) $(elapsed)"
 
 echo "--> a lab with the healthy scenario on 127.0.0.1"
 bash tests/lab/setup.sh >/dev/null

@@ -464,3 +464,55 @@ fn the_page_shows_each_rows_history_in_its_own_cell() {
     assert!(!waiting.contains("history"), "{waiting}");
     assert!(waiting.contains("colspan=\"6\""), "{waiting}");
 }
+
+/// The memory figures docs/performance.md states for the history (run by hand:
+/// `cargo test --release --bin replicanary history_memory -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check: prints figures"]
+fn history_memory_at_1000_destinations() {
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    println!(
+        "size_of Row {} B, History {} B, Mark {} B",
+        std::mem::size_of::<Row>(),
+        std::mem::size_of::<super::History>(),
+        std::mem::size_of::<super::Mark>()
+    );
+    let before = rss_kib();
+    let b = Board::new();
+    for i in 0..1000 {
+        b.record(&ok(&format!("replication-{i:04}"), "dst", 0));
+    }
+    let one = rss_kib();
+    for s in 1..100 {
+        for i in 0..1000 {
+            b.record(&ok(&format!("replication-{i:04}"), "dst", s));
+        }
+    }
+    let hundred = rss_kib();
+    let grown = hundred.saturating_sub(one);
+    println!(
+        "RSS: +{} KiB for 1,000 rows after 1 verdict each, +{grown} KiB more after 99 more each",
+        one - before,
+    );
+    // A history that grew with its verdicts would add 99 × 1,000 marks (≥ 1.1 MiB) here.
+    assert!(grown < 512, "RSS grew by {grown} KiB with the verdicts");
+    let rows = b.snapshot();
+    let page = page::render(&rows, &header(), at(200));
+    let empty = page::render(&[], &header(), at(200));
+    println!(
+        "page: {} bytes for 1,000 rows with 30 marks each ({} per row)",
+        page.len(),
+        (page.len() - empty.len()) / 1000
+    );
+    let one_row = page::render(&rows[..1], &header(), at(200));
+    let cell_start = one_row.find("<td class=\"history-cell\"").unwrap_or(0);
+    let cell_end = one_row[cell_start..].find("</td>").unwrap_or(0);
+    println!("history cell: {} bytes", cell_end);
+}
