@@ -7,11 +7,11 @@
 //! `SLOT` units wide in the SVG's view box and one column of the marks' CSS grid, so a
 //! point of the line sits above its verdict's mark.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::history::{HISTORY_LEN, History, Mark};
 use super::html::Html;
-use super::page::{ago, latency, severity};
+use super::page::{latency, severity};
 use crate::model::Outcome;
 
 /// View-box units per slot (a 4-unit mark and a 2-unit gap).
@@ -20,40 +20,39 @@ const SLOT: f64 = 6.0;
 const HEIGHT: f64 = 28.0;
 const PAD: f64 = 3.0;
 
-/// The whole cell's content for `history`, as of `now`.
-pub fn render(h: &mut Html, history: &History, now: SystemTime) {
+/// The whole cell's content for `history`.
+pub fn render(h: &mut Html, history: &History) {
     if history.is_empty() {
         h.raw("<span class=\"muted\">no verdict yet</span>");
         return;
     }
     let marks: Vec<Mark> = history.iter().collect();
     h.raw("<div class=\"history\">");
-    mark_list(h, &marks, now);
+    mark_list(h, &marks);
     sparkline(h, &marks);
     summary(h, &marks);
     h.raw("</div>");
 }
 
-fn mark_list(h: &mut Html, marks: &[Mark], now: SystemTime) {
+/// One `<li>` per verdict. Its title (the hover, and the name a screen reader reads) is
+/// `undecryptable · 2027-01-15 08:02:00Z · 2.0 s`: compact, as it is repeated 30 times a
+/// row (docs/performance.md has the page's bytes per row).
+fn mark_list(h: &mut Html, marks: &[Mark]) {
     h.raw("<ol class=\"marks\" aria-label=\"the last ")
         .attr_fmt(format_args!("{}", marks.len()))
         .raw(" verdicts, oldest first\">");
     for m in marks {
+        let at = humantime::format_rfc3339_seconds(m.at()).to_string();
         h.raw("<li class=\"sev-")
             .attr(severity(m.outcome))
             .raw("\" title=\"")
             .attr(m.outcome.as_str())
             .raw(" · ")
-            .attr(&humantime::format_rfc3339_seconds(m.at()).to_string())
-            .raw(" (")
-            .attr(&ago(now, m.at()))
-            .raw(")");
+            .attr(&at.replacen('T', " ", 1));
         if let Some(l) = m.latency() {
-            h.raw(" · latency ").attr(&latency(l));
+            h.raw(" · ").attr(&latency(l));
         }
-        h.raw("\"><span>")
-            .text(m.outcome.as_str())
-            .raw("</span></li>");
+        h.raw("\"></li>");
     }
     h.raw("</ol>");
 }
@@ -187,9 +186,9 @@ mod tests {
         h.push(&v);
     }
 
-    fn rendered(history: &History, now: SystemTime) -> String {
+    fn rendered(history: &History) -> String {
         let mut h = Html::default();
-        render(&mut h, history, now);
+        render(&mut h, history);
         h.finish()
     }
 
@@ -199,7 +198,7 @@ mod tests {
 
     #[test]
     fn an_empty_history_says_so() {
-        let page = rendered(&History::default(), at(0));
+        let page = rendered(&History::default());
         assert_eq!(page, "<span class=\"muted\">no verdict yet</span>");
     }
 
@@ -209,12 +208,11 @@ mod tests {
         push(&mut h, Outcome::Ok, 0, Some(1_400));
         push(&mut h, Outcome::Error, 60, None);
         push(&mut h, Outcome::Undecryptable, 120, Some(2_000));
-        let page = rendered(&h, at(180));
+        let page = rendered(&h);
         assert_eq!(count(&page, "<li "), 3, "{page}");
-        let ok = page.find("title=\"ok · 2027-01-15T08:00:00Z (3 min ago) · latency 1.4 s\"");
-        let err = page.find("title=\"error · 2027-01-15T08:01:00Z (2 min ago)\"");
-        let bad =
-            page.find("title=\"undecryptable · 2027-01-15T08:02:00Z (1 min ago) · latency 2.0 s\"");
+        let ok = page.find("title=\"ok · 2027-01-15 08:00:00Z · 1.4 s\"></li>");
+        let err = page.find("title=\"error · 2027-01-15 08:01:00Z\"></li>");
+        let bad = page.find("title=\"undecryptable · 2027-01-15 08:02:00Z · 2.0 s\"></li>");
         assert!(ok.is_some() && err.is_some() && bad.is_some(), "{page}");
         assert!(ok < err && err < bad, "oldest first: {page}");
         assert!(page.contains("<li class=\"sev-ok\""), "{page}");
@@ -238,7 +236,7 @@ mod tests {
         push(&mut h, Outcome::Ok, 1, Some(2_000));
         push(&mut h, Outcome::Error, 2, None);
         push(&mut h, Outcome::Ok, 3, Some(500));
-        let page = rendered(&h, at(4));
+        let page = rendered(&h);
         assert!(
             page.contains("<svg class=\"spark\" viewBox=\"0 0 180 28\""),
             "{page}"
@@ -266,7 +264,7 @@ mod tests {
     fn a_history_without_latency_has_no_line() {
         let mut h = History::default();
         push(&mut h, Outcome::CredentialsFailed, 0, None);
-        let page = rendered(&h, at(1));
+        let page = rendered(&h);
         assert!(!page.contains("<svg"), "{page}");
         assert!(page.contains("no latency measured"), "{page}");
         assert!(page.contains("1 credentials_failed</span></div>"), "{page}");
@@ -278,12 +276,12 @@ mod tests {
         for i in 0..(HISTORY_LEN as u64 + 12) {
             push(&mut h, Outcome::Ok, i * 60, Some(1_000 + i * 10));
         }
-        let page = rendered(&h, at(10_000));
+        let page = rendered(&h);
         assert_eq!(count(&page, "<li "), HISTORY_LEN);
         assert!(page.contains("aria-label=\"the last 30 verdicts, oldest first\""));
         // The oldest kept is the 13th pushed; the last slot's x is 29 × 6 + 2.
-        assert!(page.contains("2027-01-15T08:12:00Z"), "{page}");
-        assert!(!page.contains("2027-01-15T08:11:00Z"), "{page}");
+        assert!(page.contains("2027-01-15 08:12:00Z"), "{page}");
+        assert!(!page.contains("2027-01-15 08:11:00Z"), "{page}");
         assert!(page.contains("cx=\"176.0\""), "{page}");
         assert!(page.contains("30 ok</span>"), "{page}");
     }

@@ -228,7 +228,7 @@ fn table_row(h: &mut Html, row: &Row, now: SystemTime) {
         return;
     };
     cell(h, "History", "history-cell", false, |h| {
-        history_cell::render(h, &row.history, now)
+        history_cell::render(h, &row.history)
     });
     let key = KeyShown::of(v);
     let r = &v.replica;

@@ -465,7 +465,8 @@ fn the_page_shows_each_rows_history_in_its_own_cell() {
     assert!(waiting.contains("colspan=\"6\""), "{waiting}");
 }
 
-/// The memory figures docs/performance.md states for the history (run by hand:
+/// The memory figures docs/performance.md states for the history (run by hand and alone,
+/// as other tests in the same process move the RSS:
 /// `cargo test --release --bin replicanary history_memory -- --ignored --nocapture`).
 #[test]
 #[ignore = "a measurement, not a check: prints figures"]
@@ -482,7 +483,7 @@ fn history_memory_at_1000_destinations() {
         "size_of Row {} B, History {} B, Mark {} B",
         std::mem::size_of::<Row>(),
         std::mem::size_of::<super::History>(),
-        std::mem::size_of::<super::Mark>()
+        std::mem::size_of::<super::history::Mark>()
     );
     let before = rss_kib();
     let b = Board::new();
@@ -503,8 +504,22 @@ fn history_memory_at_1000_destinations() {
     );
     // A history that grew with its verdicts would add 99 × 1,000 marks (≥ 1.1 MiB) here.
     assert!(grown < 512, "RSS grew by {grown} KiB with the verdicts");
+    let started = std::time::Instant::now();
     let rows = b.snapshot();
     let page = page::render(&rows, &header(), at(200));
+    println!("snapshot + render of 1,000 rows: {:?}", started.elapsed());
+    // The same rows with their histories emptied: what the page costs without them.
+    let mut bare = rows.clone();
+    for r in &mut bare {
+        r.history = super::History::default();
+    }
+    let started = std::time::Instant::now();
+    let without = page::render(&bare, &header(), at(200));
+    println!(
+        "without the histories: {} bytes, render {:?}",
+        without.len(),
+        started.elapsed()
+    );
     let empty = page::render(&[], &header(), at(200));
     println!(
         "page: {} bytes for 1,000 rows with 30 marks each ({} per row)",
