@@ -157,7 +157,7 @@ mod tests {
 
         // Past the ring's length, the oldest go first and the order stays oldest first.
         for i in 3..(HISTORY_LEN as u64 * 2 + 7) {
-            let outcome = if i % 2 == 0 {
+            let outcome = if i.is_multiple_of(2) {
                 Outcome::Ok
             } else {
                 Outcome::Error
@@ -170,7 +170,7 @@ mod tests {
         }
         // Each mark kept its own outcome (even seconds ok, odd ones error).
         for m in h.iter() {
-            let even = secs_of(m.at()) % 2 == 0;
+            let even = secs_of(m.at()).is_multiple_of(2);
             assert_eq!(m.outcome == Outcome::Ok, even, "{m:?}");
         }
     }
