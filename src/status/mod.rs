@@ -4,9 +4,12 @@
 //!
 //! The board is written only by the one event per verdict (`emit`), from the same
 //! [`DestinationVerdict`] value that makes the log line and the metrics, so the page can
-//! never tell another story than `/metrics`. It keeps one row per destination, never a
-//! history: its size is the number of destinations.
+//! never tell another story than `/metrics`. It keeps one row per destination, with the
+//! last few verdicts in a fixed ring ([`History`]): its size is the number of
+//! destinations, whatever the number of verdicts.
 
+pub mod history;
+mod history_cell;
 pub mod html;
 pub mod page;
 pub mod unmonitored;
@@ -19,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, UnmonitoredRule};
+pub use history::{HISTORY_LEN, History};
 
 /// The latest verdict of every destination, shared by the probes (writers) and the HTTP
 /// endpoint (reader).
@@ -52,6 +56,8 @@ pub struct Row {
     pub findings: Vec<Finding>,
     /// The most recent AWS error any verdict of this destination carried.
     pub last_error: Option<SeenError>,
+    /// The last [`HISTORY_LEN`] verdicts, the latest included.
+    pub history: History,
 }
 
 /// A conclusive outcome and the time of the first verdict of its current run.
@@ -77,6 +83,7 @@ impl Row {
             standing: None,
             findings: Vec::new(),
             last_error: None,
+            history: History::default(),
         }
     }
 
@@ -115,6 +122,7 @@ impl Row {
                 at: v.finished_at,
             });
         }
+        self.history.push(v);
         self.latest = Some(v.clone());
     }
 }

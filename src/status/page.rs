@@ -11,7 +11,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::html::Html;
-use super::{Coverage, Row, SeenError};
+use super::{Coverage, HISTORY_LEN, Row, SeenError, history_cell};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
 
 /// The runbook, as the alert rules' `runbook_url` links to it; sections are
@@ -48,7 +48,7 @@ pub struct ConfigLoad {
 }
 
 /// How bad an outcome is, for colours: the severity its alert carries.
-fn severity(o: Outcome) -> &'static str {
+pub(super) fn severity(o: Outcome) -> &'static str {
     match o {
         Outcome::NotReplicated
         | Outcome::ReplicationFailed
@@ -202,9 +202,12 @@ fn config_state(h: &mut Html, load: Option<ConfigLoad>, now: SystemTime) {
 
 fn table(h: &mut Html, rows: &[Row], now: SystemTime) {
     h.raw("<table>\n<colgroup><col class=\"c-names\"><col class=\"c-verdict\">")
+        .raw("<col class=\"c-history\">")
         .raw("<col class=\"c-latency\"><col class=\"c-key\"><col class=\"c-read\">")
         .raw("<col class=\"c-findings\"><col class=\"c-error\"></colgroup>\n")
-        .raw("<thead><tr><th>Replication → destination</th><th>Verdict</th>")
+        .raw("<thead><tr><th>Replication → destination</th><th>Verdict</th><th>Last ")
+        .text_fmt(format_args!("{HISTORY_LEN}"))
+        .raw(" probes</th>")
         .raw("<th>Replication latency</th><th>KMS key</th><th>Replica readable</th>")
         .raw("<th>Findings and fixes</th><th>Last AWS error</th></tr></thead>\n<tbody>\n");
     for row in rows {
@@ -235,9 +238,12 @@ fn table_row(h: &mut Html, row: &Row, now: SystemTime) {
     verdict_cell(h, row, now);
     h.raw("</td>\n");
     let Some(v) = &row.latest else {
-        h.raw("<td class=\"none\" colspan=\"5\">no probe has finished yet</td>\n</tr>\n");
+        h.raw("<td class=\"none\" colspan=\"6\">no probe has finished yet</td>\n</tr>\n");
         return;
     };
+    cell(h, "History", "history-cell", false, |h| {
+        history_cell::render(h, &row.history)
+    });
     let key = KeyShown::of(v);
     let r = &v.replica;
     cell(h, "Latency", "fact", v.latency.is_none(), |h| {
