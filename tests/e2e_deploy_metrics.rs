@@ -88,6 +88,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
             && names.contains("replicanary_cleanup_failures_total")
             && names.contains("replicanary_discovery_errors_total")
             && names.contains("replicanary_scan_objects")
+            && names.contains("replicanary_unmonitored_replication_rules")
             && names.contains("replicanary_scheduling_lag_seconds_bucket");
         last = Some(m);
         done
