@@ -8,7 +8,8 @@ Starts a lab on 127.0.0.1, provisions the `healthy` scenario, writes `--objects`
 SSE-KMS objects with the lab's bulk endpoint (POST /_lab/bulk-objects), then runs, one
 after the other and alone: `replicanary scan` (rate high enough not to bind, so that the
 lab is the limit) and the reference script. For each: objects/s, requests/object (the
-lab's own request count), peak RSS and CPU (os.wait4 of that child only), CPU per object;
+lab's own request count), peak RSS (VmHWM sampled every 50 ms), CPU (os.wait4 of that
+child only), CPU per object;
 and the lab's CPU over the same window (utime+stime of the lab process), which shows
 whether the lab was the bottleneck (about one core = the lab's ceiling: ministack serves
 requests on one Python thread).
@@ -39,6 +40,17 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
+def vm_hwm_kib(pid: int) -> int:
+    """The process's peak RSS so far (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def lab_requests(the_lab) -> int:
     return int(the_lab.admin("GET", "/_lab/stats")["total"])
 
@@ -48,10 +60,12 @@ def run(cmd: list[str], the_lab, env: dict, timeout: float) -> dict:
     lab_cpu0, req0, t0 = proc_cpu(the_lab.proc.pid), lab_requests(the_lab), time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = t0 + timeout
+    hwm_kib = 0
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
+        hwm_kib = max(hwm_kib, vm_hwm_kib(proc.pid))
         if time.monotonic() > deadline:
             proc.kill()
             raise SystemExit(f"timeout: {cmd[0]}")
@@ -63,7 +77,10 @@ def run(cmd: list[str], the_lab, env: dict, timeout: float) -> dict:
         "exit": os.waitstatus_to_exitcode(status),
         "wall_seconds": wall,
         "cpu_seconds": ru.ru_utime + ru.ru_stime,
-        "peak_rss_kib": ru.ru_maxrss,
+        # Sampled VmHWM of the process itself: ru_maxrss of a Popen child also counts the
+        # forked copy of this Python process before its exec.
+        "peak_rss_kib": hwm_kib,
+        "ru_maxrss_kib": ru.ru_maxrss,
         "lab_cpu_seconds": proc_cpu(the_lab.proc.pid) - lab_cpu0,
         "lab_requests": lab_requests(the_lab) - req0,
         "stdout": out[-4000:],
