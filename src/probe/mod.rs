@@ -29,7 +29,7 @@ use crate::diagnose::{SETUP_TTL, diagnose, from_replica};
 use crate::emit::{self, Sinks};
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
 use decide::{Answer, Decision, SourceSaid, Stage, decide};
-use poll::Backoff;
+use poll::{FirstPoll, Schedule};
 
 /// What the source said about replication, once polling ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,15 @@ enum Replicated {
     Fault(AwsError),
 }
 
+/// What polling the source's status showed.
+struct Polled {
+    replicated: Replicated,
+    /// The version's Object Lock retain-until date, if a poll showed one.
+    retain_until: Option<SystemTime>,
+    /// The last poll (offset from the write) that saw `PENDING`.
+    last_pending: Option<Duration>,
+}
+
 /// Probes one replication, again and again, with its stores and its pending deletes.
 pub struct Prober<S> {
     pub replication: Replication,
@@ -55,6 +64,8 @@ pub struct Prober<S> {
     /// What the sweeps remember per bucket: the source's first, then each destination's.
     memories: Vec<SweepMemory>,
     setup: Option<SetupRead>,
+    /// Where the next probe starts polling the source's status.
+    first_poll: FirstPoll,
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
     attempt_timeout: Duration,
@@ -107,6 +118,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             ledger,
             memories,
             setup: None,
+            first_poll: FirstPoll::default(),
             attempt_timeout: Duration::from_secs(10),
         }
     }
@@ -152,13 +164,21 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let version_id = w.version_id.clone().unwrap_or_default();
 
         // 2. Await replication as the source role.
+        let first = self
+            .first_poll
+            .start(self.replication.settings.poll_initial);
         let replicated = tokio::select! {
-            (r, retain_until) = self.await_replication(&canary.key, &version_id, w.written_at) => {
+            polled = self.await_replication(&canary.key, &version_id, w.written_at, first) => {
                 // A locked source keeps the canary until then: not deleted before.
-                if let Some(until) = retain_until {
+                if let Some(until) = polled.retain_until {
                     self.ledger.note_retention(None, &canary.key, &version_id, until);
                 }
-                r
+                match &polled.replicated {
+                    Replicated::Completed(_) => self.first_poll.completed(polled.last_pending),
+                    Replicated::TimedOut | Replicated::NoStatus => self.first_poll.forget(),
+                    Replicated::Failed | Replicated::Fault(_) => {}
+                }
+                polled.replicated
             }
             () = cancel.cancelled() => {
                 // Shutdown: no verdict, but a replica may still arrive before we exit.
@@ -286,33 +306,29 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         Ok(w)
     }
 
-    /// Stage 2: polls the source version's replication status with backoff until it settles;
-    /// also returns the version's Object Lock retain-until date, if a poll showed one.
+    /// Stage 2: polls the source version's replication status on the [`Schedule`] until it
+    /// settles, starting where `first` says; also returns the version's Object Lock
+    /// retain-until date, if a poll showed one, and the last poll (offset from the write)
+    /// that still saw `PENDING`.
     async fn await_replication(
         &self,
         key: &str,
         version_id: &str,
         written_at: Instant,
-    ) -> (Replicated, Option<SystemTime>) {
-        let mut retain_until = None;
-        let replicated = self
-            .poll_status(key, version_id, written_at, &mut retain_until)
-            .await;
-        (replicated, retain_until)
-    }
-
-    async fn poll_status(
-        &self,
-        key: &str,
-        version_id: &str,
-        written_at: Instant,
-        retain_until: &mut Option<SystemTime>,
-    ) -> Replicated {
+        first: Duration,
+    ) -> Polled {
         let s = &self.replication.settings;
         let deadline = written_at + s.replication_timeout;
-        let mut backoff = Backoff::new(s.poll_initial, s.poll_max);
+        let mut schedule = Schedule::new(first, s.poll_initial, s.poll_max);
+        let mut polled = Polled {
+            replicated: Replicated::TimedOut,
+            retain_until: None,
+            last_pending: None,
+        };
         let mut polls_without_status = 0;
         loop {
+            let due = (written_at + schedule.next_at()).min(deadline);
+            tokio::time::sleep_until(due.into()).await;
             let polled_at = Instant::now();
             let last_fault = match self
                 .source
@@ -321,19 +337,27 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             {
                 Ok(head) => {
                     if head.retain_until.is_some() {
-                        *retain_until = head.retain_until;
+                        polled.retain_until = head.retain_until;
                     }
                     match head.replication_status.as_deref() {
                         Some("COMPLETED" | "COMPLETE") => {
-                            return Replicated::Completed(polled_at - written_at);
+                            polled.replicated = Replicated::Completed(polled_at - written_at);
+                            return polled;
                         }
-                        Some("FAILED") => return Replicated::Failed,
-                        Some(_) => None,
+                        Some("FAILED") => {
+                            polled.replicated = Replicated::Failed;
+                            return polled;
+                        }
+                        Some(_) => {
+                            polled.last_pending = Some(polled_at - written_at);
+                            None
+                        }
                         None => {
                             // S3 sets the status at write time; a second look rules out a race.
                             polls_without_status += 1;
                             if polls_without_status >= 2 {
-                                return Replicated::NoStatus;
+                                polled.replicated = Replicated::NoStatus;
+                                return polled;
                             }
                             None
                         }
@@ -341,17 +365,17 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 }
                 // Transient faults are retried until the deadline; anything else is final.
                 Err(e) if e.class == ErrorClass::Transient => Some(e),
-                Err(e) => return Replicated::Fault(e),
+                Err(e) => {
+                    polled.replicated = Replicated::Fault(e);
+                    return polled;
+                }
             };
-            let now = Instant::now();
-            if now >= deadline {
-                return match last_fault {
-                    Some(e) => Replicated::Fault(e),
-                    None => Replicated::TimedOut,
-                };
+            if Instant::now() >= deadline {
+                if let Some(e) = last_fault {
+                    polled.replicated = Replicated::Fault(e);
+                }
+                return polled;
             }
-            let wait = backoff.step().min(deadline - now);
-            tokio::time::sleep(wait).await;
         }
     }
 
