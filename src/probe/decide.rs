@@ -2,7 +2,9 @@
 //!
 //! [`decide`] is one table, read top to bottom; the stages come in the order of the
 //! verdicts' precedence (write → await → inspect → read), so the first verdict a probe
-//! meets is the one that applies. [`judge`] weighs a replica that could be inspected.
+//! meets is the one that applies. The destination's `GetObject` comes first (`Fetch`):
+//! a replica it shows goes straight to [`judge`]; anything else is inspected with
+//! `HeadObject`, and the `GetObject`'s failure is then judged as the `Read` rows say. [`judge`] weighs a replica that could be inspected.
 //! Both are pure; `tests.rs` checks them row by row against the verdicts' definitions.
 
 use crate::model::{ErrorClass, Outcome};
