@@ -36,6 +36,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Where `POST /-/reload` sends its request; the daemon runs one reload at a time.
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// `--web.enable-lifecycle`: without it `POST /-/reload` is refused (403).
+    pub lifecycle: bool,
 }
 
 /// How a reload ended: a short summary, or every configuration error (one line each).
@@ -165,9 +167,16 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     }
 }
 
+/// The answer to `POST /-/reload` without `--web.enable-lifecycle`.
+pub const LIFECYCLE_DISABLED: &str =
+    "Lifecycle API is not enabled: start replicanary with --web.enable-lifecycle (SIGHUP still reloads)\n";
+
 /// `POST /-/reload`: 200 with a summary, 400 with every configuration error (the running
-/// configuration stays), 503 once shutdown has begun.
+/// configuration stays), 503 once shutdown has begun; 403 without `--web.enable-lifecycle`.
 async fn reload(State(s): State<Arc<Shared>>) -> Response {
+    if !s.lifecycle {
+        return (StatusCode::FORBIDDEN, LIFECYCLE_DISABLED).into_response();
+    }
     let (reply, answer) = oneshot::channel();
     if s.reload.send(ReloadRequest { reply }).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -294,6 +303,7 @@ mod tests {
             board: Arc::new(Board::default()),
             ready: true.into(),
             reload,
+            lifecycle: false,
         }));
 
         let (plain_headers, plain) = scrape(app.clone(), None).await;

@@ -20,6 +20,7 @@ mod report;
 mod status;
 #[cfg(test)]
 mod testing;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,19 @@ struct ShardArgs {
     shard_count: Option<u32>,
 }
 
+/// How the endpoints are served: TLS, basic auth, the lifecycle API.
+#[derive(Args)]
+struct WebArgs {
+    /// Web configuration file in the Prometheus exporter-toolkit format
+    /// (tls_server_config, basic_auth_users): TLS and basic auth for every endpoint. Read
+    /// again on every reload.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+    /// Answer POST /-/reload (without it: 403). SIGHUP and the file poll reload anyway.
+    #[arg(long = "web.enable-lifecycle")]
+    web_enable_lifecycle: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: probe every replication on its interval; serve the status page and /metrics.
@@ -120,6 +134,8 @@ enum Command {
         config_poll_interval: Duration,
         #[command(flatten)]
         shard: ShardArgs,
+        #[command(flatten)]
+        web: WebArgs,
     },
     /// Probe each (or each named) replication once, print a report, exit 0 if all are ok.
     Check(Selection),
@@ -170,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             grace_period,
             config_poll_interval,
             shard,
+            web,
         } => {
             let shard = match (shard.shard_index, shard.shard_count) {
                 (Some(i), Some(n)) => match Shard::new(i, n) {
@@ -185,12 +202,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
+            let web_live = match web::Live::load(web.web_config_file.as_deref()) {
+                Ok(l) => Arc::new(l),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(USAGE));
+                }
+            };
             logging::init(log_format, "info,aws_config=warn,aws_smithy_runtime=warn");
             let opts = daemon::Options {
                 listen,
                 grace: grace_period,
                 shard,
                 config_poll: config_poll_interval,
+                web: web_live,
+                lifecycle: web.web_enable_lifecycle,
             };
             runtime()?.block_on(daemon::run(loaded, opts))?;
             Ok(ExitCode::SUCCESS)

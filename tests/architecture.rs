@@ -24,6 +24,7 @@ const LAYERS: &[&str] = &[
     "report",
     "logging",
     "http",
+    "web",
     "daemon",
     "main",
 ];

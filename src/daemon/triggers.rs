@@ -54,7 +54,7 @@ pub fn fingerprint(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
-fn read_fingerprint(path: &std::path::Path) -> Fingerprint {
+pub fn read_fingerprint(path: &std::path::Path) -> Fingerprint {
     Config::read(path).ok().map(|t| fingerprint(&t))
 }
 
