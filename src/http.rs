@@ -168,8 +168,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 /// The answer to `POST /-/reload` without `--web.enable-lifecycle`.
-pub const LIFECYCLE_DISABLED: &str =
-    "Lifecycle API is not enabled: start replicanary with --web.enable-lifecycle (SIGHUP still reloads)\n";
+pub const LIFECYCLE_DISABLED: &str = "Lifecycle API is not enabled: start replicanary with --web.enable-lifecycle (SIGHUP still reloads)\n";
 
 /// `POST /-/reload`: 200 with a summary, 400 with every configuration error (the running
 /// configuration stays), 503 once shutdown has begun; 403 without `--web.enable-lifecycle`.

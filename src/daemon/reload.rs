@@ -138,7 +138,10 @@ impl<M: MakeProber> Reloader<M> {
         let Some(web) = &self.web else {
             return Ok(());
         };
-        let file = web.path().map(|p| p.display().to_string()).unwrap_or_default();
+        let file = web
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         match web.reload() {
             Ok(()) => {
                 tracing::debug!(cause = cause.as_str(), file = %file, "web configuration read again");

@@ -11,6 +11,7 @@
 //! exist.
 
 use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
@@ -27,6 +28,8 @@ pub struct Users {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// One bcrypt check at a time.
     checking: Semaphore,
+    /// What an unknown user's password is checked against: a hash of the users' cost.
+    unknown_user: OnceLock<String>,
 }
 
 impl Users {
@@ -35,6 +38,7 @@ impl Users {
             hashes,
             verified: Mutex::new(HashSet::new()),
             checking: Semaphore::new(1),
+            unknown_user: OnceLock::new(),
         }
     }
 
@@ -57,7 +61,7 @@ impl Users {
             return false;
         };
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| unknown_user_hash().to_owned());
+        let hash = hash.unwrap_or_else(|| self.unknown_user_hash().to_owned());
         let checked = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .is_ok_and(|r| r.unwrap_or(false));
@@ -66,6 +70,21 @@ impl Users {
             self.remember(key);
         }
         ok
+    }
+
+    /// A hash no password matches in practice, at the cost of the first user's hash (the
+    /// same work as for a known user).
+    fn unknown_user_hash(&self) -> &str {
+        self.unknown_user.get_or_init(|| {
+            let cost = self
+                .hashes
+                .values()
+                .find_map(|h| bcrypt::HashParts::from_str(h).ok())
+                .map_or(bcrypt::DEFAULT_COST, |p| p.get_cost());
+            bcrypt::hash_with_salt(b"replicanary: no such user", cost, [7; 16])
+                .map(|p| p.to_string())
+                .unwrap_or_default()
+        })
     }
 
     fn cached(&self, key: &[u8; 32]) -> bool {
@@ -97,17 +116,6 @@ fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 32] {
         h.update(part.as_bytes());
     }
     h.finalize().into()
-}
-
-/// A hash no password matches in practice, checked for unknown users (same cost as the
-/// usual `htpasswd -B` hashes).
-fn unknown_user_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        bcrypt::hash_with_salt(b"replicanary: no such user", bcrypt::DEFAULT_COST, [7; 16])
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-    })
 }
 
 /// `Basic base64(user:password)` → (user, password); `None` for anything else.

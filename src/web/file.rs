@@ -93,8 +93,8 @@ impl WebConfig {
                 message,
             }]
         };
-        let value: serde_json::Value = serde_saphyr::from_str(text)
-            .map_err(|e| one("", format!("not valid YAML: {e}")))?;
+        let value: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| one("", format!("not valid YAML: {e}")))?;
         if value.is_null() {
             // An empty file is allowed, as in the exporter-toolkit: plain HTTP, no auth.
             return Ok(WebConfig::default());

@@ -160,7 +160,10 @@ pub async fn require_auth(State(live): State<Arc<Live>>, req: Request, next: Nex
     let Some(users) = live.users() else {
         return next.run(req).await;
     };
-    let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     if users.allows(authorization).await {
         next.run(req).await
     } else {

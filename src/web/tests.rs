@@ -1,1 +1,153 @@
+//! The web configuration's format and validation, basic auth and its cache.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+
+use super::auth::{Users, basic_credentials};
+use super::file::{ClientAuth, MinVersion, WebConfig};
+
+fn parse(text: &str) -> Result<WebConfig, Vec<String>> {
+    WebConfig::parse(text, Path::new("/etc/replicanary")).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect()
+    })
+}
+
+#[test]
+fn an_empty_file_is_plain_http_without_auth() {
+    assert_eq!(parse("").unwrap(), WebConfig::default());
+    assert_eq!(parse("{}").unwrap(), WebConfig::default());
+}
+
+#[test]
+fn tls_files_are_relative_to_the_file_and_defaults_apply() {
+    let c = parse("tls_server_config:\n  cert_file: tls.crt\n  key_file: /abs/tls.key\n").unwrap();
+    let tls = c.tls.unwrap();
+    assert_eq!(tls.cert_file, Path::new("/etc/replicanary/tls.crt"));
+    assert_eq!(tls.key_file, Path::new("/abs/tls.key"));
+    assert_eq!(tls.client_auth, ClientAuth::None);
+    assert_eq!(tls.min_version, MinVersion::Tls12);
+    let c = parse(
+        "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  min_version: TLS13\n",
+    )
+    .unwrap();
+    let tls = c.tls.unwrap();
+    assert_eq!(
+        tls.client_auth,
+        ClientAuth::RequireAndVerify {
+            ca_file: "/etc/replicanary/ca.pem".into()
+        }
+    );
+    assert_eq!(tls.min_version, MinVersion::Tls13);
+}
+
+#[test]
+fn every_error_names_its_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "tls_server_config:\n  cert_file: c\n",
+            "tls_server_config.key_file: required",
+        ),
+        (
+            "tls_server_config:\n  key_file: k\n",
+            "tls_server_config.cert_file: required",
+        ),
+        (
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: RequireAndVerifyClientCert\n",
+            "tls_server_config.client_ca_file: required",
+        ),
+        (
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_ca_file: ca\n",
+            "tls_server_config.client_ca_file: a client CA is given",
+        ),
+        (
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: RequireAnyClientCert\n",
+            "tls_server_config.client_auth_type: RequireAnyClientCert",
+        ),
+        (
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: Sometimes\n",
+            "tls_server_config.client_auth_type: unknown value",
+        ),
+        (
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS10\n",
+            "tls_server_config.min_version: unknown value",
+        ),
+        (
+            "basic_auth_users:\n  alice: secret\n",
+            "basic_auth_users.alice: not a bcrypt hash",
+        ),
+        (
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  cipher_suites: []\n",
+            "tls_server_config.cipher_suites: unknown field",
+        ),
+        ("tls_server_confg: {}\n", "tls_server_confg: unknown field"),
+        (
+            "basic_auth_users: [alice]\n",
+            "basic_auth_users: must be a mapping",
+        ),
+        ("- a\n", ": must be a mapping"),
+    ];
+    for (text, want) in cases {
+        let errors = parse(text).expect_err(text);
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "{text}: {errors:?} should hold {want:?}"
+        );
+    }
+    let hash = bcrypt::hash_with_salt("pw", 4, [1; 16])
+        .unwrap()
+        .to_string();
+    let errors = parse(&format!("basic_auth_users:\n  'a:b': '{hash}'\n")).unwrap_err();
+    assert!(
+        errors[0].starts_with("basic_auth_users.a:b: a user name"),
+        "{errors:?}"
+    );
+}
+
+fn header(user: &str, password: &str) -> Vec<u8> {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}").into_bytes()
+}
+
+#[test]
+fn credentials_are_read_from_basic_only() {
+    assert_eq!(
+        basic_credentials(&header("u", "p:w")),
+        Some(("u".to_owned(), "p:w".to_owned()))
+    );
+    assert_eq!(
+        basic_credentials(b"basic dTpw"),
+        Some(("u".to_owned(), "p".to_owned()))
+    );
+    for bad in [
+        &b"Bearer dTpw"[..],
+        b"Basic",
+        b"Basic !!!",
+        b"Basic dXNlcg==",
+    ] {
+        assert_eq!(basic_credentials(bad), None, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn right_credentials_pass_and_are_cached_wrong_ones_never_are() {
+    let hash = bcrypt::hash_with_salt("pw", 4, [1; 16])
+        .unwrap()
+        .to_string();
+    let users = Arc::new(Users::new(BTreeMap::from([("alice".to_owned(), hash)])));
+    assert!(!users.allows(None).await);
+    assert!(!users.allows(Some(&header("alice", "wrong"))).await);
+    assert!(!users.allows(Some(&header("bob", "pw"))).await);
+    assert_eq!(users.cached_entries(), 0);
+    assert!(users.allows(Some(&header("alice", "pw"))).await);
+    assert_eq!(users.cached_entries(), 1);
+    // The cache answers the same credentials, and only them.
+    assert!(users.allows(Some(&header("alice", "pw"))).await);
+    assert!(!users.allows(Some(&header("alice", "pw "))).await);
+    assert_eq!(users.cached_entries(), 1);
+}

@@ -80,7 +80,10 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: cannot read PEM certificates: {e}", path.display()))?;
     if chain.is_empty() {
-        return Err(format!("{}: no PEM certificate in the file", path.display()));
+        return Err(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        ));
     }
     Ok(chain)
 }

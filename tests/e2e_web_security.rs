@@ -1,0 +1,426 @@
+//! The endpoints behind `--web.config.file` (TLS and basic auth), the real binary against
+//! the lab: a real Prometheus scrapes over TLS with basic auth (`tls_config`,
+//! `basic_auth`) and the shipped rules evaluate; requests without or with wrong
+//! credentials get 401 on every endpoint; plain HTTP is refused; `POST /-/reload` is 403
+//! without `--web.enable-lifecycle` and works with it plus credentials; a reload rotates
+//! the certificate for new connections, and a bad web file on reload keeps the running one.
+//!
+//! The CA and certificates are made here (rcgen), the password hashes with the bcrypt crate.
+//! Skipped (the Prometheus part) when `prometheus` is not installed, unless `CI` is set.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls_pki_types::pem::PemObject;
+use support::prometheus::{LAB_ARGS, PROBE_ARGS, Prometheus, label, prometheus_binary};
+use support::tempdir::TempDir;
+use support::{Daemon, Lab, Metrics, http_get, http_post, parse_response, wait_until};
+
+const USER: &str = "prometheus";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Writes `<name>-ca.pem`, `<name>-cert.pem`, `<name>-key.pem` in `dir`.
+fn make_pki(dir: &Path, name: &str) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("replicanary test CA {name}"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("server params");
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let pki = Pki {
+        ca: dir.join(format!("{name}-ca.pem")),
+        cert: dir.join(format!("{name}-cert.pem")),
+        key: dir.join(format!("{name}-key.pem")),
+    };
+    std::fs::write(&pki.ca, ca.pem()).expect("write CA");
+    std::fs::write(&pki.cert, cert.pem()).expect("write cert");
+    std::fs::write(&pki.key, key.serialize_pem()).expect("write key");
+    pki
+}
+
+/// `$2y$` bcrypt hash (as `htpasswd -B` writes it), at the lowest cost to keep tests quick.
+fn bcrypt_hash(password: &str) -> String {
+    let salt: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    bcrypt::hash_with_salt(password, 4, salt)
+        .expect("bcrypt")
+        .format_for_version(bcrypt::Version::TwoY)
+}
+
+/// The web configuration: TLS with `pki`'s server certificate, one user.
+fn web_config(pki: &Pki) -> String {
+    format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: '{}'\n",
+        pki.cert.display(),
+        pki.key.display(),
+        bcrypt_hash(PASSWORD)
+    )
+}
+
+/// A response over TLS: status, head (lower-cased) and body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// One request over TLS, trusting only `ca`; `Err` when the TLS connection fails (an
+/// untrusted certificate, say).
+fn https(
+    port: u16,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+) -> Result<Answer, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+    let certs = <rustls_pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem);
+    for cert in certs {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let authorization = auth.map_or(String::new(), |(u, p)| {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        format!("Authorization: Basic {token}\r\n")
+    });
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    if let Err(e) = tls.read_to_end(&mut buf)
+        && buf.is_empty()
+    {
+        return Err(e.to_string());
+    }
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP head")?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let (status, body) = parse_response(&buf).ok_or("not an HTTP response")?;
+    Ok(Answer { status, head, body })
+}
+
+fn get(port: u16, ca: &Path, path: &str, auth: Option<(&str, &str)>) -> Answer {
+    https(port, ca, "GET", path, auth).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+fn authed_metrics(port: u16, ca: &Path) -> Metrics {
+    let a = get(port, ca, "/metrics", Some((USER, PASSWORD)));
+    assert_eq!(a.status, 200, "{a:?}");
+    Metrics::parse(&a.body)
+}
+
+fn wait_ready(daemon: &Daemon, ca: &Path) {
+    wait_until(Duration::from_secs(30), "/readyz over TLS", || {
+        https(daemon.port, ca, "GET", "/readyz", Some((USER, PASSWORD)))
+            .is_ok_and(|a| a.status == 200)
+    });
+}
+
+#[test]
+fn prometheus_scrapes_over_tls_with_basic_auth_and_everything_else_is_refused() {
+    let Some(binary) = prometheus_binary() else {
+        return;
+    };
+    let dir = TempDir::new("replicanary-web");
+    let pki = make_pki(dir.path(), "server");
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, web_config(&pki)).expect("write web config");
+
+    let lab = Lab::start(LAB_ARGS);
+    let config = lab.provision(&["healthy"], PROBE_ARGS);
+    let web_arg = web.display().to_string();
+    let daemon = Daemon::spawn(&config, &["--web.config.file", &web_arg], &[]);
+    wait_ready(&daemon, &pki.ca);
+
+    // Every endpoint: no credentials, a wrong password, an unknown user → 401.
+    let wrong = [
+        None,
+        Some((USER, "wrong password")),
+        Some(("someone", PASSWORD)),
+    ];
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/metrics"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("POST", "/-/reload"),
+    ] {
+        for auth in wrong {
+            let a = https(daemon.port, &pki.ca, method, path, auth)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert_eq!(a.status, 401, "{method} {path} with {auth:?}: {a:?}");
+            assert!(
+                a.head.contains("www-authenticate: basic"),
+                "{method} {path}: {a:?}"
+            );
+            assert!(!a.body.contains("replicanary_"), "{a:?}");
+        }
+        let a = https(daemon.port, &pki.ca, method, path, Some((USER, PASSWORD)))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let want = if method == "POST" { 403 } else { 200 };
+        assert_eq!(a.status, want, "{method} {path} with credentials: {a:?}");
+    }
+    // Without --web.enable-lifecycle the reload is refused, with a one-line reason.
+    let a = https(
+        daemon.port,
+        &pki.ca,
+        "POST",
+        "/-/reload",
+        Some((USER, PASSWORD)),
+    )
+    .expect("POST /-/reload");
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a.body.contains("--web.enable-lifecycle"), "{a:?}");
+    assert_eq!(a.body.trim_end().lines().count(), 1, "{a:?}");
+
+    // Plain HTTP gets no endpoint: 400 and a one-line reason, nothing else.
+    for path in ["/metrics", "/healthz", "/"] {
+        let (status, body) = http_get(daemon.port, path).expect("an answer to plain HTTP");
+        assert_eq!(status, 400, "plain GET {path}: {body}");
+        assert!(body.contains("HTTPS"), "{body}");
+        assert!(!body.contains("replicanary_"), "{body}");
+    }
+    let (status, _) = http_post(daemon.port, "/-/reload", "").expect("an answer");
+    assert_eq!(status, 400);
+
+    // A real Prometheus scrapes it over TLS with basic auth; the shipped rules evaluate.
+    let scrape = format!(
+        "  - job_name: replicanary\n    scheme: https\n    tls_config:\n      ca_file: {}\n    basic_auth:\n      username: {USER}\n      password: '{PASSWORD}'\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        pki.ca.display(),
+        daemon.port
+    );
+    let prometheus = Prometheus::start_with_scrape_configs(&binary, &scrape);
+    wait_until(
+        Duration::from_secs(60),
+        "two ok verdicts of healthy in Prometheus, scraped over TLS",
+        || {
+            prometheus
+                .query(r#"replicanary_probes_total{replication="healthy",outcome="ok"} >= 2"#)
+                .len()
+                == 1
+        },
+    );
+    let targets = prometheus.targets();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["health"], "up", "{targets:?}");
+    assert_eq!(
+        targets[0]["scrapeUrl"]
+            .as_str()
+            .map(|u| u.starts_with("https://")),
+        Some(true)
+    );
+    let up = prometheus.query(r#"up{job="replicanary"}"#);
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    prometheus.wait_for_evaluations(2);
+    prometheus.assert_rules_healthy();
+    let ever = prometheus.alert_history(r#"replication="healthy""#);
+    assert!(ever.is_empty(), "alerts for healthy: {ever:?}");
+    let ever = prometheus.self_alerts_ever();
+    assert!(
+        ever.is_empty(),
+        "alerts about replicanary: {ever:?}\nreplicanary log:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        prometheus
+            .alerts()
+            .iter()
+            .all(|a| label(a, "alertname") != "ReplicanaryDown"),
+        "{:?}",
+        prometheus.alerts()
+    );
+}
+
+#[test]
+fn lifecycle_reload_with_credentials_rotates_the_certificate_and_keeps_a_good_file() {
+    let dir = TempDir::new("replicanary-web-reload");
+    let first = make_pki(dir.path(), "first");
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, web_config(&first)).expect("write web config");
+
+    let lab = Lab::start(LAB_ARGS);
+    let config = lab.provision(&["healthy"], PROBE_ARGS);
+    let web_arg = web.display().to_string();
+    // Only explicit reloads here: no file poll.
+    let daemon = Daemon::spawn(
+        &config,
+        &["--web.config.file", &web_arg, "--web.enable-lifecycle"],
+        &[("REPLICANARY_CONFIG_POLL_INTERVAL", "0s")],
+    );
+    wait_ready(&daemon, &first.ca);
+    let reload = |ca: &Path, auth| {
+        https(daemon.port, ca, "POST", "/-/reload", auth).expect("POST /-/reload answers")
+    };
+
+    // With the flag: credentials still needed, then the reload runs.
+    let a = reload(&first.ca, None);
+    assert_eq!(a.status, 401, "{a:?}");
+    let a = reload(&first.ca, Some((USER, "nope")));
+    assert_eq!(a.status, 401, "{a:?}");
+    let a = reload(&first.ca, Some((USER, PASSWORD)));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, "configuration unchanged\n");
+
+    // A new certificate (from another CA) in the same files: served once reloaded, to new
+    // connections.
+    let second = make_pki(dir.path(), "second");
+    std::fs::copy(&second.cert, &first.cert).expect("rotate cert");
+    std::fs::copy(&second.key, &first.key).expect("rotate key");
+    assert!(
+        https(
+            daemon.port,
+            &second.ca,
+            "GET",
+            "/healthz",
+            Some((USER, PASSWORD))
+        )
+        .is_err(),
+        "the new certificate is served before the reload"
+    );
+    let a = reload(&first.ca, Some((USER, PASSWORD)));
+    assert_eq!(a.status, 200, "{a:?}");
+    let a = get(daemon.port, &second.ca, "/healthz", Some((USER, PASSWORD)));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        https(
+            daemon.port,
+            &first.ca,
+            "GET",
+            "/healthz",
+            Some((USER, PASSWORD))
+        )
+        .is_err(),
+        "the old certificate is still served after the reload"
+    );
+    let m = authed_metrics(daemon.port, &second.ca);
+    assert_eq!(
+        m.get("replicanary_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+
+    // A bad web file: the reload fails naming the field, the running one stays (the same
+    // password works), and the gauge says so; fixed, it is 1 again.
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: not-a-hash\n",
+            first.cert.display(),
+            first.key.display()
+        ),
+    )
+    .expect("write bad web config");
+    let a = reload(&second.ca, Some((USER, PASSWORD)));
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(a.body.contains("basic_auth_users.prometheus"), "{a:?}");
+    let m = authed_metrics(daemon.port, &second.ca);
+    assert_eq!(
+        m.get("replicanary_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert!(
+        daemon
+            .log_text()
+            .contains("web configuration reload failed: the running web configuration stays"),
+        "{}",
+        daemon.log_text()
+    );
+    std::fs::write(&web, web_config(&first)).expect("fix web config");
+    let a = reload(&second.ca, Some((USER, PASSWORD)));
+    assert_eq!(a.status, 200, "{a:?}");
+    let m = authed_metrics(daemon.port, &second.ca);
+    assert_eq!(
+        m.get("replicanary_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_bad_web_config_file_at_start_exits_2_naming_the_field() {
+    let dir = TempDir::new("replicanary-web-bad");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "replications:\n  - name: a\n    source: {bucket: src-bucket, region: ap-northeast-1}\n    destinations:\n      - bucket: dst-bucket\n        region: ap-northeast-1\n        expected_kms_key_arn: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\n",
+    )
+    .expect("write config");
+    let pki = make_pki(dir.path(), "ok");
+    let cases = [
+        (
+            format!("tls_server_config:\n  cert_file: {}\n", pki.cert.display()),
+            "tls_server_config.key_file",
+        ),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: missing.pem\n  key_file: {}\n",
+                pki.key.display()
+            ),
+            "tls_server_config.cert_file",
+        ),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                pki.cert.display(),
+                pki.ca.display()
+            ),
+            "tls_server_config.key_file",
+        ),
+        (
+            "basic_auth_users:\n  alice: plaintext\n".to_owned(),
+            "basic_auth_users.alice",
+        ),
+        ("tls_server_confg: {}\n".to_owned(), "unknown field"),
+    ];
+    for (text, field) in cases {
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, &text).expect("write web config");
+        let out = support::binary()
+            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--web.config.file")
+            .arg(&web)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(field), "{text}: {stderr}");
+        assert!(stderr.contains("web.yml"), "{text}: {stderr}");
+    }
+}
