@@ -153,6 +153,20 @@ fn wait_ready(daemon: &Daemon, ca: &Path) {
     });
 }
 
+/// deploy/prometheus/scrape-config.example.yml with each (from, to) replaced (each must be
+/// there), indented as items of `scrape_configs:`.
+fn shipped_scrape_config(replace: &[(&str, &str)]) -> String {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/scrape-config.example.yml");
+    let mut text = std::fs::read_to_string(&path).expect("the example scrape config");
+    for (from, to) in replace {
+        assert!(text.contains(from), "{} lacks {from}", path.display());
+        text = text.replace(from, to);
+    }
+    assert!(text.contains(&format!("username: {USER}")), "{text}");
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
 #[test]
 fn prometheus_scrapes_over_tls_with_basic_auth_and_everything_else_is_refused() {
     let Some(binary) = prometheus_binary() else {
@@ -221,11 +235,23 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_everything_else_is_refused() 
     assert_eq!(status, 400);
 
     // A real Prometheus scrapes it over TLS with basic auth; the shipped rules evaluate.
-    let scrape = format!(
-        "  - job_name: replicanary\n    scheme: https\n    tls_config:\n      ca_file: {}\n    basic_auth:\n      username: {USER}\n      password: '{PASSWORD}'\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-        pki.ca.display(),
-        daemon.port
-    );
+    // The shipped example job, only its paths and target replaced.
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, PASSWORD).expect("write password file");
+    let scrape = shipped_scrape_config(&[
+        (
+            "/etc/prometheus/replicanary-ca.pem",
+            &pki.ca.display().to_string(),
+        ),
+        (
+            "/etc/prometheus/replicanary-password",
+            &password_file.display().to_string(),
+        ),
+        (
+            "replicanary.example.internal:9879",
+            &format!("127.0.0.1:{}", daemon.port),
+        ),
+    ]);
     let prometheus = Prometheus::start_with_scrape_configs(&binary, &scrape);
     wait_until(
         Duration::from_secs(60),
