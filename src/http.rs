@@ -1,6 +1,7 @@
 //! The HTTP endpoints: the status page `/`, `/metrics`, `/healthz`, `/readyz`, and
 //! `POST /-/reload`, which asks the daemon to re-read its configuration and answers once
-//! that is done.
+//! that is done (only with `--web.enable-lifecycle`; 403 otherwise). TLS and basic auth
+//! are in front of all of them (`web/`), not here.
 //!
 //! `/metrics` answers gzip when the scraper asks for it (`Accept-Encoding: gzip`, as
 //! Prometheus does): at a thousand replications the text is megabytes and compresses
