@@ -67,11 +67,16 @@ fn bcrypt_hash(password: &str) -> String {
 
 /// The web configuration: TLS with `pki`'s server certificate, one user.
 fn web_config(pki: &Pki) -> String {
+    web_config_with(pki, PASSWORD)
+}
+
+/// The web configuration with `password` for [`USER`].
+fn web_config_with(pki: &Pki, password: &str) -> String {
     format!(
         "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {USER}: '{}'\n",
         pki.cert.display(),
         pki.key.display(),
-        bcrypt_hash(PASSWORD)
+        bcrypt_hash(password)
     )
 }
 
@@ -396,6 +401,69 @@ fn lifecycle_reload_with_credentials_rotates_the_certificate_and_keeps_a_good_fi
         m.get("replicanary_config_last_reload_successful", &[]),
         Some(1.0)
     );
+}
+
+#[test]
+fn a_renewed_certificate_and_a_new_password_are_picked_up_by_the_file_poll() {
+    let dir = TempDir::new("replicanary-web-poll");
+    let first = make_pki(dir.path(), "first");
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, web_config(&first)).expect("write web config");
+    let lab = Lab::start(LAB_ARGS);
+    let config = lab.provision(&["healthy"], PROBE_ARGS);
+    let web_arg = web.display().to_string();
+    // No --web.enable-lifecycle: only the poll reloads.
+    let daemon = Daemon::spawn(
+        &config,
+        &["--web.config.file", &web_arg],
+        &[("REPLICANARY_CONFIG_POLL_INTERVAL", "300ms")],
+    );
+    wait_ready(&daemon, &first.ca);
+
+    // cert-manager renews: new certificate and key in the same files.
+    let second = make_pki(dir.path(), "second");
+    std::fs::copy(&second.cert, &first.cert).expect("rotate cert");
+    std::fs::copy(&second.key, &first.key).expect("rotate key");
+    wait_until(
+        Duration::from_secs(15),
+        "the renewed certificate served",
+        || {
+            https(
+                daemon.port,
+                &second.ca,
+                "GET",
+                "/healthz",
+                Some((USER, PASSWORD)),
+            )
+            .is_ok_and(|a| a.status == 200)
+        },
+    );
+    assert!(
+        https(
+            daemon.port,
+            &first.ca,
+            "GET",
+            "/healthz",
+            Some((USER, PASSWORD))
+        )
+        .is_err(),
+        "the old certificate is still served to new connections"
+    );
+
+    // A new password: the old one stops working.
+    std::fs::write(&web, web_config_with(&first, "a new password")).expect("write web config");
+    wait_until(Duration::from_secs(15), "the new password accepted", || {
+        https(
+            daemon.port,
+            &second.ca,
+            "GET",
+            "/healthz",
+            Some((USER, "a new password")),
+        )
+        .is_ok_and(|a| a.status == 200)
+    });
+    let a = get(daemon.port, &second.ca, "/metrics", Some((USER, PASSWORD)));
+    assert_eq!(a.status, 401, "{a:?}");
 }
 
 #[test]

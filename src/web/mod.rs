@@ -118,11 +118,11 @@ impl Live {
     }
 
     fn acceptor(&self) -> Option<TlsAcceptor> {
-        self.current().acceptor
+        self.active.read().ok().and_then(|a| a.acceptor.clone())
     }
 
     fn users(&self) -> Option<Arc<Users>> {
-        self.current().users
+        self.active.read().ok().and_then(|a| a.users.clone())
     }
 }
 
