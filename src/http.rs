@@ -331,4 +331,41 @@ mod tests {
             .unwrap();
         assert_eq!(unzipped, plain);
     }
+
+    #[tokio::test]
+    async fn reload_is_refused_without_the_lifecycle_flag_and_runs_with_it() {
+        for lifecycle in [false, true] {
+            let (reload, mut requests) = mpsc::channel::<ReloadRequest>(1);
+            let app = router(Arc::new(Shared {
+                metrics: Arc::new(Metrics::new()),
+                board: Arc::new(Board::default()),
+                ready: true.into(),
+                reload,
+                lifecycle,
+            }));
+            let answering = tokio::spawn(async move {
+                match requests.recv().await {
+                    Some(r) => r
+                        .reply
+                        .send(Ok("configuration unchanged".to_owned()))
+                        .is_ok(),
+                    None => false,
+                }
+            });
+            let req = Request::post("/-/reload").body(Body::empty()).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+            if lifecycle {
+                assert_eq!(status, StatusCode::OK);
+                assert_eq!(&body[..], b"configuration unchanged\n");
+                assert!(answering.await.unwrap(), "the reload loop was asked");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN);
+                assert_eq!(&body[..], LIFECYCLE_DISABLED.as_bytes());
+                // The reload loop was never asked (its channel closes unused).
+                assert!(!answering.await.unwrap());
+            }
+        }
+    }
 }

@@ -151,3 +151,92 @@ async fn right_credentials_pass_and_are_cached_wrong_ones_never_are() {
     assert!(!users.allows(Some(&header("alice", "pw "))).await);
     assert_eq!(users.cached_entries(), 1);
 }
+
+/// A self-signed certificate and its key for 127.0.0.1, written to `dir`.
+fn write_cert(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k)
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "replicanary-web-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_reload_keeps_what_is_in_force_when_the_file_is_bad_and_tls_cannot_be_switched() {
+    let dir = tempdir("reload");
+    let (cert, key) = write_cert(&dir, "server");
+    let hash = bcrypt::hash_with_salt("pw", 4, [2; 16])
+        .unwrap()
+        .to_string();
+    let web = dir.join("web.yml");
+    let good = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  alice: '{hash}'\n",
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&web, &good).unwrap();
+    let live = super::Live::load(Some(&web)).unwrap();
+    assert!(live.tls());
+    assert_eq!(
+        live.watched_files(),
+        vec![web.clone(), cert.clone(), key.clone()]
+    );
+    let users = live.users().unwrap();
+
+    // Same users: the same cache is kept.
+    live.reload().unwrap();
+    assert!(Arc::ptr_eq(&users, &live.users().unwrap()));
+
+    // A key that is not a key: refused, naming the field; the users stay.
+    std::fs::write(
+        &web,
+        good.replace(&key.display().to_string(), &cert.display().to_string()),
+    )
+    .unwrap();
+    let e = live.reload().unwrap_err();
+    assert_eq!(e.errors[0].path, "tls_server_config.key_file", "{e}");
+    assert!(Arc::ptr_eq(&users, &live.users().unwrap()));
+
+    // TLS off by a reload: refused.
+    std::fs::write(&web, format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap();
+    let e = live.reload().unwrap_err();
+    assert_eq!(e.errors[0].path, "tls_server_config", "{e}");
+    assert!(live.acceptor().is_some());
+
+    // Other users: a new set (and cache).
+    let other = bcrypt::hash_with_salt("pw2", 4, [3; 16])
+        .unwrap()
+        .to_string();
+    std::fs::write(&web, good.replace(&hash, &other)).unwrap();
+    live.reload().unwrap();
+    let now = live.users().unwrap();
+    assert!(!Arc::ptr_eq(&users, &now));
+    assert_eq!(now.hashes()["alice"], other);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_a_file_nothing_is_required() {
+    let live = super::Live::load(None).unwrap();
+    assert!(!live.tls());
+    assert!(live.users().is_none());
+    assert!(live.watched_files().is_empty());
+    live.reload().unwrap();
+}
