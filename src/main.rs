@@ -142,7 +142,13 @@ enum Command {
     /// Read-only inspection of each replication's setup (no canary): exit 0 when there are no findings.
     Audit(Selection),
     /// Parse and validate the configuration without calling AWS.
-    Validate(ConfigFile),
+    Validate {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// Also check this web configuration file (and the certificate files it names).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
+    },
     /// Run discovery once; print the replications it finds as configuration, and every
     /// skipped bucket or rule with its reason. Exit 0, or 1 when something could not be read.
     Discover {
@@ -178,7 +184,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate(file) => validate(&file.config),
+        Command::Validate {
+            file,
+            web_config_file,
+        } => validate(&file.config, web_config_file.as_deref()),
         Command::Run {
             file,
             listen,
@@ -250,11 +259,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `validate`: the file's errors (exit 2), or a one-line summary of what it configures.
-fn validate(path: &Path) -> anyhow::Result<ExitCode> {
+fn validate(path: &Path, web_config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let c = match load(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Some(web_path) = web_config {
+        match web::Live::load(Some(web_path)) {
+            Ok(live) => println!("{}: ok ({})", web_path.display(), live.summary()),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(USAGE));
+            }
+        }
+    }
     let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
     let discovery = c.discovery.as_ref().map_or(String::new(), |d| {
         format!(

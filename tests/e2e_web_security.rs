@@ -97,6 +97,18 @@ fn https(
     path: &str,
     auth: Option<(&str, &str)>,
 ) -> Result<Answer, String> {
+    https_as(None, port, ca, method, path, auth)
+}
+
+/// Like [`https`], presenting the client certificate `client` (certificate, key files).
+fn https_as(
+    client: Option<(&Path, &Path)>,
+    port: u16,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    auth: Option<(&str, &str)>,
+) -> Result<Answer, String> {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
     let certs = <rustls_pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem);
@@ -109,8 +121,20 @@ fn https(
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match client {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = <rustls_pki_types::CertificateDer as PemObject>::pem_file_iter(cert)
+                .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| e.to_string())?;
+            let key =
+                rustls_pki_types::PrivateKeyDer::from_pem_file(key).map_err(|e| e.to_string())?;
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+    };
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
     let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -466,6 +490,90 @@ fn a_renewed_certificate_and_a_new_password_are_picked_up_by_the_file_poll() {
     assert_eq!(a.status, 401, "{a:?}");
 }
 
+/// A client CA and a client certificate signed by it: (CA, certificate, key) files.
+fn make_client_pki(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("client CA {name}"));
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("client key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("prometheus {name}"));
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca).expect("client certificate");
+    let files = (
+        dir.join(format!("{name}-client-ca.pem")),
+        dir.join(format!("{name}-client.pem")),
+        dir.join(format!("{name}-client-key.pem")),
+    );
+    std::fs::write(&files.0, ca.pem()).expect("write client CA");
+    std::fs::write(&files.1, cert.pem()).expect("write client cert");
+    std::fs::write(&files.2, key.serialize_pem()).expect("write client key");
+    files
+}
+
+#[test]
+fn client_certificates_are_required_and_verified_when_configured() {
+    let dir = TempDir::new("replicanary-web-mtls");
+    let pki = make_pki(dir.path(), "server");
+    let (client_ca, client_cert, client_key) = make_client_pki(dir.path(), "trusted");
+    let (_, stranger_cert, stranger_key) = make_client_pki(dir.path(), "stranger");
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "{}tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            web_config(&pki)
+                .split_once("basic_auth_users")
+                .map(|(_, users)| format!("basic_auth_users{users}"))
+                .expect("users"),
+            pki.cert.display(),
+            pki.key.display(),
+            client_ca.display()
+        ),
+    )
+    .expect("write web config");
+    let lab = Lab::start(LAB_ARGS);
+    let config = lab.provision(&["healthy"], PROBE_ARGS);
+    let web_arg = web.display().to_string();
+    let daemon = Daemon::spawn(&config, &["--web.config.file", &web_arg], &[]);
+    let trusted = Some((client_cert.as_path(), client_key.as_path()));
+    wait_until(Duration::from_secs(30), "/readyz over mutual TLS", || {
+        https_as(
+            trusted,
+            daemon.port,
+            &pki.ca,
+            "GET",
+            "/readyz",
+            Some((USER, PASSWORD)),
+        )
+        .is_ok_and(|a| a.status == 200)
+    });
+    // A trusted client certificate does not replace the password, nor the reverse.
+    let a = https_as(trusted, daemon.port, &pki.ca, "GET", "/metrics", None).expect("answer");
+    assert_eq!(a.status, 401, "{a:?}");
+    let stranger = Some((stranger_cert.as_path(), stranger_key.as_path()));
+    for client in [None, stranger] {
+        let answer = https_as(
+            client,
+            daemon.port,
+            &pki.ca,
+            "GET",
+            "/metrics",
+            Some((USER, PASSWORD)),
+        );
+        assert!(
+            answer.is_err(),
+            "client certificate {client:?} was let in: {answer:?}"
+        );
+    }
+}
+
 #[test]
 fn a_bad_web_config_file_at_start_exits_2_naming_the_field() {
     let dir = TempDir::new("replicanary-web-bad");
@@ -516,5 +624,31 @@ fn a_bad_web_config_file_at_start_exits_2_naming_the_field() {
         assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
         assert!(stderr.contains(field), "{text}: {stderr}");
         assert!(stderr.contains("web.yml"), "{text}: {stderr}");
+        // `validate` says the same.
+        let out = support::binary()
+            .args(["validate", "--config"])
+            .arg(&config)
+            .arg("--web.config.file")
+            .arg(&web)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "validate {text}: {stderr}");
+        assert!(stderr.contains(field), "validate {text}: {stderr}");
     }
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, web_config(&pki)).expect("write web config");
+    let out = support::binary()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .arg("--web.config.file")
+        .arg(&web)
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("web.yml: ok (TLS, basic auth with 1 user(s))"),
+        "{stdout}"
+    );
 }

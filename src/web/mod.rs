@@ -74,6 +74,27 @@ impl Live {
         self.tls
     }
 
+    /// What is in force, in a few words (`validate`'s answer).
+    pub fn summary(&self) -> String {
+        let active = self.current();
+        let tls = match &active.config.tls {
+            None => "plain HTTP".to_owned(),
+            Some(t) => match t.client_auth {
+                file::ClientAuth::None => "TLS".to_owned(),
+                file::ClientAuth::VerifyIfGiven { .. } => {
+                    "TLS, client certificates verified when given".to_owned()
+                }
+                file::ClientAuth::RequireAndVerify { .. } => {
+                    "TLS, client certificates required".to_owned()
+                }
+            },
+        };
+        match active.config.users.len() {
+            0 => format!("{tls}, no authentication"),
+            n => format!("{tls}, basic auth with {n} user(s)"),
+        }
+    }
+
     /// The files to watch for changes: the web configuration file and the certificate,
     /// key and CA files it names now.
     pub fn watched_files(&self) -> Vec<PathBuf> {
