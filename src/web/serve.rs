@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
@@ -23,6 +23,12 @@ use super::{Live, require_auth};
 
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a TLS connection may wait for a request's head, idle keep-alive time included
+/// (hyper starts the timer when it waits for the next request). Longer than the usual
+/// scrape intervals (15 s to 60 s), so Prometheus keeps reusing its connection instead of
+/// a handshake per scrape; short enough that idle or slow clients do not pile up.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How long open connections may finish their requests once `stop` is cancelled.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -73,6 +79,8 @@ pub async fn serve(
             };
             let service = TowerToHyperService::new(app);
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "TLS connection ended with an error");
