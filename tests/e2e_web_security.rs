@@ -322,6 +322,9 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_everything_else_is_refused() 
         "{:?}",
         prometheus.alerts()
     );
+    // SIGTERM with Prometheus' keep-alive TLS connection open: a clean exit.
+    let status = daemon.signal_and_wait("TERM", Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]
