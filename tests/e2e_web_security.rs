@@ -476,6 +476,13 @@ fn a_renewed_certificate_and_a_new_password_are_picked_up_by_the_file_poll() {
         .is_err(),
         "the old certificate is still served to new connections"
     );
+    assert!(
+        daemon
+            .log_text()
+            .contains("web configuration reloaded: new connections use it"),
+        "{}",
+        daemon.log_text()
+    );
 
     // A new password: the old one stops working.
     std::fs::write(&web, web_config_with(&first, "a new password")).expect("write web config");

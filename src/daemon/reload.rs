@@ -143,8 +143,15 @@ impl<M: MakeProber> Reloader<M> {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         match web.reload() {
-            Ok(()) => {
-                tracing::debug!(cause = cause.as_str(), file = %file, "web configuration read again");
+            Ok(changed) => {
+                if changed {
+                    tracing::info!(
+                        cause = cause.as_str(),
+                        file = %file,
+                        summary = %web.summary(),
+                        "web configuration reloaded: new connections use it"
+                    );
+                }
                 Ok(())
             }
             Err(e) => {

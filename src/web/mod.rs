@@ -26,6 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
 pub use auth::Users;
@@ -37,6 +38,8 @@ use crate::config::{ConfigError, FieldError};
 /// What is in force: the TLS acceptor (when TLS is on) and the users (when auth is on).
 #[derive(Clone, Default)]
 struct Active {
+    /// SHA-256 of the file and of every file it names, as read.
+    fingerprint: [u8; 32],
     config: WebConfig,
     acceptor: Option<TlsAcceptor>,
     users: Option<Arc<Users>>,
@@ -108,9 +111,10 @@ impl Live {
 
     /// Reads the file (and the files it names) again and puts it in force; on an error,
     /// what is in force stays. Users whose hashes did not change keep their cache.
-    pub fn reload(&self) -> Result<(), ConfigError> {
+    /// `Ok(true)`: something changed (the file, a certificate, a key).
+    pub fn reload(&self) -> Result<bool, ConfigError> {
         let Some(path) = &self.path else {
-            return Ok(());
+            return Ok(false);
         };
         let current = self.current();
         let next = build(path, current.users.clone())?;
@@ -128,10 +132,11 @@ impl Live {
                 }],
             });
         }
+        let changed = next.fingerprint != current.fingerprint;
         if let Ok(mut active) = self.active.write() {
             *active = next;
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn current(&self) -> Active {
@@ -160,6 +165,11 @@ fn build(path: &Path, users: Option<Arc<Users>>) -> Result<Active, ConfigError> 
         ))),
         None => None,
     };
+    let mut hash = Sha256::new();
+    for file in std::iter::once(path.to_owned()).chain(config.files()) {
+        hash.update(std::fs::read(&file).unwrap_or_default());
+        hash.update([0]);
+    }
     let users = if config.users.is_empty() {
         None
     } else {
@@ -169,6 +179,7 @@ fn build(path: &Path, users: Option<Arc<Users>>) -> Result<Active, ConfigError> 
         }
     };
     Ok(Active {
+        fingerprint: hash.finalize().into(),
         config,
         acceptor,
         users,

@@ -201,8 +201,24 @@ fn a_reload_keeps_what_is_in_force_when_the_file_is_bad_and_tls_cannot_be_switch
     let users = live.users().unwrap();
 
     // Same users: the same cache is kept.
-    live.reload().unwrap();
+    assert!(!live.reload().unwrap(), "nothing changed");
     assert!(Arc::ptr_eq(&users, &live.users().unwrap()));
+
+    // A renewed certificate: a change.
+    let (renewed_cert, renewed_key) = write_cert(&dir, "renewed");
+    std::fs::copy(&renewed_cert, &cert).unwrap();
+    std::fs::copy(&renewed_key, &key).unwrap();
+    assert!(live.reload().unwrap(), "the certificate changed");
+
+    // A key of another certificate: refused, naming the key.
+    let (_, other_key) = write_cert(&dir, "other");
+    std::fs::write(
+        &web,
+        good.replace(&key.display().to_string(), &other_key.display().to_string()),
+    )
+    .unwrap();
+    let e = live.reload().unwrap_err();
+    assert_eq!(e.errors[0].path, "tls_server_config.key_file", "{e}");
 
     // A key that is not a key: refused, naming the field; the users stay.
     std::fs::write(
@@ -238,5 +254,5 @@ fn without_a_file_nothing_is_required() {
     assert!(!live.tls());
     assert!(live.users().is_none());
     assert!(live.watched_files().is_empty());
-    live.reload().unwrap();
+    assert!(!live.reload().unwrap());
 }
