@@ -662,3 +662,55 @@ fn a_bad_web_config_file_at_start_exits_2_naming_the_field() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_shipped_kubernetes_credentials_match_their_hashes() {
+    let k8s = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let secret: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(k8s.join("common/web-secret.yaml")).expect("web-secret.yaml"),
+    )
+    .expect("web-secret.yaml is YAML");
+    let data = &secret["stringData"];
+    let web: serde_json::Value =
+        serde_saphyr::from_str(data["web-config.yml"].as_str().expect("web-config.yml"))
+            .expect("web-config.yml is YAML");
+    let users = &web["basic_auth_users"];
+    let verify = |user: &str, password: &str| {
+        let hash = users[user]
+            .as_str()
+            .unwrap_or_else(|| panic!("no user {user}"));
+        bcrypt::verify(password, hash).unwrap_or_else(|e| panic!("{user}: {e}"))
+    };
+    // Prometheus' credentials (the ServiceMonitor's basicAuth).
+    let user = data["username"].as_str().expect("username");
+    let password = data["password"].as_str().expect("password");
+    assert!(
+        verify(user, password),
+        "{user}'s password does not match its hash"
+    );
+    // The probes' Authorization header, in both workloads.
+    for workload in ["deployment.yaml", "sharded/statefulset.yaml"] {
+        let text = std::fs::read_to_string(k8s.join(workload)).expect("workload");
+        let headers: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("value: Basic "))
+            .map(|v| v.split_whitespace().next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            headers.len(),
+            2,
+            "{workload}: liveness and readiness headers"
+        );
+        for token in headers {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(token)
+                .expect("base64");
+            let decoded = String::from_utf8(decoded).expect("UTF-8");
+            let (user, password) = decoded.split_once(':').expect("user:password");
+            assert!(
+                verify(user, password),
+                "{workload}: the probe's {user} password does not match its hash"
+            );
+        }
+    }
+}
