@@ -483,6 +483,11 @@ fn a_renewed_certificate_and_a_new_password_are_picked_up_by_the_file_poll() {
         "{}",
         daemon.log_text()
     );
+    assert!(
+        daemon.log_text().contains(r#""cause":"web_file_changed""#),
+        "{}",
+        daemon.log_text()
+    );
 
     // A new password: the old one stops working.
     std::fs::write(&web, web_config_with(&first, "a new password")).expect("write web config");

@@ -160,6 +160,7 @@ fn install_triggers(
             path,
             period,
             loaded_content,
+            triggers::Cause::FileChanged,
             triggers.clone(),
             stop_triggers.clone(),
         );
@@ -171,6 +172,7 @@ fn install_triggers(
                 path,
                 opts.config_poll,
                 loaded,
+                triggers::Cause::WebFileChanged,
                 triggers.clone(),
                 stop_triggers.clone(),
             );

@@ -133,6 +133,23 @@ impl<M: MakeProber> Reloader<M> {
         }
     }
 
+    /// Reads only the web configuration (and its certificate files) again: one of them
+    /// changed. A failure turns `replicanary_config_last_reload_successful` to 0; the next
+    /// success turns it back to 1 unless the configuration file's last reload failed.
+    pub fn reload_web_file(&mut self) {
+        match self.reload_web(Cause::WebFileChanged) {
+            Ok(()) => {
+                if std::mem::take(&mut self.web_failed) && self.seen.errors.is_empty() {
+                    self.metrics.config_loaded(true, unix_now());
+                }
+            }
+            Err(_) => {
+                self.web_failed = true;
+                self.metrics.config_loaded(false, unix_now());
+            }
+        }
+    }
+
     /// Reads the web configuration (and its certificate files) again, if there is one.
     fn reload_web(&self, cause: Cause) -> Result<(), Vec<String>> {
         let Some(web) = &self.web else {
@@ -289,6 +306,8 @@ pub async fn serve<M: MakeProber>(
         tokio::select! {
             () = stop.cancelled() => break,
             Some(t) = triggers.recv() => match t {
+                // A renewed certificate: no need to read the configuration (nor to discover).
+                Trigger::Reload(Cause::WebFileChanged) => reloader.reload_web_file(),
                 Trigger::Reload(cause) => {
                     if reloader.reload_file(cause).await.is_ok() {
                         reloader.nudge_discovery();
