@@ -149,8 +149,9 @@ enum Command {
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
     },
-    /// Run discovery once; print the replications it finds as configuration, and every
-    /// skipped bucket or rule with its reason. Exit 0, or 1 when something could not be read.
+    /// Run discovery once; print the replications it finds as configuration, every
+    /// skipped bucket or rule with its reason, and the enabled replication rules nobody
+    /// monitors (discovery.coverage). Exit 0, or 1 when something could not be read.
     Discover {
         #[command(flatten)]
         file: ConfigFile,
@@ -162,9 +163,10 @@ enum Command {
 /// How `discover` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum DiscoverFormat {
-    /// A `replications:` list to paste, skips as comments.
+    /// A `replications:` list to paste, skips and unmonitored rules as comments.
     Yaml,
-    /// `replications` to paste, `discovered` with every detail, `skipped`, `summary`.
+    /// `replications` to paste, `discovered` with every detail, `skipped`, `unmonitored`,
+    /// `summary`.
     Json,
 }
 
@@ -344,8 +346,14 @@ fn discover_once(path: &Path, format: DiscoverFormat) -> anyhow::Result<ExitCode
         }
     );
     let errors = pass.skips().filter(|s| s.reason.is_error()).count();
+    let unmonitored = if pass.coverage {
+        let n = discovery::coverage::uncovered(&pass, explicit).len();
+        format!("; {n} enabled replication rules no replication probes")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read) in {:.2}s",
+        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read){unmonitored} in {:.2}s",
         pass.found().count(),
         pass.skips().count(),
         pass.took.as_secs_f64()
@@ -443,9 +451,11 @@ where
 /// replication wins over a discovered one for the same rule). Also returns how many
 /// buckets or rules discovery could not read (each named on stderr).
 async fn with_discovered(mut config: Config) -> (Config, usize) {
-    let Some(d) = config.discovery.clone() else {
+    let Some(mut d) = config.discovery.clone() else {
         return (config, 0);
     };
+    // What to probe is all they need: the rules nobody monitors are `discover`'s and `run`'s.
+    d.coverage = false;
     let metrics = Arc::new(metrics::Metrics::new());
     let clients = Clients::new(&config.aws, metrics).await;
     let readers = discovery::SdkReaders {

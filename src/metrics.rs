@@ -104,6 +104,7 @@ struct ProcessSeries {
     config_reload_timestamp: Gauge,
     discovered_replications: IntGaugeVec,
     discovery_errors: IntCounterVec,
+    unmonitored_rules: IntGaugeVec,
     shard_info: IntGaugeVec,
 }
 
@@ -289,6 +290,11 @@ impl ProcessSeries {
                 "replicanary_discovery_errors_total",
                 "Buckets or rules discovery could not read or probe, by reason.",
                 &["source_account", "region", "reason"],
+            ),
+            unmonitored_rules: r.int_gauge(
+                "replicanary_unmonitored_replication_rules",
+                "Enabled replication rules no probe stands for (buckets that did not opt in; opted-in rules discovery cannot probe), per source account and region.",
+                &["source_account", "region"],
             ),
             shard_info: r.int_gauge(
                 "replicanary_shard_info",
@@ -529,6 +535,24 @@ impl Metrics {
             .discovered_replications
             .with_label_values(&[account, region])
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The enabled replication rules no probe stands for in one source account and region
+    /// (discovery's coverage).
+    pub fn set_unmonitored_rules(&self, account: &str, region: &str, count: usize) {
+        self.process
+            .unmonitored_rules
+            .with_label_values(&[account, region])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Drops one source account and region's count (coverage turned off, or the account or
+    /// region no longer configured).
+    pub fn remove_unmonitored_rules(&self, account: &str, region: &str) {
+        let _ = self
+            .process
+            .unmonitored_rules
+            .remove_label_values(&[account, region]);
     }
 
     /// A bucket or rule discovery could not read or probe; `reason` is a bounded keyword.

@@ -76,6 +76,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
             && m.verdicts("wrong-key", &label(&m, "wrong-key")) >= 2.0
             && names.contains("replicanary_cleanup_failures_total")
             && names.contains("replicanary_discovery_errors_total")
+            && names.contains("replicanary_unmonitored_replication_rules")
             && names.contains("replicanary_scheduling_lag_seconds_bucket");
         last = Some(m);
         done

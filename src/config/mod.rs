@@ -47,6 +47,9 @@ pub struct Discovery {
     /// Destination bucket → the key its replicas must be under, instead of the
     /// destination bucket's default SSE-KMS key.
     pub expected_kms_keys: BTreeMap<String, KmsKeyArn>,
+    /// Also read the replication rules of buckets that did not opt in (one
+    /// `GetBucketReplication` each per pass), to list and count the rules nobody monitors.
+    pub coverage: bool,
 }
 
 /// The opt-in tag of a source bucket.

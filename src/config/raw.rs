@@ -101,6 +101,8 @@ pub struct RawDiscovery {
     pub bucket_tag: Option<RawBucketTag>,
     /// Destination bucket → key ARN, in file order.
     pub expected_kms_keys: Option<std::collections::BTreeMap<String, Scalar>>,
+    /// Also read the rules of buckets that did not opt in (default true).
+    pub coverage: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

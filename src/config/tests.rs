@@ -111,6 +111,22 @@ fn the_annotated_discovery_example_is_valid() {
     assert_eq!(d.source_accounts, ["111111111111"]);
     assert_eq!(d.expected_kms_keys.len(), 1);
     assert_eq!(d.external_id.as_deref(), Some("replicanary-estate"));
+    assert!(d.coverage);
+}
+
+#[test]
+fn discovery_coverage_is_on_unless_turned_off() {
+    let base = "discovery:\n  regions: [ap-northeast-1]\n  source_accounts: [\"111111111111\"]\n  source_role_arn: arn:aws:iam::{account}:role/s\n  destination_role_arn: arn:aws:iam::{account}:role/d\n  bucket_tag: {key: replicanary, value: enabled}\n";
+    let on = Config::parse(base).expect("valid");
+    assert!(on.discovery.expect("discovery").coverage);
+    let off = Config::parse(&format!("{base}  coverage: false\n")).expect("valid");
+    assert!(!off.discovery.expect("discovery").coverage);
+    let errors =
+        Config::parse(&format!("{base}  coverage: sometimes\n")).expect_err("not a boolean");
+    assert!(
+        errors.iter().any(|e| e.path.contains("discovery.coverage")),
+        "{errors:?}"
+    );
 }
 
 #[test]

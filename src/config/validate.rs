@@ -295,6 +295,7 @@ impl Validator {
             external_id: raw.external_id,
             bucket_tag: bucket_tag?,
             expected_kms_keys,
+            coverage: raw.coverage.unwrap_or(true),
         })
     }
 

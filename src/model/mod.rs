@@ -5,12 +5,14 @@
 //! (`probe`, `diagnose`, `aws`) and what consumes them (`metrics`, `emit`, `report`) sit
 //! above.
 
+pub mod coverage;
 pub mod error;
 pub mod finding;
 pub mod outcome;
 pub mod side;
 pub mod verdict;
 
+pub use coverage::UnmonitoredRule;
 pub use error::{AwsError, ErrorClass};
 pub use finding::Finding;
 pub use outcome::Outcome;
