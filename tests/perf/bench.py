@@ -228,7 +228,8 @@ def poll_bound(initial: float, cap: float, latency: float) -> float:
 class Daemon:
     """replicanary run, JSON logs to a file."""
 
-    def __init__(self, binary: str, config: str, port: int, logfile: str, debug_lag: bool):
+    def __init__(self, binary: str, config: str, port: int, logfile: str, debug_lag: bool,
+                 extra_args: tuple[str, ...] = ()):
         env = {**os.environ, **BASE_ENV}
         if debug_lag:
             env["RUST_LOG"] = "info,aws_config=warn,aws_smithy_runtime=warn,replicanary::daemon=debug"
@@ -237,7 +238,7 @@ class Daemon:
         self.log = open(logfile, "w")
         self.proc = subprocess.Popen(
             [binary, "run", "--config", config, "--listen", f"127.0.0.1:{port}", "--log-format", "json",
-             "--grace-period", "3s"], env=env, stdout=self.log, stderr=self.log)
+             "--grace-period", "3s", *extra_args], env=env, stdout=self.log, stderr=self.log)
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 120.0) -> None:
