@@ -945,3 +945,69 @@ fn canary_placement_is_checked() {
         "replications[0].rule_prefix"
     );
 }
+
+#[test]
+fn scan_is_off_unless_set_and_merges_field_by_field() {
+    let c = Config::parse(GOOD).expect("valid");
+    assert_eq!(c.replications[0].settings.scan, None, "off unless set");
+    let yaml = GOOD.replace(
+        "cleanup: true",
+        "cleanup: true\n  scan: { interval: 12h, rate: 20 }",
+    );
+    let yaml = yaml.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { read: true }",
+    );
+    let c = Config::parse(&yaml).expect("valid");
+    assert_eq!(
+        c.replications[0].settings.scan,
+        Some(crate::config::ScanSettings {
+            interval: Duration::from_secs(12 * 3600),
+            rate: 20,
+            read: true,
+        }),
+        "the replication's read over the defaults' interval and rate"
+    );
+    assert_eq!(
+        c.defaults.scan.as_ref().map(|s| s.read),
+        Some(false),
+        "the defaults keep their own"
+    );
+    let yaml = GOOD.replace("    interval: 1m", "    interval: 1m\n    scan: {}");
+    let c = Config::parse(&yaml).expect("valid");
+    assert_eq!(
+        c.replications[0].settings.scan,
+        Some(crate::config::ScanSettings::default()),
+        "`scan: {{}}` turns it on with the defaults (24h, 5 requests/s, no read)"
+    );
+}
+
+#[test]
+fn scan_fields_are_checked_at_their_path() {
+    let yaml = GOOD.replace("cleanup: true", "cleanup: true\n  scan: { rate: 0 }");
+    assert_eq!(path_of(&yaml, "from 1 to 10000"), "defaults.scan.rate");
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { rate: fast }",
+    );
+    assert_eq!(
+        path_of(&yaml, "from 1 to 10000"),
+        "replications[0].scan.rate"
+    );
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { interval: 0s }",
+    );
+    assert_eq!(
+        path_of(&yaml, "greater than zero"),
+        "replications[0].scan.interval"
+    );
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { every: 1h }",
+    );
+    assert!(
+        errors(&yaml).iter().any(|e| e.message.contains("every")),
+        "unknown scan field named"
+    );
+}

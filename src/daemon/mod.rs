@@ -11,6 +11,7 @@
 mod discover;
 mod fleet;
 mod reload;
+mod scan;
 mod shard;
 mod task;
 mod triggers;

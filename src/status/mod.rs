@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, UnmonitoredRule};
+use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ScanClass, UnmonitoredRule};
 pub use history::{HISTORY_LEN, History};
 
 /// The latest verdict of every destination, shared by the probes (writers) and the HTTP
@@ -58,6 +58,16 @@ pub struct Row {
     pub last_error: Option<SeenError>,
     /// The last [`HISTORY_LEN`] verdicts, the latest included.
     pub history: History,
+    /// The last complete background scan of this destination's replicas, if scanned.
+    pub scan: Option<ScanCounts>,
+}
+
+/// Objects per class in the last complete scan pass, and when it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanCounts {
+    /// Per class, in the order of [`ScanClass::ALL`].
+    pub counts: [u64; ScanClass::ALL.len()],
+    pub ended: SystemTime,
 }
 
 /// A conclusive outcome and the time of the first verdict of its current run.
@@ -84,6 +94,7 @@ impl Row {
             findings: Vec::new(),
             last_error: None,
             history: History::default(),
+            scan: None,
         }
     }
 
@@ -151,6 +162,14 @@ impl Board {
             .entry((v.replication.clone(), v.destination.clone()))
             .or_insert_with(|| Row::waiting(&v.replication, &v.destination))
             .record(v);
+    }
+
+    /// Records a complete scan pass of one destination (called by the daemon's scan).
+    pub fn record_scan(&self, replication: &str, destination: &str, counts: ScanCounts) {
+        self.rows()
+            .entry((replication.to_owned(), destination.to_owned()))
+            .or_insert_with(|| Row::waiting(replication, destination))
+            .scan = Some(counts);
     }
 
     /// Removes every row of a replication (it left the configuration).

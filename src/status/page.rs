@@ -86,6 +86,7 @@ pub fn render(rows: &[Row], header: &Header, now: SystemTime) -> String {
             .raw("or none falls to this shard.</p>\n");
     } else {
         table(&mut h, rows, now);
+        scans(&mut h, rows, now);
     }
     let read = header
         .coverage
@@ -539,3 +540,41 @@ pub fn latency(d: Duration) -> String {
 
 /// Inlined, so that the page is one response.
 const STYLE: &str = include_str!("page.css");
+
+/// The last complete background scan of each scanned destination: objects per class
+/// (only the classes with objects), failing classes marked.
+fn scans(h: &mut Html, rows: &[Row], now: SystemTime) {
+    let scanned: Vec<&Row> = rows.iter().filter(|r| r.scan.is_some()).collect();
+    if scanned.is_empty() {
+        return;
+    }
+    h.raw("<section class=\"scans\">\n<h2>Scans: every real object</h2>\n<table>\n")
+        .raw("<thead><tr><th>Replication → destination</th><th>Last complete pass</th>")
+        .raw("<th>Objects per class</th></tr></thead>\n<tbody>\n");
+    for row in scanned {
+        let Some(scan) = &row.scan else { continue };
+        h.raw("<tr><td>")
+            .text(&row.replication)
+            .raw(" → ")
+            .text(&row.destination)
+            .raw("</td><td>")
+            .text(&ago(now, scan.ended))
+            .raw("</td><td><ul class=\"tally\">");
+        for class in crate::model::ScanClass::ALL {
+            let n = scan.counts[class.index()];
+            if n == 0 {
+                continue;
+            }
+            let sev = if class.is_failing() { "critical" } else { "ok" };
+            h.raw("<li class=\"sev-")
+                .attr(sev)
+                .raw("\"><b>")
+                .text_fmt(format_args!("{n}"))
+                .raw("</b> ")
+                .text(class.as_str())
+                .raw("</li>");
+        }
+        h.raw("</ul></td></tr>\n");
+    }
+    h.raw("</tbody>\n</table>\n</section>\n");
+}
