@@ -60,7 +60,7 @@ fn row(h: &mut Html, r: &UnmonitoredRule) {
         Some(id) => h.raw("<code>").text(id).raw("</code>"),
         None => h.raw("<span class=\"muted\">(no ID)</span>"),
     };
-    h.raw("</div></td>\n<td class=\"fact\" data-label=\"Account, region\">")
+    h.raw("</div></td>\n<td class=\"fact wide\" data-label=\"Account, region\">")
         .text(&r.source_account)
         .raw("<div class=\"meta\">")
         .text(&r.region)
