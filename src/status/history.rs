@@ -42,6 +42,11 @@ impl Mark {
         }
     }
 
+    /// When the verdict finished, in Unix seconds.
+    pub fn at_unix(&self) -> u32 {
+        self.at_unix
+    }
+
     /// When the verdict finished (to the second).
     pub fn at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(u64::from(self.at_unix))
