@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use super::raw::{
     RawBucketTag, RawConfig, RawDestination, RawDiscovery, RawPoll, RawProbeSettings,
-    RawReplication, RawSource, Scalar,
+    RawReplication, RawScan, RawSource, Scalar,
 };
 use super::{
     AwsSettings, BucketTag, Config, Destination, Discovery, FieldError, ProbeSettings, Replication,
-    Role, RoleTemplate, Source,
+    Role, RoleTemplate, ScanSettings, Source,
 };
 
 /// A KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`), as S3 reports replica keys.
@@ -295,6 +295,7 @@ impl Validator {
             external_id: raw.external_id,
             bucket_tag: bucket_tag?,
             expected_kms_keys,
+            coverage: raw.coverage.unwrap_or(true),
         })
     }
 
@@ -415,7 +416,10 @@ impl Validator {
         let operation_timeout = self
             .duration(raw.operation_timeout.as_ref(), "aws.operation_timeout")
             .unwrap_or(Duration::from_secs(30));
-        let max_attempts = raw.max_attempts.unwrap_or(3);
+        // Five attempts: under 30% injected 503s, three let 2 of 25 healthy probes end in
+        // `error` on a GetObject that failed all three (docs/performance.md, "Retries
+        // under noise").
+        let max_attempts = raw.max_attempts.unwrap_or(5);
         if !(1..=10).contains(&max_attempts) {
             self.error("aws.max_attempts", "must be between 1 and 10");
         }
@@ -465,7 +469,42 @@ impl Validator {
         if let Some(d) = self.duration(raw.sweep_interval.as_ref(), &field("sweep_interval")) {
             s.sweep_interval = d;
         }
+        if let Some(scan) = &raw.scan {
+            s.scan = self.scan(s.scan.as_ref(), scan, &field("scan"));
+        }
         s
+    }
+
+    /// `scan:` over the inherited one (a replication's fields override the defaults'
+    /// one by one); `None` when a field is wrong.
+    fn scan(
+        &mut self,
+        base: Option<&ScanSettings>,
+        raw: &RawScan,
+        path: &str,
+    ) -> Option<ScanSettings> {
+        let mut s = base.cloned().unwrap_or_default();
+        if let Some(d) = self.duration(raw.interval.as_ref(), &format!("{path}.interval")) {
+            s.interval = d;
+        }
+        match &raw.rate {
+            None => {}
+            Some(serde_json::Value::Number(n))
+                if n.as_u64().is_some_and(|r| (1..=10_000).contains(&r)) =>
+            {
+                s.rate = u32::try_from(n.as_u64().unwrap_or(1)).unwrap_or(1);
+            }
+            Some(other) => self.error(
+                &format!("{path}.rate"),
+                format!(
+                    "must be a whole number of requests per second from 1 to 10000, found {other}"
+                ),
+            ),
+        }
+        if let Some(r) = raw.read {
+            s.read = r;
+        }
+        Some(s)
     }
 
     fn poll(&mut self, s: &mut ProbeSettings, poll: &RawPoll, path: &str) {
@@ -506,6 +545,7 @@ impl Validator {
             cleanup: raw.cleanup,
             sweep_min_age: raw.sweep_min_age,
             sweep_interval: raw.sweep_interval,
+            scan: raw.scan,
         };
         let settings = self.settings(defaults, &overrides, path);
         self.check_settings(&settings, path);

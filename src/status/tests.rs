@@ -211,6 +211,7 @@ fn header() -> Header {
             last_success: Some(at(0)),
         }),
         canaries_outstanding: 3,
+        coverage: None,
     }
 }
 
@@ -406,6 +407,92 @@ fn a_thousand_rows_render_in_one_page() {
     assert!(html.find("r0000").expect("first") < html.find("r0999").expect("last"));
     // Generous (debug build, shared machine): rendering is milliseconds, not seconds.
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+// ---- coverage: the rules nobody monitors ------------------------------------------------
+
+fn unmonitored(
+    bucket: &str,
+    rule_id: Option<&str>,
+    key: Option<&str>,
+) -> crate::model::UnmonitoredRule {
+    crate::model::UnmonitoredRule {
+        source_account: "111111111111".to_owned(),
+        region: "ap-northeast-1".to_owned(),
+        bucket: bucket.to_owned(),
+        rule_id: rule_id.map(str::to_owned),
+        destination_bucket: "audit-dst".to_owned(),
+        destination_account: Some("222222222222".to_owned()),
+        replica_kms_key_id: key.map(str::to_owned),
+        reason: "untagged",
+    }
+}
+
+fn with_coverage(rules: Vec<crate::model::UnmonitoredRule>) -> Header {
+    Header {
+        coverage: Some(std::sync::Arc::new(super::Coverage { rules, at: at(40) })),
+        ..header()
+    }
+}
+
+#[test]
+fn the_rules_nobody_monitors_are_listed_escaped_under_the_verdicts() {
+    let b = Board::new();
+    b.set_coverage(Some(super::Coverage {
+        rules: vec![
+            unmonitored("logs-src", Some(SCRIPT), Some(EXPECTED)),
+            unmonitored("media-src", None, None),
+        ],
+        at: at(40),
+    }));
+    let head = Header {
+        coverage: b.coverage(),
+        ..header()
+    };
+    let html = page::render(&board().snapshot(), &head, at(100));
+    let section = &html[html.find("<section id=\"unmonitored\"").expect("section")..];
+    assert!(
+        section.contains("Replication rules nobody monitors (2)"),
+        "{section}"
+    );
+    assert!(html.find("<section id=\"unmonitored\"") > html.find("</table>"));
+    assert!(!section.contains(SCRIPT), "{section}");
+    assert!(section.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(section.contains("data-bucket=\"logs-src\""));
+    assert!(section.contains(&format!("<code>{EXPECTED}</code>")));
+    assert!(section.contains("(no ID)") && section.contains("<span class=\"muted\">none</span>"));
+    assert!(section.contains("<code>untagged</code>"));
+    assert!(
+        section.contains("account 222222222222")
+            && section.contains("111111111111<div class=\"meta\">ap-northeast-1</div>")
+    );
+    assert!(section.contains("Read 1 min ago."), "{section}");
+    assert!(section.contains("#replicanaryunmonitoredreplicationrules"));
+    // The header counts them, linking to the section; each row is a card on a phone.
+    assert!(html.contains("<dt>Unmonitored rules</dt><dd><a href=\"#unmonitored\">2</a>"));
+    assert!(section.contains("data-label=\"ReplicaKmsKeyID\""));
+}
+
+#[test]
+fn no_coverage_no_section_and_none_says_so() {
+    let html = page::render(&board().snapshot(), &header(), at(100));
+    assert!(!html.contains("id=\"unmonitored\"") && !html.contains("Unmonitored rules"));
+    let html = page::render(&board().snapshot(), &with_coverage(Vec::new()), at(100));
+    assert!(html.contains("Replication rules nobody monitors (0)"));
+    assert!(html.contains("None: every enabled replication rule"));
+}
+
+#[test]
+fn a_long_list_is_cut_with_a_pointer_to_discover() {
+    let many: Vec<_> = (0..super::unmonitored::MAX_ROWS + 7)
+        .map(|i| unmonitored(&format!("b-{i:04}"), Some("r"), None))
+        .collect();
+    let html = page::render(&[], &with_coverage(many), at(100));
+    assert_eq!(
+        html.matches("<tr class=\"sev-info\"").count(),
+        super::unmonitored::MAX_ROWS
+    );
+    assert!(html.contains("7 more: <code>replicanary discover</code> lists them all."));
 }
 
 // ---- the history ----------------------------------------------------------------------
