@@ -5,7 +5,7 @@
 //! same bytes after its first verdict as after its millionth (the figure is in
 //! docs/performance.md, checked by a test below).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::model::{DestinationVerdict, Outcome};
 
@@ -42,8 +42,14 @@ impl Mark {
         }
     }
 
-    /// When the verdict finished (to the second).
-    pub fn at(&self) -> SystemTime {
+    /// When the verdict finished, in Unix seconds.
+    pub fn at_unix(&self) -> u32 {
+        self.at_unix
+    }
+
+    /// When the verdict finished (to the second). The page writes [`Mark::at_unix`].
+    #[cfg(test)]
+    pub fn at(&self) -> std::time::SystemTime {
         UNIX_EPOCH + Duration::from_secs(u64::from(self.at_unix))
     }
 
@@ -106,6 +112,8 @@ impl History {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     fn verdict(outcome: Outcome, secs: u64, latency_ms: Option<u64>) -> DestinationVerdict {
