@@ -15,9 +15,13 @@ pub enum Stage {
     /// HeadObject of the canary's version until its replication status settles, as the
     /// source role.
     Await,
-    /// HeadObject of the replica (same key, same version id), as the destination role.
+    /// GetObject of the replica (same key, same version id), as the destination role: its
+    /// headers and its body at once.
+    Fetch(SourceSaid),
+    /// HeadObject of the replica, as the destination role, after a GetObject that did not
+    /// show it: why not.
     Inspect(SourceSaid),
-    /// GetObject of the replica, as the destination role.
+    /// The GetObject's failure, judged once HeadObject saw the replica.
     Read(SourceSaid),
 }
 
@@ -57,6 +61,9 @@ pub enum Answer {
 pub enum Decision {
     /// On to the next stage.
     Next,
+    /// The GetObject did not show the replica: a HeadObject tells why (a replica that is not
+    /// there, refused by S3 or by KMS, archived, or a fault).
+    Inspect,
     /// The replica is in an archive storage class: no read; judge it by its HeadObject.
     SkipRead,
     /// The verdict, with one sentence on why.
@@ -66,11 +73,20 @@ pub enum Decision {
 /// The decision table.
 pub fn decide(stage: Stage, answer: Answer) -> Decision {
     use Answer::*;
-    use Decision::{Next, SkipRead, Verdict};
+    use Decision::{Inspect as Head, Next, SkipRead, Verdict};
     use ErrorClass as E;
     use Outcome as O;
     use Stage::*;
     match (stage, answer) {
+        // 3. fetch the replica: a GetObject that shows a replica has all a verdict needs;
+        // whatever else it answers (a fault too), HeadObject tells why, as it always did.
+        (Fetch(_), Ok) => Next,
+        (Fetch(_), Failed(E::Credentials)) => Verdict(
+            O::CredentialsFailed,
+            "no credentials for the destination role",
+        ),
+        (Fetch(_), _) => Head,
+
         // A transient fault concludes nothing, whatever the stage.
         (_, Failed(E::Transient)) => Verdict(
             O::Error,
@@ -103,7 +119,7 @@ pub fn decide(stage: Stage, answer: Answer) -> Decision {
         ),
         (Await, _) => Verdict(O::Error, "could not read the canary's replication status"),
 
-        // 3. inspect the replica
+        // 3b. inspect the replica (the GetObject did not show it)
         (Inspect(_), Ok) => Next,
         (Inspect(said), NotAReplica | RefusedAbsent | Failed(E::NotFound)) => missing(said),
         (Inspect(_), RefusedPresent) => Verdict(
@@ -120,7 +136,7 @@ pub fn decide(stage: Stage, answer: Answer) -> Decision {
         (Inspect(said), Failed(E::AccessDenied | E::Forbidden)) => missing(said),
         (Inspect(_), _) => Verdict(O::Error, "could not inspect the replica"),
 
-        // 4. read the replica (HeadObject saw it)
+        // 4. the GetObject's failure, once HeadObject saw the replica
         (Read(_), Ok) => Next,
         (Read(_), Failed(E::Archived)) => SkipRead,
         (Read(_), Failed(E::AccessDenied)) => Verdict(
