@@ -34,7 +34,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::config::{Destination, KmsKeyArn, ProbeSettings, Replication, Role, Source};
+use crate::config::{Destination, KmsKeyArn, ProbeSettings, Reader, Replication, Role, Source};
 use crate::metrics::Metrics;
 
 pub use read::{Progress, Readers, discover};
@@ -129,6 +129,7 @@ impl Found {
                 region: d.region.clone(),
                 role: Some(d.role.clone()),
                 expected_kms_key: d.expected_kms_key.clone(),
+                readers: d.readers.clone(),
             }],
             rule_prefix: self.placement.prefix.clone(),
             canary_tags: self.placement.tags.clone(),
@@ -148,6 +149,8 @@ pub struct FoundDestination {
     /// `None`: neither an override nor a default SSE-KMS key names one.
     pub expected_kms_key: Option<KmsKeyArn>,
     pub key_from: KeyFrom,
+    /// `discovery.readers` in the destination's account.
+    pub readers: Vec<Reader>,
 }
 
 /// How a destination's account was found.

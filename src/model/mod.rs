@@ -8,11 +8,13 @@
 pub mod error;
 pub mod finding;
 pub mod outcome;
+pub mod reader;
 pub mod side;
 pub mod verdict;
 
 pub use error::{AwsError, ErrorClass};
 pub use finding::Finding;
 pub use outcome::Outcome;
+pub use reader::{ReaderOutcome, ReaderVerdict};
 pub use side::Side;
 pub use verdict::{DestinationVerdict, ReplicaFacts};
