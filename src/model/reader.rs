@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{AwsError, Finding};
+use super::{AwsError, ErrorClass, Finding};
 
 /// The outcome of one reader's read of one replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -81,6 +81,9 @@ pub struct ReaderVerdict {
     /// The causes found (`reader_kms_not_granted`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The class of the GetObject's failure, if it failed (what the diagnosis looks at).
+    #[serde(skip)]
+    pub get_error: Option<ErrorClass>,
 }
 
 impl ReaderVerdict {
@@ -92,6 +95,7 @@ impl ReaderVerdict {
             reason: None,
             aws_error: None,
             findings: Vec::new(),
+            get_error: None,
         }
     }
 

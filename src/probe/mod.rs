@@ -8,6 +8,9 @@
 
 pub mod decide;
 pub mod poll;
+mod readers;
+
+pub use readers::ReaderStore;
 
 #[cfg(test)]
 mod tests;
@@ -60,6 +63,8 @@ pub struct Prober<S> {
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
     attempt_timeout: Duration,
+    /// Each destination's readers (`readers.rs`); empty without any.
+    readers: Vec<Vec<ReaderStore<S>>>,
 }
 
 /// The replication's setup as the probe roles last read it.
@@ -110,6 +115,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             memories,
             setup: None,
             attempt_timeout: Duration::from_secs(10),
+            readers: Vec::new(),
         }
     }
 
@@ -129,6 +135,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let mut verdicts = self.run_stages(&canary, cancel).await;
         if let Some(v) = verdicts.as_mut() {
             self.attach_findings(v).await;
+            self.skip_unread(v);
+            self.attach_reader_findings(v).await;
         }
         if self.replication.settings.cleanup {
             self.flush_deletes().await;
@@ -197,6 +205,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 return None;
             };
             verdict.latency = latency;
+            // 5. Each reader reads that replica as itself (never changes the verdict).
+            verdict.readers = self.read_as_readers(i, &w, replica_seen, &verdict).await;
             if self.replication.settings.cleanup {
                 if replica_seen {
                     let d = &self.replication.destinations[i];
