@@ -10,6 +10,8 @@
 
 use std::time::{Duration, SystemTime};
 
+mod readers;
+
 use super::html::Html;
 use super::{Row, SeenError};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
@@ -191,7 +193,7 @@ fn table(h: &mut Html, rows: &[Row], now: SystemTime) {
         .raw("<col class=\"c-latency\"><col class=\"c-key\"><col class=\"c-read\">")
         .raw("<col class=\"c-findings\"><col class=\"c-error\"></colgroup>\n")
         .raw("<thead><tr><th>Replication → destination</th><th>Verdict</th>")
-        .raw("<th>Replication latency</th><th>KMS key</th><th>Replica readable</th>")
+        .raw("<th>Replication latency</th><th>KMS key</th><th>Replica readable (readers)</th>")
         .raw("<th>Findings and fixes</th><th>Last AWS error</th></tr></thead>\n<tbody>\n");
     for row in rows {
         table_row(h, row, now);
@@ -242,8 +244,9 @@ fn table_row(h: &mut Html, row: &Row, now: SystemTime) {
         },
     );
     let unread = !r.read_skipped && r.readable.is_none();
-    cell(h, "Replica readable", "fact", unread, |h| {
-        readable_cell(h, r)
+    cell(h, "Replica readable", "fact", unread && v.readers.is_empty(), |h| {
+        readable_cell(h, r);
+        readers::readers_list(h, v);
     });
     cell(
         h,

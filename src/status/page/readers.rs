@@ -1,0 +1,39 @@
+//! The readers under a destination's readability: one line per reader with its outcome
+//! (`restore: ok`, `analytics: undecryptable`), linked to the runbook when it fails.
+
+use super::super::html::Html;
+use super::RUNBOOK_URL;
+use crate::model::{DestinationVerdict, ReaderOutcome};
+
+/// Nothing when the destination has no readers.
+pub(super) fn readers_list(h: &mut Html, v: &DestinationVerdict) {
+    if v.readers.is_empty() {
+        return;
+    }
+    h.raw("<ul class=\"readers\">");
+    for r in &v.readers {
+        let class = match r.outcome {
+            ReaderOutcome::Ok => "yes",
+            ReaderOutcome::Skipped | ReaderOutcome::Error => "skip",
+            _ => "no",
+        };
+        h.raw("<li class=\"reader\" data-reader=\"")
+            .attr(&r.reader)
+            .raw("\" title=\"")
+            .attr(&r.role_arn)
+            .raw("\"><span class=\"")
+            .attr(class)
+            .raw("\">")
+            .text(&r.reader)
+            .raw(": ")
+            .text(r.outcome.as_str())
+            .raw("</span>");
+        if r.outcome.is_failure() {
+            h.raw(" <a href=\"")
+                .attr(RUNBOOK_URL)
+                .raw("#alert-replicanaryreadercannotread\">runbook</a>");
+        }
+        h.raw("</li>");
+    }
+    h.raw("</ul>");
+}
