@@ -93,6 +93,7 @@ struct DestinationVecs {
 struct ReaderVecs {
     probes_total: IntCounterVec,
     readable: GaugeVec,
+    verdict: GaugeVec,
 }
 
 impl ReaderVecs {
@@ -110,12 +111,18 @@ impl ReaderVecs {
                 "1 if the reader read the latest replica, 0 if not; absent while skipped.",
                 RDR,
             ),
+            verdict: r.gauge(
+                "replicanary_reader_verdict",
+                "1 for a reader's standing outcome: its latest other than error (nothing concluded); absent while skipped (no replica to read). What the reader alerts key on.",
+                RDRO,
+            ),
         }
     }
 
     fn remove(&self, labels: &[(&str, &str)]) {
         remove_matching(&self.probes_total, labels);
         remove_matching(&self.readable, labels);
+        remove_matching(&self.verdict, labels);
     }
 }
 
@@ -426,6 +433,24 @@ impl Metrics {
             vecs.probes_total
                 .with_label_values(&[labels[0], labels[1], labels[2], r.outcome.as_str()])
                 .inc();
+            if r.outcome != ReaderOutcome::Error {
+                // The standing outcome moves: the others' series go.
+                for o in ReaderOutcome::ALL {
+                    if o != r.outcome || o == ReaderOutcome::Skipped {
+                        let _ = vecs.verdict.remove_label_values(&[
+                            labels[0],
+                            labels[1],
+                            labels[2],
+                            o.as_str(),
+                        ]);
+                    }
+                }
+                if r.outcome != ReaderOutcome::Skipped {
+                    vecs.verdict
+                        .with_label_values(&[labels[0], labels[1], labels[2], r.outcome.as_str()])
+                        .set(1.0);
+                }
+            }
             match r.outcome.readable() {
                 Some(ok) => vecs.readable.with_label_values(&labels).set(f64::from(u8::from(ok))),
                 // Nothing to read: readability claims nothing.
