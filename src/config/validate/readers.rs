@@ -147,3 +147,6 @@ pub(crate) fn warnings(config: &Config) -> Vec<FieldError> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
