@@ -22,6 +22,9 @@ import provision as p
 READERS = ("fine", "nokms", "nos3", "locked")
 # What replicanary should conclude for each reader (the e2e tests and the demo table agree).
 EXPECTED = {"fine": "ok", "nokms": "undecryptable", "nos3": "unreadable", "locked": "credentials_failed"}
+# The destination account's account-wide probe role (discovery's, estate.py), named too: a
+# discovered `readers` destination is probed as it.
+ACCOUNT_WIDE_PROBE_ROLE = f"arn:aws:iam::{p.DEST_ACCOUNT}:role/replicanary-destination-probe"
 # A principal no lab role trusts: the `locked` reader's trust policy names only it.
 STRANGER = "arn:aws:iam::444444444444:root"
 
@@ -66,10 +69,11 @@ def build(prov: "p.Provisioner", scenario: str, replication_role_arn: str) -> "p
     dest = prov.destination(scenario, "", replication_role_arn)
     tag, suffix = scenario, prov.suffix
     arns = {r: f"arn:aws:iam::{p.DEST_ACCOUNT}:role/{role_name(tag, r, suffix)}" for r in READERS}
-    # The key policy names the probe role and the readers that may decrypt, nobody else.
+    # The key policy names the readers that may decrypt and the probe roles, nobody else.
     prov.dst.kms.put_key_policy(KeyId=dest.expected_kms_key_arn, PolicyName="default",
                                 Policy=key_policy(p.DEST_ACCOUNT, p.SOURCE_ACCOUNT,
-                                                  [dest.role_arn, arns["fine"], arns["nos3"], arns["locked"]]))
+                                                  [dest.role_arn, ACCOUNT_WIDE_PROBE_ROLE, arns["fine"], arns["nos3"],
+                                                   arns["locked"]]))
     trust = p.probe_trust(prov.trusted_principal, prov.external_id)
     key = dest.expected_kms_key_arn
     p.create_role(prov.dst, role_name(tag, "fine", suffix), trust, reader_policy(dest.bucket, key))
