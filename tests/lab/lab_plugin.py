@@ -20,11 +20,11 @@ What stock ministack gets wrong and what this plugin does instead:
    PutObject (any SSE-KMS write) likewise requires kms:GenerateDataKey.
    HeadObject needs no KMS permission, as on AWS.
 6. KMS key ids are echoed as given. -> Stored and reported as the key ARN.
-8. A GET by version id ignores `Range`. -> 206 with the bytes asked (readers' `bytes=0-0`).
 7. Only the first matching rule replicates. -> Every enabled rule that selects
    the object replicates to its destination (highest Priority wins per
    destination bucket); the source is COMPLETED when all destinations are,
    FAILED when any failed.
+8. A GET by version id ignores `Range`. -> 206 with the bytes asked (readers' `bytes=0-0`).
 
 Also: a `fail` pattern in the lab config forces FAILED for matching source objects.
 
