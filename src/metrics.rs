@@ -399,8 +399,11 @@ impl Metrics {
         let vecs = &self.dest.readers;
         for family in vecs.probes_total.collect() {
             for m in family.get_metric() {
-                let l: HashMap<&str, &str> =
-                    m.get_label().iter().map(|l| (l.name(), l.value())).collect();
+                let l: HashMap<&str, &str> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
                 let gone = l.get("replication") == Some(&replication)
                     && l.get("destination") == Some(&destination)
                     && l.get("reader").is_some_and(|r| !readers.contains(r));
@@ -415,8 +418,12 @@ impl Metrics {
         }
         for reader in readers {
             for o in ReaderOutcome::ALL {
-                vecs.probes_total
-                    .with_label_values(&[replication, destination, reader, o.as_str()]);
+                vecs.probes_total.with_label_values(&[
+                    replication,
+                    destination,
+                    reader,
+                    o.as_str(),
+                ]);
             }
         }
     }
@@ -452,7 +459,10 @@ impl Metrics {
                 }
             }
             match r.outcome.readable() {
-                Some(ok) => vecs.readable.with_label_values(&labels).set(f64::from(u8::from(ok))),
+                Some(ok) => vecs
+                    .readable
+                    .with_label_values(&labels)
+                    .set(f64::from(u8::from(ok))),
                 // Nothing to read: readability claims nothing.
                 None if r.outcome == ReaderOutcome::Skipped => {
                     let _ = vecs.readable.remove_label_values(&labels);

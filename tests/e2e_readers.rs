@@ -36,7 +36,10 @@ fn each_reader_is_judged_and_the_destination_verdict_stays_ok() {
     assert_eq!(out.status.code(), Some(1), "{doc}");
     assert_eq!(doc["ok"], false);
     let verdict = &doc["verdicts"][0];
-    assert_eq!(verdict["outcome"], "ok", "the destination itself is fine: {doc}");
+    assert_eq!(
+        verdict["outcome"], "ok",
+        "the destination itself is fine: {doc}"
+    );
     let failing: Vec<&str> = doc["failing_readers"]
         .as_array()
         .expect("failing_readers")
@@ -73,7 +76,10 @@ fn each_reader_is_judged_and_the_destination_verdict_stays_ok() {
         .and_then(|a| a.iter().find(|f| f["id"] == "reader_cannot_be_assumed"))
         .expect("the finding");
     assert!(
-        assumed["fix"].as_str().unwrap_or_default().contains("trust policy"),
+        assumed["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("trust policy"),
         "{assumed}"
     );
 
@@ -88,7 +94,11 @@ fn each_reader_is_judged_and_the_destination_verdict_stays_ok() {
     );
     let m = daemon.metrics();
     for (reader, outcome) in EXPECTED {
-        let labels = [("replication", REP), ("destination", dest.as_str()), ("reader", reader)];
+        let labels = [
+            ("replication", REP),
+            ("destination", dest.as_str()),
+            ("reader", reader),
+        ];
         let mut with_outcome = labels.to_vec();
         with_outcome.push(("outcome", outcome));
         let n = m
@@ -119,12 +129,19 @@ fn each_reader_is_judged_and_the_destination_verdict_stays_ok() {
     ] {
         let v = m.get(
             "replicanary_finding",
-            &[("replication", REP), ("destination", dest.as_str()), ("finding", finding)],
+            &[
+                ("replication", REP),
+                ("destination", dest.as_str()),
+                ("finding", finding),
+            ],
         );
         assert_eq!(v, Some(1.0), "{finding}");
     }
     assert_eq!(
-        m.get("replicanary_probe_success", &[("replication", REP), ("destination", dest.as_str())]),
+        m.get(
+            "replicanary_probe_success",
+            &[("replication", REP), ("destination", dest.as_str())]
+        ),
         Some(1.0)
     );
 
@@ -132,7 +149,10 @@ fn each_reader_is_judged_and_the_destination_verdict_stays_ok() {
     let (status, page) = http_get(daemon.port, "/").expect("status page");
     assert_eq!(status, 200);
     for (reader, outcome) in EXPECTED {
-        assert!(page.contains(&format!("{reader}: {outcome}")), "{reader} on the page");
+        assert!(
+            page.contains(&format!("{reader}: {outcome}")),
+            "{reader} on the page"
+        );
     }
     let log = daemon.log_text();
     assert!(

@@ -33,7 +33,10 @@ fn reader_alerts_fire_once_per_failing_reader_and_never_for_the_fine_one() {
         let mut out = BTreeMap::new();
         for a in prometheus.alerts() {
             if a["state"] == "firing" {
-                let key = (label(&a, "alertname").to_owned(), label(&a, "reader").to_owned());
+                let key = (
+                    label(&a, "alertname").to_owned(),
+                    label(&a, "reader").to_owned(),
+                );
                 *out.entry(key).or_default() += 1;
             }
         }
@@ -83,7 +86,9 @@ fn reader_alerts_fire_once_per_failing_reader_and_never_for_the_fine_one() {
         .expect("nokms alert");
     assert_eq!(label(nokms, "severity"), "critical");
     assert_eq!(label(nokms, "outcome"), "undecryptable");
-    let description = nokms["annotations"]["description"].as_str().unwrap_or_default();
+    let description = nokms["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         description.contains("reader_kms_not_granted"),
         "the description names the finding: {description}"

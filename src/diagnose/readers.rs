@@ -83,20 +83,32 @@ pub fn reader_findings(
     match r.outcome {
         ReaderOutcome::CredentialsFailed => vec![finding(
             "reader_cannot_be_assumed",
-            format!("replicanary could not assume the reader role {arn} (reader `{name}`), so it could not prove that this principal can read the replicas"),
-            format!("the trust policy of {arn} must allow replicanary's base role sts:AssumeRole (with the external id, if configured): add deploy/iam/reader-trust-policy.json's statement to it"),
+            format!(
+                "replicanary could not assume the reader role {arn} (reader `{name}`), so it could not prove that this principal can read the replicas"
+            ),
+            format!(
+                "the trust policy of {arn} must allow replicanary's base role sts:AssumeRole (with the external id, if configured): add deploy/iam/reader-trust-policy.json's statement to it"
+            ),
         )],
         ReaderOutcome::Unreadable => vec![finding(
             "reader_s3_denied",
-            format!("S3 refuses the reader `{name}` ({arn}) the replica: HeadObject and GetObject are both refused, so the refusal is S3's, not KMS's"),
-            format!("allow {arn} s3:GetObject and s3:GetObjectVersion on the destination bucket's objects (its identity policy; across accounts, the bucket policy too), and check that the replica is owned by the destination account"),
+            format!(
+                "S3 refuses the reader `{name}` ({arn}) the replica: HeadObject and GetObject are both refused, so the refusal is S3's, not KMS's"
+            ),
+            format!(
+                "allow {arn} s3:GetObject and s3:GetObjectVersion on the destination bucket's objects (its identity policy; across accounts, the bucket policy too), and check that the replica is owned by the destination account"
+            ),
         )],
         ReaderOutcome::Undecryptable => match key_policy {
             Some(Ok(policy)) => match decrypt_grant(policy, arn) {
                 Some(KeyGrant::None) => vec![finding(
                     "reader_kms_not_granted",
-                    format!("the key policy of {key_arn} has no statement that allows the reader `{name}` ({arn}) kms:Decrypt: S3 lets it see the replica but cannot decrypt it for it"),
-                    format!("add a statement to the key policy of {key_arn} allowing {arn} kms:Decrypt (and kms:DescribeKey), or a grant for it"),
+                    format!(
+                        "the key policy of {key_arn} has no statement that allows the reader `{name}` ({arn}) kms:Decrypt: S3 lets it see the replica but cannot decrypt it for it"
+                    ),
+                    format!(
+                        "add a statement to the key policy of {key_arn} allowing {arn} kms:Decrypt (and kms:DescribeKey), or a grant for it"
+                    ),
                 )],
                 // The policy allows it (or leaves it to IAM): the cause is elsewhere
                 // (identity policy, a grant's constraints, the key's state); the reason says so.
@@ -105,8 +117,12 @@ pub fn reader_findings(
             Some(Err(e)) if matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Forbidden) => {
                 vec![finding(
                     "cannot_inspect:GetKeyPolicy",
-                    format!("the destination probe role may not call kms:GetKeyPolicy on {key_arn}, so whether its key policy allows the reader `{name}` kms:Decrypt was not checked"),
-                    format!("allow the destination probe role kms:GetKeyPolicy on {key_arn} (deploy/iam/destination-probe-diagnosis-policy.json and the key policy), or ignore this"),
+                    format!(
+                        "the destination probe role may not call kms:GetKeyPolicy on {key_arn}, so whether its key policy allows the reader `{name}` kms:Decrypt was not checked"
+                    ),
+                    format!(
+                        "allow the destination probe role kms:GetKeyPolicy on {key_arn} (deploy/iam/destination-probe-diagnosis-policy.json and the key policy), or ignore this"
+                    ),
                 )]
             }
             _ => Vec::new(),
@@ -131,23 +147,41 @@ mod tests {
 
     #[test]
     fn a_statement_naming_the_role_grants_it() {
-        assert_eq!(decrypt_grant(&policy(READER, "kms:Decrypt"), READER), Some(KeyGrant::Role));
-        assert_eq!(decrypt_grant(&policy(READER, "kms:*"), READER), Some(KeyGrant::Role));
-        assert_eq!(decrypt_grant(&policy("*", "kms:Decrypt"), READER), Some(KeyGrant::Role));
+        assert_eq!(
+            decrypt_grant(&policy(READER, "kms:Decrypt"), READER),
+            Some(KeyGrant::Role)
+        );
+        assert_eq!(
+            decrypt_grant(&policy(READER, "kms:*"), READER),
+            Some(KeyGrant::Role)
+        );
+        assert_eq!(
+            decrypt_grant(&policy("*", "kms:Decrypt"), READER),
+            Some(KeyGrant::Role)
+        );
     }
 
     #[test]
     fn another_role_or_another_action_grants_nothing() {
         let other = "arn:aws:iam::222222222222:role/analytics";
-        assert_eq!(decrypt_grant(&policy(other, "kms:Decrypt"), READER), Some(KeyGrant::None));
-        assert_eq!(decrypt_grant(&policy(READER, "kms:Encrypt"), READER), Some(KeyGrant::None));
+        assert_eq!(
+            decrypt_grant(&policy(other, "kms:Decrypt"), READER),
+            Some(KeyGrant::None)
+        );
+        assert_eq!(
+            decrypt_grant(&policy(READER, "kms:Encrypt"), READER),
+            Some(KeyGrant::None)
+        );
         assert_eq!(decrypt_grant("not json", READER), None);
     }
 
     #[test]
     fn the_account_root_delegates_to_iam() {
         let root = "arn:aws:iam::222222222222:root";
-        assert_eq!(decrypt_grant(&policy(root, "kms:Decrypt"), READER), Some(KeyGrant::Account));
+        assert_eq!(
+            decrypt_grant(&policy(root, "kms:Decrypt"), READER),
+            Some(KeyGrant::Account)
+        );
     }
 
     #[test]
@@ -171,12 +205,20 @@ mod tests {
     fn each_failing_outcome_names_its_cause() {
         let key = "arn:aws:kms:ap-northeast-1:222222222222:key/k";
         let other = policy("arn:aws:iam::222222222222:role/analytics", "kms:Decrypt");
-        let got = reader_findings(&verdict(ReaderOutcome::Undecryptable), key, Some(&Ok(other)));
+        let got = reader_findings(
+            &verdict(ReaderOutcome::Undecryptable),
+            key,
+            Some(&Ok(other)),
+        );
         assert_eq!(ids(&got), ["reader_kms_not_granted"]);
         assert!(got[0].explanation.contains(READER) && got[0].fix.contains(key));
 
         let granted = policy(READER, "kms:Decrypt");
-        let got = reader_findings(&verdict(ReaderOutcome::Undecryptable), key, Some(&Ok(granted)));
+        let got = reader_findings(
+            &verdict(ReaderOutcome::Undecryptable),
+            key,
+            Some(&Ok(granted)),
+        );
         assert!(got.is_empty(), "granted by the key policy: not this cause");
 
         let refused = Err(AwsError::new("GetKeyPolicy", ErrorClass::AccessDenied));
@@ -190,7 +232,11 @@ mod tests {
         assert_eq!(ids(&got), ["reader_cannot_be_assumed"]);
         assert!(got[0].fix.contains("trust policy") && got[0].fix.contains("base role"));
 
-        for fine in [ReaderOutcome::Ok, ReaderOutcome::Skipped, ReaderOutcome::Error] {
+        for fine in [
+            ReaderOutcome::Ok,
+            ReaderOutcome::Skipped,
+            ReaderOutcome::Error,
+        ] {
             assert!(reader_findings(&verdict(fine), key, None).is_empty());
         }
     }

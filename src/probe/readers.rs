@@ -35,7 +35,10 @@ pub fn outcome(
         (E::Credentials, _) => (R::CredentialsFailed, "the reader role could not be assumed"),
         (E::Transient, _) => (R::Error, "a transient fault on the reader's GetObject"),
         (E::Archived, _) => (R::Skipped, "the replica is in an archive storage class"),
-        (_, None) => (R::Error, "the reader's GetObject failed and no HeadObject was made"),
+        (_, None) => (
+            R::Error,
+            "the reader's GetObject failed and no HeadObject was made",
+        ),
         // The HEAD tells S3's refusal from KMS's.
         (_, Some(Err(E::Credentials))) => {
             (R::CredentialsFailed, "the reader role could not be assumed")
@@ -58,7 +61,9 @@ pub fn outcome(
             R::Undecryptable,
             "the replica's KMS key is pending deletion (or not usable)",
         ),
-        (E::KmsNotFound, Some(Ok(()))) => (R::Undecryptable, "the replica's KMS key does not exist"),
+        (E::KmsNotFound, Some(Ok(()))) => {
+            (R::Undecryptable, "the replica's KMS key does not exist")
+        }
         // Another 403 code is S3's own refusal, never KMS's.
         (E::Forbidden, Some(Ok(()))) => (
             R::Unreadable,
@@ -127,7 +132,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             };
             let classes = (
                 get.as_ref().map_err(|e| e.class).copied(),
-                head.as_ref().map(|h| h.as_ref().map_err(|e| e.class).copied()),
+                head.as_ref()
+                    .map(|h| h.as_ref().map_err(|e| e.class).copied()),
             );
             let (o, reason) = outcome(classes.0, classes.1);
             let error: Option<&AwsError> = match (&get, &head) {
@@ -152,8 +158,12 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 v.readers = readers
                     .iter()
                     .map(|r| {
-                        ReaderVerdict::new(&r.reader.name, &r.reader.role.arn, ReaderOutcome::Skipped)
-                            .with_reason("no replica to read")
+                        ReaderVerdict::new(
+                            &r.reader.name,
+                            &r.reader.role.arn,
+                            ReaderOutcome::Skipped,
+                        )
+                        .with_reason("no replica to read")
                     })
                     .collect();
             }

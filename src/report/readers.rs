@@ -26,7 +26,11 @@ pub(super) fn text(out: &mut String, v: &DestinationVerdict) {
         } else {
             r.outcome.as_str().to_uppercase()
         };
-        let _ = writeln!(out, "    reader:       {} ({}): {shown}", r.reader, r.role_arn);
+        let _ = writeln!(
+            out,
+            "    reader:       {} ({}): {shown}",
+            r.reader, r.role_arn
+        );
         if r.outcome != ReaderOutcome::Ok {
             if let Some(why) = &r.reason {
                 let _ = writeln!(out, "      why:        {why}");
@@ -44,7 +48,10 @@ pub(super) fn summary(out: &mut String, verdicts: &[DestinationVerdict]) {
     if all.is_empty() {
         return;
     }
-    let ok = all.iter().filter(|r| r.outcome == ReaderOutcome::Ok).count();
+    let ok = all
+        .iter()
+        .filter(|r| r.outcome == ReaderOutcome::Ok)
+        .count();
     let _ = writeln!(out, "{ok} of {} readers ok", all.len());
 }
 

@@ -244,10 +244,16 @@ fn table_row(h: &mut Html, row: &Row, now: SystemTime) {
         },
     );
     let unread = !r.read_skipped && r.readable.is_none();
-    cell(h, "Replica readable", "fact", unread && v.readers.is_empty(), |h| {
-        readable_cell(h, r);
-        readers::readers_list(h, v);
-    });
+    cell(
+        h,
+        "Replica readable",
+        "fact",
+        unread && v.readers.is_empty(),
+        |h| {
+            readable_cell(h, r);
+            readers::readers_list(h, v);
+        },
+    );
     cell(
         h,
         "Findings and fixes",

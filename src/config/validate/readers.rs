@@ -22,7 +22,10 @@ impl Validator {
             let name = self.reader_name(r.name, &rpath, &mut names);
             let role = match r.role_arn {
                 None => {
-                    self.error(&format!("{rpath}.role_arn"), "missing: the reader's IAM role ARN");
+                    self.error(
+                        &format!("{rpath}.role_arn"),
+                        "missing: the reader's IAM role ARN",
+                    );
                     None
                 }
                 Some(arn) => match check_role_arn(&arn) {
@@ -105,8 +108,7 @@ impl Validator {
 fn check_reader_name(n: &str) -> Result<(), String> {
     let ok = !n.is_empty()
         && n.len() <= MAX_READER_NAME
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if ok {
         Ok(())

@@ -62,15 +62,33 @@ fn readers_are_read_as_written() {
 fn every_reader_field_is_checked_with_its_path() {
     let base = "replications[0].destinations[0].readers";
     let cases = [
-        ("          - { role_arn: 'arn:aws:iam::222222222222:role/r' }", format!("{base}[0].name")),
-        ("          - { name: Restore, role_arn: 'arn:aws:iam::222222222222:role/r' }", format!("{base}[0].name")),
-        ("          - { name: a-name-that-is-longer-than-thirty-two, role_arn: 'arn:aws:iam::222222222222:role/r' }", format!("{base}[0].name")),
-        ("          - { name: restore }", format!("{base}[0].role_arn")),
-        ("          - { name: restore, role_arn: 'arn:aws:iam::222222222222:user/r' }", format!("{base}[0].role_arn")),
-        ("          - { name: restore, role_arn: 'arn:aws:iam::222222222222:role/r', external_id: 'x' }", format!("{base}[0].external_id")),
+        (
+            "          - { role_arn: 'arn:aws:iam::222222222222:role/r' }",
+            format!("{base}[0].name"),
+        ),
+        (
+            "          - { name: Restore, role_arn: 'arn:aws:iam::222222222222:role/r' }",
+            format!("{base}[0].name"),
+        ),
+        (
+            "          - { name: a-name-that-is-longer-than-thirty-two, role_arn: 'arn:aws:iam::222222222222:role/r' }",
+            format!("{base}[0].name"),
+        ),
+        (
+            "          - { name: restore }",
+            format!("{base}[0].role_arn"),
+        ),
+        (
+            "          - { name: restore, role_arn: 'arn:aws:iam::222222222222:user/r' }",
+            format!("{base}[0].role_arn"),
+        ),
+        (
+            "          - { name: restore, role_arn: 'arn:aws:iam::222222222222:role/r', external_id: 'x' }",
+            format!("{base}[0].external_id"),
+        ),
     ];
     for (yaml, want) in cases {
-        assert_eq!(paths(&with_readers(yaml)), [want.clone()], "{yaml}");
+        assert_eq!(paths(&with_readers(yaml)), [want], "{yaml}");
     }
     // Unknown keys are errors too.
     let e = errors(&with_readers(
@@ -97,7 +115,10 @@ fn a_reader_that_is_the_probe_role_is_a_warning() {
     .expect("valid: only a warning");
     let w = c.warnings();
     assert_eq!(w.len(), 1);
-    assert_eq!(w[0].path, "replications[0].destinations[0].readers[0].role_arn");
+    assert_eq!(
+        w[0].path,
+        "replications[0].destinations[0].readers[0].role_arn"
+    );
     assert!(w[0].message.contains("probe role"), "{}", w[0].message);
 }
 
@@ -114,7 +135,9 @@ fn discovery_readers_are_templates_with_the_destination_account() {
     assert_eq!(r.role.external_id.as_deref(), Some("xyz-123"));
 
     assert_eq!(
-        paths(&discovery("    - { name: restore, role_arn: 'arn:aws:iam::222222222222:role/dr' }")),
+        paths(&discovery(
+            "    - { name: restore, role_arn: 'arn:aws:iam::222222222222:role/dr' }"
+        )),
         ["discovery.readers[0].role_arn"],
         "a template names the account as {{account}}"
     );
