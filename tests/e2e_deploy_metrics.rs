@@ -1,7 +1,7 @@
 //! The Grafana dashboard and the alert rules of `deploy/` query only metrics replicanary
 //! really exports: every `replicanary_*` name in them must be a sample name scraped from a
 //! running daemon (histograms as `_bucket`/`_sum`/`_count`). The daemon probes the lab's
-//! `healthy` and `wrong-key` scenarios with every canary delete failing (an injected S3
+//! `healthy`, `wrong-key` and `readers` scenarios with every canary delete failing (an injected S3
 //! fault on `DeleteObject`), so that the failure-only series (cleanup failures, AWS error
 //! codes) exist too.
 
@@ -52,7 +52,8 @@ fn exported(m: &Metrics) -> BTreeSet<String> {
 #[test]
 fn dashboard_and_rules_use_only_exported_metrics() {
     let lab = Lab::start(&[]);
-    let config = lab.provision(&["healthy", "wrong-key"], &["--interval", "1s"]);
+    // `readers` gives the reader series (a reader that reads, and ones that cannot).
+    let config = lab.provision(&["healthy", "wrong-key", "readers"], &["--interval", "1s"]);
     // Discovery's metrics exist once discovery is configured: an account whose role cannot
     // be assumed (444444444444 has none) gives both, beside the explicit replications.
     let mut text = std::fs::read_to_string(&config).expect("config");
@@ -74,6 +75,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
         let names = exported(&m);
         let done = m.verdicts("healthy", &label(&m, "healthy")) >= 2.0
             && m.verdicts("wrong-key", &label(&m, "wrong-key")) >= 2.0
+            && names.contains("replicanary_reader_verdict")
             && names.contains("replicanary_cleanup_failures_total")
             && names.contains("replicanary_discovery_errors_total")
             && names.contains("replicanary_scheduling_lag_seconds_bucket");
@@ -114,6 +116,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
         "replicanary_replica_readable",
         "replicanary_aws_requests_total",
         "replicanary_canaries_outstanding",
+        "replicanary_reader_readable",
     ] {
         assert!(
             metric_names(&dashboard).contains(needed),
