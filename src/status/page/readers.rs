@@ -28,10 +28,18 @@ pub(super) fn readers_list(h: &mut Html, v: &DestinationVerdict) {
             .raw(": ")
             .text(r.outcome.as_str())
             .raw("</span>");
-        if r.outcome.is_failure() {
+        let anchor = match r.outcome {
+            ReaderOutcome::CredentialsFailed => Some("#replicanaryreaderrolecannotbeassumed"),
+            ReaderOutcome::Undecryptable | ReaderOutcome::Unreadable => {
+                Some("#replicanaryreadercannotread")
+            }
+            _ => None,
+        };
+        if let Some(anchor) = anchor {
             h.raw(" <a href=\"")
                 .attr(RUNBOOK_URL)
-                .raw("#alert-replicanaryreadercannotread\">runbook</a>");
+                .raw(anchor)
+                .raw("\">runbook</a>");
         }
         h.raw("</li>");
     }
