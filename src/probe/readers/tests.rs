@@ -251,3 +251,49 @@ async fn without_a_replica_every_reader_is_skipped_and_reads_nothing() {
         "absent while skipped"
     );
 }
+
+#[test]
+fn a_reader_no_longer_listed_loses_its_series_and_the_others_keep_theirs() {
+    let metrics = Metrics::new();
+    metrics.register_readers("r", "d", &["fine", "restore"]);
+    assert_eq!(
+        series(
+            &metrics,
+            "restore",
+            "replicanary_reader_probes_total",
+            Some("ok")
+        )
+        .as_deref(),
+        Some("0")
+    );
+    metrics.register_readers("r", "d", &["fine"]);
+    assert_eq!(
+        series(
+            &metrics,
+            "restore",
+            "replicanary_reader_probes_total",
+            Some("ok")
+        ),
+        None
+    );
+    assert_eq!(
+        series(
+            &metrics,
+            "fine",
+            "replicanary_reader_probes_total",
+            Some("ok")
+        )
+        .as_deref(),
+        Some("0")
+    );
+    metrics.remove_destination("r", "d");
+    assert_eq!(
+        series(
+            &metrics,
+            "fine",
+            "replicanary_reader_probes_total",
+            Some("ok")
+        ),
+        None
+    );
+}

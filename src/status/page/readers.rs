@@ -45,3 +45,36 @@ pub(super) fn readers_list(h: &mut Html, v: &DestinationVerdict) {
     }
     h.raw("</ul>");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Outcome, ReaderVerdict};
+
+    #[test]
+    fn each_reader_is_a_line_and_a_failing_one_links_to_its_runbook_section() {
+        let mut v = DestinationVerdict::new("r", "d", Outcome::Ok);
+        let arn = "arn:aws:iam::222222222222:role/x";
+        v.readers = vec![
+            ReaderVerdict::new("fine", arn, ReaderOutcome::Ok),
+            ReaderVerdict::new("restore", arn, ReaderOutcome::Undecryptable),
+            ReaderVerdict::new("dr<x>", arn, ReaderOutcome::CredentialsFailed),
+        ];
+        let mut h = Html::default();
+        readers_list(&mut h, &v);
+        let out = h.finish();
+        assert!(out.contains("fine: ok"), "{out}");
+        assert!(out.contains("restore: undecryptable"), "{out}");
+        assert!(out.contains("#replicanaryreadercannotread"), "{out}");
+        assert!(
+            out.contains("#replicanaryreaderrolecannotbeassumed"),
+            "{out}"
+        );
+        assert!(out.contains("dr&lt;x&gt;"), "escaped: {out}");
+        assert_eq!(out.matches("runbook</a>").count(), 2, "{out}");
+
+        let mut h = Html::default();
+        readers_list(&mut h, &DestinationVerdict::new("r", "d", Outcome::Ok));
+        assert!(h.finish().is_empty(), "no readers, no list");
+    }
+}
