@@ -297,3 +297,21 @@ fn a_reader_no_longer_listed_loses_its_series_and_the_others_keep_theirs() {
         None
     );
 }
+
+#[tokio::test]
+async fn an_archived_replica_is_skipped_by_every_reader() {
+    let archived = ObjectHead {
+        storage_class: Some("DEEP_ARCHIVE".to_owned()),
+        ..replica()
+    };
+    let (mut p, _) = prober("COMPLETED", vec![Ok(archived)]);
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
+    assert!(v[0].replica.read_skipped);
+    assert!(
+        v[0].readers.iter().all(|r| r.outcome == R::Skipped),
+        "{:?}",
+        v[0].readers
+    );
+    assert!(p.readers[0].iter().all(|r| r.store.calls().is_empty()));
+}
