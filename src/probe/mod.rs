@@ -65,6 +65,7 @@ pub struct Prober<S> {
     attempt_timeout: Duration,
     /// Each destination's readers (`readers.rs`); empty without any.
     readers: Vec<Vec<ReaderStore<S>>>,
+    key_policies: readers::KeyPolicies,
 }
 
 /// The replication's setup as the probe roles last read it.
@@ -116,6 +117,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             setup: None,
             attempt_timeout: Duration::from_secs(10),
             readers: Vec::new(),
+            key_policies: readers::KeyPolicies::new(),
         }
     }
 

@@ -7,12 +7,19 @@
 //!
 //! What each pair of answers means is one table, [`outcome`], tested as a table.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use crate::aws::{ErrorClass, ObjectStore, SetupReader};
 use crate::config::Reader;
+use crate::diagnose::SETUP_TTL;
 use crate::diagnose::readers::{KeyGrant, decrypt_grant, reader_findings};
 use crate::model::{AwsError, DestinationVerdict, ReaderOutcome, ReaderVerdict};
 
 use super::{Prober, WrittenCanary};
+
+/// Key policies read for the reader findings, by key ARN, with when they were read.
+pub(super) type KeyPolicies = HashMap<String, (Instant, Result<String, AwsError>)>;
 
 /// One reader of a destination and its store (the reader's role, the destination's region).
 pub struct ReaderStore<S> {
@@ -170,10 +177,30 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         }
     }
 
+    /// The key's policy as destination `i`'s probe role reads it (`kms:GetKeyPolicy`), read
+    /// again once older than the setup's cache (`SETUP_TTL`); a transient failure is not kept.
+    async fn key_policy(&mut self, i: usize, key: &str) -> Option<Result<String, AwsError>> {
+        if let Some((at, p)) = self.key_policies.get(key)
+            && at.elapsed() < SETUP_TTL
+        {
+            return Some(p.clone());
+        }
+        let read = self.destinations.get(i)?.key_policy(key).await;
+        if read
+            .as_ref()
+            .err()
+            .is_none_or(|e| e.class != ErrorClass::Transient)
+        {
+            self.key_policies
+                .insert(key.to_owned(), (Instant::now(), read.clone()));
+        }
+        Some(read)
+    }
+
     /// Names why each failing reader failed; for a KMS refusal reads the replica key's
-    /// policy as the destination probe role (once per destination and probe). The findings
-    /// join the destination's, unless the destination's were not looked at this time.
-    pub(super) async fn attach_reader_findings(&self, verdicts: &mut [DestinationVerdict]) {
+    /// policy as the destination probe role (cached like the setup). The findings join the
+    /// destination's, unless the destination's were not looked at this time.
+    pub(super) async fn attach_reader_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
         for (i, v) in verdicts.iter_mut().enumerate() {
             if v.readers.iter().all(|r| !r.outcome.is_failure()) {
                 continue;
@@ -188,9 +215,10 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 r.outcome == ReaderOutcome::Undecryptable
                     && r.get_error == Some(ErrorClass::AccessDenied)
             });
-            let policy = match (kms_refused && !key.is_empty(), self.destinations.get(i)) {
-                (true, Some(store)) => Some(store.key_policy(&key).await),
-                _ => None,
+            let policy = if kms_refused && !key.is_empty() {
+                self.key_policy(i, &key).await
+            } else {
+                None
             };
             let mut all = Vec::new();
             for r in &mut v.readers {

@@ -315,3 +315,25 @@ async fn an_archived_replica_is_skipped_by_every_reader() {
     );
     assert!(p.readers[0].iter().all(|r| r.store.calls().is_empty()));
 }
+
+#[tokio::test]
+async fn the_key_policy_is_read_once_for_several_probes_and_a_refusal_is_named() {
+    let (mut p, _) = prober("COMPLETED", vec![Ok(replica())]);
+    for _ in 0..3 {
+        let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+        assert_eq!(v[0].outcome, Outcome::Ok);
+        let nokms = &v[0].readers[1];
+        assert_eq!(nokms.outcome, R::Undecryptable);
+        let ids: Vec<&str> = nokms.findings.iter().map(|f| f.id).collect();
+        assert_eq!(
+            ids,
+            ["cannot_inspect:GetKeyPolicy"],
+            "the policy could not be read"
+        );
+    }
+    assert_eq!(
+        p.destinations[0].count("GetKeyPolicy"),
+        1,
+        "cached like the setup, not read every probe"
+    );
+}
