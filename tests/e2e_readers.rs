@@ -83,6 +83,29 @@ fn each_reader_is_judged_and_the_destination_verdict_stays_ok() {
         "{assumed}"
     );
 
+    // audit (no canary, nothing read as the readers): the key policy leaves out `nokms`.
+    let out = support::binary()
+        .args(["audit", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .expect("audit runs");
+    let audit: Value = serde_json::from_slice(&out.stdout).expect("audit --format json is JSON");
+    assert_eq!(out.status.code(), Some(1), "{audit}");
+    let found = &audit["destinations"][0]["findings"];
+    let ids: Vec<&str> = found
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["reader_kms_not_granted"], "{audit}");
+    assert!(
+        found[0]["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("`nokms`")),
+        "{audit}"
+    );
+
     // The daemon, over several probes: the same, every time, in the metrics.
     let daemon = Daemon::start(&config, &[]);
     let m = daemon.wait_for_verdicts(&[(REP, &dest)], 3.0, Duration::from_secs(90));

@@ -104,7 +104,7 @@ pub fn reader_findings(
                 Some(KeyGrant::None) => vec![finding(
                     "reader_kms_not_granted",
                     format!(
-                        "the key policy of {key_arn} has no statement that allows the reader `{name}` ({arn}) kms:Decrypt: S3 lets it see the replica but cannot decrypt it for it"
+                        "the key policy of {key_arn} has no statement that allows the reader `{name}` ({arn}) kms:Decrypt: KMS refuses it the replicas' key, although S3 lets it see them"
                     ),
                     format!(
                         "add a statement to the key policy of {key_arn} allowing {arn} kms:Decrypt (and kms:DescribeKey), or a grant for it"

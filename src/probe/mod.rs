@@ -694,7 +694,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let Some(setup) = &self.setup else {
             return Vec::new();
         };
-        self.replication
+        let mut entries: Vec<(String, Vec<Finding>)> = self
+            .replication
             .destinations
             .iter()
             .zip(&setup.destinations)
@@ -702,7 +703,9 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 let findings = diagnose(&self.replication, d, &setup.source, ds, None);
                 (d.name.clone(), findings)
             })
-            .collect()
+            .collect();
+        self.audit_readers(&mut entries).await;
+        entries
     }
 
     /// Deletes what earlier probes left pending and is due (see `cleanup::Ledger`).

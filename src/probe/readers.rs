@@ -14,7 +14,7 @@ use crate::aws::{ErrorClass, ObjectStore, SetupReader};
 use crate::config::Reader;
 use crate::diagnose::SETUP_TTL;
 use crate::diagnose::readers::{KeyGrant, decrypt_grant, reader_findings};
-use crate::model::{AwsError, DestinationVerdict, ReaderOutcome, ReaderVerdict};
+use crate::model::{AwsError, DestinationVerdict, Finding, ReaderOutcome, ReaderVerdict};
 
 use super::{Prober, WrittenCanary};
 
@@ -240,6 +240,38 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             if let Some(findings) = v.findings.as_mut() {
                 for f in all {
                     if !findings.iter().any(|g| g.id == f.id) {
+                        findings.push(f);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: ObjectStore + SetupReader> Prober<S> {
+    /// `audit` (no canary, nothing read as the readers): the expected key's policy against
+    /// each reader — `reader_kms_not_granted` for a reader it leaves out,
+    /// `cannot_inspect:GetKeyPolicy` when it cannot be read. `entries[i]` is destination `i`'s.
+    pub(super) async fn audit_readers(&mut self, entries: &mut [(String, Vec<Finding>)]) {
+        for (i, (_, findings)) in entries.iter_mut().enumerate() {
+            let d = &self.replication.destinations[i];
+            let (Some(key), false) = (d.expected_kms_key.as_ref(), d.readers.is_empty()) else {
+                continue;
+            };
+            let key = key.to_string();
+            let readers = d.readers.clone();
+            let Some(policy) = self.key_policy(i, &key).await else {
+                continue;
+            };
+            for r in &readers {
+                let mut v = ReaderVerdict::new(&r.name, &r.role.arn, ReaderOutcome::Undecryptable);
+                v.get_error = Some(ErrorClass::AccessDenied);
+                for f in reader_findings(&v, &key, Some(&policy)) {
+                    if !findings.iter().any(|g| {
+                        g.id == f.id
+                            && (f.id.starts_with("cannot_inspect:")
+                                || g.explanation == f.explanation)
+                    }) {
                         findings.push(f);
                     }
                 }

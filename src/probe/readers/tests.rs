@@ -337,3 +337,15 @@ async fn the_key_policy_is_read_once_for_several_probes_and_a_refusal_is_named()
         "cached like the setup, not read every probe"
     );
 }
+
+#[tokio::test]
+async fn audit_names_a_key_policy_it_cannot_read_once_per_destination() {
+    let (mut p, _) = prober("COMPLETED", vec![Ok(replica())]);
+    let entries = p.audit().await;
+    let ids: Vec<&str> = entries[0].1.iter().map(|f| f.id).collect();
+    assert_eq!(ids, ["cannot_inspect:GetKeyPolicy"], "{entries:?}");
+    assert!(
+        p.readers[0].iter().all(|r| r.store.calls().is_empty()),
+        "audit reads nothing as the readers"
+    );
+}
