@@ -57,7 +57,11 @@ METRICS = {
     "replicanary_probe_interval_seconds", "replicanary_scheduling_lag_seconds", "replicanary_verdict",
     # readers
     "replicanary_reader_probes_total", "replicanary_reader_readable", "replicanary_reader_verdict",
+    "replicanary_unmonitored_replication_rules",
 }
+# The background scan's series (scan: in the configuration).
+METRICS |= {"replicanary_scan_objects", "replicanary_scan_last_complete_timestamp_seconds",
+            "replicanary_scan_progress_objects"}
 HISTOGRAMS = {"replicanary_replication_latency_seconds", "replicanary_probe_duration_seconds",
               "replicanary_scheduling_lag_seconds"}
 

@@ -85,4 +85,10 @@ else
     echo "SKIPPED: systemd-analyze not found"
 fi
 
+# --- the image (deploy/image/) --------------------------------------------------------------
+step "image: deploy/Dockerfile, deploy/image/build.sh, the Kubernetes manifests and the systemd unit agree"
+"$PY" deploy/image/agree.py
+# (Building and running the image needs buildah and podman: deploy/image/smoke.sh, in .ci/run.)
+# --- end the image ---------------------------------------------------------------------------
+
 step "deploy checks passed"

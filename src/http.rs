@@ -187,7 +187,11 @@ async fn reload(State(s): State<Arc<Shared>>) -> Response {
 /// destinations make a page of megabytes.
 async fn status_page(State(s): State<Arc<Shared>>) -> Response {
     let (metrics, board) = (s.metrics.clone(), s.board.clone());
-    let render = move || page::render(&board.snapshot(), &header(&metrics), SystemTime::now());
+    let render = move || {
+        let mut head = header(&metrics);
+        head.coverage = board.coverage();
+        page::render(&board.snapshot(), &head, SystemTime::now())
+    };
     match tokio::task::spawn_blocking(render).await {
         Ok(body) => (
             [
@@ -220,6 +224,7 @@ fn header(metrics: &Metrics) -> Header {
             last_success: state.last_successful_load.map(at),
         }),
         canaries_outstanding: metrics.canaries_outstanding(),
+        coverage: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod metrics;
 mod model;
 mod probe;
 mod report;
+mod scan;
 mod status;
 #[cfg(test)]
 mod testing;
@@ -127,8 +128,12 @@ enum Command {
     Audit(Selection),
     /// Parse and validate the configuration without calling AWS.
     Validate(ConfigFile),
-    /// Run discovery once; print the replications it finds as configuration, and every
-    /// skipped bucket or rule with its reason. Exit 0, or 1 when something could not be read.
+    /// Judge every real object of each (or each named) replication, read-only: one class
+    /// per object and destination. Exit 0 when all are ok or pending, 1 otherwise.
+    Scan(ScanArgs),
+    /// Run discovery once; print the replications it finds as configuration, every
+    /// skipped bucket or rule with its reason, and the enabled replication rules nobody
+    /// monitors (discovery.coverage). Exit 0, or 1 when something could not be read.
     Discover {
         #[command(flatten)]
         file: ConfigFile,
@@ -137,12 +142,47 @@ enum Command {
     },
 }
 
+/// `scan`'s options.
+#[derive(Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Only this replication (repeatable).
+    #[arg(long = "replication", value_name = "NAME")]
+    replications: Vec<String>,
+    /// Only keys under this prefix (within the rule's prefix).
+    #[arg(long, value_name = "P")]
+    prefix: Option<String>,
+    /// Stop after N objects per replication (a sample).
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Also read the first byte of each replica (as the destination role): proves it decrypts.
+    #[arg(long)]
+    read: bool,
+    /// Requests per second, at most (every request of the scan, retries included).
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rate: u32,
+    /// Requests in flight, at most.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+    /// Write one S3 Batch Operations manifest per destination into DIR: the source
+    /// versions re-replication fixes.
+    #[arg(long, value_name = "DIR")]
+    manifest: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// Start after this key (resume an interrupted scan).
+    #[arg(long, value_name = "KEY")]
+    start_after: Option<String>,
+}
+
 /// How `discover` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum DiscoverFormat {
-    /// A `replications:` list to paste, skips as comments.
+    /// A `replications:` list to paste, skips and unmonitored rules as comments.
     Yaml,
-    /// `replications` to paste, `discovered` with every detail, `skipped`, `summary`.
+    /// `replications` to paste, `discovered` with every detail, `skipped`, `unmonitored`,
+    /// `summary`.
     Json,
 }
 
@@ -196,6 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Discover { file, format } => discover_once(&file.config, format),
+        Command::Scan(args) => scan_once(args),
         Command::Check(sel) => once(sel, |config| async move {
             let never = tokio_util::sync::CancellationToken::new();
             on_every_prober(&config, move |mut prober| {
@@ -300,8 +341,14 @@ fn discover_once(path: &Path, format: DiscoverFormat) -> anyhow::Result<ExitCode
         }
     );
     let errors = pass.skips().filter(|s| s.reason.is_error()).count();
+    let unmonitored = if pass.coverage {
+        let n = discovery::coverage::uncovered(&pass, explicit).len();
+        format!("; {n} enabled replication rules no replication probes")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read) in {:.2}s",
+        "discovered {} replications, skipped {} buckets or rules ({errors} could not be read){unmonitored} in {:.2}s",
         pass.found().count(),
         pass.skips().count(),
         pass.took.as_secs_f64()
@@ -310,6 +357,68 @@ fn discover_once(path: &Path, format: DiscoverFormat) -> anyhow::Result<ExitCode
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `scan`: one pass over the selected replications; the report on stdout, progress and
+/// the resume key on stderr.
+fn scan_once(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(&args.file.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let config = match select(config, &args.file.config, &args.replications) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Some(dir) = &args.manifest
+        && !dir.is_dir()
+    {
+        eprintln!("--manifest {}: not a directory", dir.display());
+        return Ok(ExitCode::from(USAGE));
+    }
+    logging::init(LogFormat::Text, "error");
+    let opts = scan::Options {
+        prefix: args.prefix,
+        limit: args.limit,
+        read: args.read,
+        concurrency: args.concurrency as usize,
+        start_after: args.start_after,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let report = runtime()?.block_on(async {
+        let on_ctrl_c = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: printing the partial counts");
+                on_ctrl_c.cancel();
+            }
+        });
+        scan::command::scan_all(&config, &opts, args.rate, args.manifest.as_deref(), &stop).await
+    })?;
+    print!(
+        "{}",
+        match args.format {
+            ReportFormat::Text => report.text(),
+            ReportFormat::Json => report.json(),
+        }
+    );
+    for r in report
+        .replications
+        .iter()
+        .filter(|r| r.resume_after.is_some())
+    {
+        if let Some(key) = &r.resume_after {
+            eprintln!(
+                "resume {} with: --replication {} --start-after {key:?}",
+                r.name, r.name
+            );
+        }
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
@@ -409,9 +518,11 @@ where
 /// replication wins over a discovered one for the same rule). Also returns how many
 /// buckets or rules discovery could not read (each named on stderr).
 async fn with_discovered(mut config: Config) -> (Config, usize) {
-    let Some(d) = config.discovery.clone() else {
+    let Some(mut d) = config.discovery.clone() else {
         return (config, 0);
     };
+    // What to probe is all they need: the rules nobody monitors are `discover`'s and `run`'s.
+    d.coverage = false;
     let metrics = Arc::new(metrics::Metrics::new());
     let clients = Clients::new(&config.aws, metrics).await;
     let readers = discovery::SdkReaders {

@@ -24,7 +24,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts, Side};
+use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts, ScanClass, Side};
 
 /// Latency buckets (seconds): fine below a minute, then up to beyond RTC's 15 minutes.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -57,6 +57,7 @@ pub struct Metrics {
     dest: DestinationVecs,
     rep: ReplicationVecs,
     process: ProcessSeries,
+    scan: ScanVecs,
     shown: Mutex<HashMap<(String, String), Shown>>,
     /// What the status page reads back: the shard and the last configuration load.
     state: Mutex<ProcessState>,
@@ -142,6 +143,7 @@ struct ProcessSeries {
     config_reload_timestamp: Gauge,
     discovered_replications: IntGaugeVec,
     discovery_errors: IntCounterVec,
+    unmonitored_rules: IntGaugeVec,
     shard_info: IntGaugeVec,
 }
 
@@ -290,6 +292,41 @@ impl ReplicationVecs {
     }
 }
 
+/// Series of the background scan, per replication (and destination, class).
+struct ScanVecs {
+    objects: GaugeVec,
+    last_complete: GaugeVec,
+    progress: GaugeVec,
+}
+
+impl ScanVecs {
+    fn new(r: &Reg) -> ScanVecs {
+        ScanVecs {
+            objects: r.gauge(
+                "replicanary_scan_objects",
+                "Objects per class in the last complete scan of a replication, per destination.",
+                &["replication", "destination", "class"],
+            ),
+            last_complete: r.gauge(
+                "replicanary_scan_last_complete_timestamp_seconds",
+                "Unix time when the last complete scan of a replication ended.",
+                &["replication"],
+            ),
+            progress: r.gauge(
+                "replicanary_scan_progress_objects",
+                "Objects judged so far in the scan under way (0 between passes).",
+                &["replication"],
+            ),
+        }
+    }
+
+    fn remove(&self, labels: &[(&str, &str)]) {
+        remove_matching(&self.objects, labels);
+        remove_matching(&self.last_complete, labels);
+        remove_matching(&self.progress, labels);
+    }
+}
+
 impl ProcessSeries {
     fn new(r: &Reg) -> ProcessSeries {
         let scalar = |name: &str, help: &str| r.add(IntGauge::with_opts(Opts::new(name, help)));
@@ -330,6 +367,11 @@ impl ProcessSeries {
                 "Buckets or rules discovery could not read or probe, by reason.",
                 &["source_account", "region", "reason"],
             ),
+            unmonitored_rules: r.int_gauge(
+                "replicanary_unmonitored_replication_rules",
+                "Enabled replication rules no probe stands for (buckets that did not opt in; opted-in rules discovery cannot probe), per source account and region.",
+                &["source_account", "region"],
+            ),
             shard_info: r.int_gauge(
                 "replicanary_shard_info",
                 "Always 1; this instance's shard index and the shard count.",
@@ -346,10 +388,11 @@ impl Metrics {
             registry: &registry,
             collectors: RefCell::new(Vec::new()),
         };
-        let (dest, rep, process) = (
+        let (dest, rep, process, scan) = (
             DestinationVecs::new(&r),
             ReplicationVecs::new(&r),
             ProcessSeries::new(&r),
+            ScanVecs::new(&r),
         );
         let mut collectors = r.collectors.into_inner();
         collectors.sort_by_cached_key(|c| c.desc().first().map(|d| d.fq_name.clone()));
@@ -357,6 +400,7 @@ impl Metrics {
             dest,
             rep,
             process,
+            scan,
             shown: Mutex::new(HashMap::new()),
             state: Mutex::new(ProcessState::default()),
             registry,
@@ -473,10 +517,45 @@ impl Metrics {
         }
     }
 
+    /// A complete scan pass of a replication: its counts per destination and class (every
+    /// class of [`ScanClass::ALL`], 0 included) and when it ended.
+    pub fn record_scan_pass(
+        &self,
+        replication: &str,
+        counts: &[(&str, [u64; ScanClass::ALL.len()])],
+        ended_unix: f64,
+    ) {
+        for (destination, per_class) in counts {
+            for (class, n) in ScanClass::ALL.iter().zip(per_class) {
+                self.scan
+                    .objects
+                    .with_label_values(&[replication, destination, class.as_str()])
+                    .set(*n as f64);
+            }
+        }
+        self.scan
+            .last_complete
+            .with_label_values(&[replication])
+            .set(ended_unix);
+        self.scan
+            .progress
+            .with_label_values(&[replication])
+            .set(0.0);
+    }
+
+    /// Objects judged so far in the scan pass under way.
+    pub fn set_scan_progress(&self, replication: &str, objects: u64) {
+        self.scan
+            .progress
+            .with_label_values(&[replication])
+            .set(objects as f64);
+    }
+
     /// Removes every series of a replication (it was removed from the configuration).
     pub fn remove_replication(&self, replication: &str) {
         self.dest.remove(&[("replication", replication)]);
         self.rep.remove(replication);
+        self.scan.remove(&[("replication", replication)]);
         self.shown().retain(|(r, _), _| r != replication);
     }
 
@@ -485,6 +564,10 @@ impl Metrics {
     pub fn remove_destination(&self, replication: &str, destination: &str) {
         self.dest
             .remove(&[("replication", replication), ("destination", destination)]);
+        remove_matching(
+            &self.scan.objects,
+            &[("replication", replication), ("destination", destination)],
+        );
         self.shown()
             .remove(&(replication.to_owned(), destination.to_owned()));
     }
@@ -649,6 +732,24 @@ impl Metrics {
             .discovered_replications
             .with_label_values(&[account, region])
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The enabled replication rules no probe stands for in one source account and region
+    /// (discovery's coverage).
+    pub fn set_unmonitored_rules(&self, account: &str, region: &str, count: usize) {
+        self.process
+            .unmonitored_rules
+            .with_label_values(&[account, region])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Drops one source account and region's count (coverage turned off, or the account or
+    /// region no longer configured).
+    pub fn remove_unmonitored_rules(&self, account: &str, region: &str) {
+        let _ = self
+            .process
+            .unmonitored_rules
+            .remove_label_values(&[account, region]);
     }
 
     /// A bucket or rule discovery could not read or probe; `reason` is a bounded keyword.

@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "cleanup",
     "emit",
     "probe",
+    "scan",
     "report",
     "logging",
     "http",

@@ -17,7 +17,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -667,12 +667,45 @@ fn observe_discover(bucket: &str, doc: &Value) -> Observed {
         })
         .collect();
     let shown = [found, skipped].concat();
-    let shown = if shown.is_empty() {
+    let mut shown = if shown.is_empty() {
         "not seen".to_owned()
     } else {
         shown.join(", ")
     };
+    shown.push_str(&observe_coverage(doc));
     vec![("`discover`", shown)]
+}
+
+/// Coverage, as `discover` saw it: whether it listed the rules of the other copies' source
+/// buckets (none of them opted in with this copy's tag), and why not where it could not
+/// read them.
+fn observe_coverage(doc: &Value) -> String {
+    let listed = doc["unmonitored"].as_array().is_some_and(|l| !l.is_empty());
+    let refused: BTreeSet<String> = doc["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .filter(|s| s["detail"].as_str().unwrap_or("").contains("coverage"))
+        .map(|s| {
+            format!(
+                "`{}` ({})",
+                s["reason"].as_str().unwrap_or("?"),
+                operation_in(s["detail"].as_str())
+            )
+        })
+        .collect();
+    let mut out = if listed {
+        "; unmonitored rules listed".to_owned()
+    } else {
+        "; no unmonitored rule listed".to_owned()
+    };
+    if !refused.is_empty() {
+        out.push_str(&format!(
+            " (coverage skipped {})",
+            refused.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out
 }
 
 /// The first S3 operation a discovery detail names (the rest of it carries ARNs and
@@ -906,7 +939,8 @@ fn assert_baselines(seen: &BTreeMap<String, Observed>) {
     assert!(fact("readers--all", "`check`").contains("reader_kms_not_granted"));
     assert_eq!(
         fact("discovery--all", "`discover`"),
-        "found, expected key from `default_encryption`"
+        "found, expected key from `default_encryption`; unmonitored rules listed",
+        "the other copies' source buckets are not opted in with this copy's tag: coverage lists their rules"
     );
     for name in [
         "run-leftovers--all",

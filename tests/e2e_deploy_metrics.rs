@@ -52,11 +52,22 @@ fn exported(m: &Metrics) -> BTreeSet<String> {
 #[test]
 fn dashboard_and_rules_use_only_exported_metrics() {
     let lab = Lab::start(&[]);
+    // Whole-bucket probe roles (`--probe-prefix ""`): the scan lists and HEADs every object.
     // `readers` gives the reader series (a reader that reads, and ones that cannot).
-    let config = lab.provision(&["healthy", "wrong-key", "readers"], &["--interval", "1s"]);
+    let config = lab.provision(
+        &["healthy", "wrong-key", "readers"],
+        &["--interval", "1s", "--probe-prefix", ""],
+    );
     // Discovery's metrics exist once discovery is configured: an account whose role cannot
     // be assumed (444444444444 has none) gives both, beside the explicit replications.
     let mut text = std::fs::read_to_string(&config).expect("config");
+    // The background scan's series exist once a replication is scanned.
+    assert!(text.contains("defaults:\n"), "{text}");
+    text = text.replacen(
+        "defaults:\n",
+        "defaults:\n  scan: {interval: 1h, rate: 50}\n",
+        1,
+    );
     text.push_str(
         "discovery:\n  interval: 1h\n  regions: [ap-northeast-1]\n  source_accounts: [\"444444444444\"]\n  \
          source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe\n  \
@@ -78,6 +89,8 @@ fn dashboard_and_rules_use_only_exported_metrics() {
             && names.contains("replicanary_reader_verdict")
             && names.contains("replicanary_cleanup_failures_total")
             && names.contains("replicanary_discovery_errors_total")
+            && names.contains("replicanary_scan_objects")
+            && names.contains("replicanary_unmonitored_replication_rules")
             && names.contains("replicanary_scheduling_lag_seconds_bucket");
         last = Some(m);
         done

@@ -581,4 +581,21 @@ fn a_thousand_buckets_measured() {
             .as_u64()
             .is_some_and(|n| n >= 1018)
     );
+
+    // The same pass without coverage (`discovery.coverage: false`): what coverage costs.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let without = text.replacen("discovery:\n", "discovery:\n  coverage: false\n", 1);
+    assert_ne!(text, without);
+    std::fs::write(&config, without).expect("write");
+    lab.admin("stats/reset", "{}");
+    let started = Instant::now();
+    let out = run(&["discover", "--format", "json"], &config);
+    let took = started.elapsed();
+    let doc = stdout_json(&out);
+    let stats = lab.stats_json();
+    eprintln!(
+        "without coverage: discover took {took:.2?} (pass {}s); calls: s3 {}",
+        doc["summary"]["seconds"], stats["by_service"]["s3"]
+    );
+    assert!(doc["unmonitored"].is_null());
 }

@@ -2,7 +2,9 @@
 //! `healthy` and `wrong-key` scenarios: the wrong-key row shows `undecryptable` and the
 //! fixes of its findings (the same ones `check` reports), the healthy row `ok`, and a
 //! canary prefix containing `<script>` is shown as text — the DOM holds no script element
-//! at all. Screenshots (laptop and phone widths) are written to `target/e2e-artifacts/`.
+//! at all. Each row's history shows one coloured mark per verdict (with its time in the
+//! title) and the healthy row a latency sparkline (inline SVG). Screenshots (laptop and
+//! phone widths) are written to `target/e2e-artifacts/`.
 //!
 //! Skipped when `chromium` is not installed, unless `CI` is set: in CI a missing browser
 //! is a failure (`.ci/run` installs it).
@@ -165,7 +167,8 @@ fn the_status_page_in_a_browser_shows_verdicts_fixes_and_escaped_values() {
         ("healthy", "rc-healthy-dst-sp"),
         ("wrong-key", "rc-wrong-key-dst-sp"),
     ];
-    daemon.wait_for_verdicts(&pairs, 1.0, Duration::from_secs(60));
+    // Three verdicts each, so that the history has a line to draw.
+    daemon.wait_for_verdicts(&pairs, 3.0, Duration::from_secs(90));
 
     // The fixes `check` reports for wrong-key are the ones the page must show.
     let checked = support::check(&config, &["--replication", "wrong-key", "--format", "json"]);
@@ -231,9 +234,30 @@ fn the_status_page_in_a_browser_shows_verdicts_fixes_and_escaped_values() {
     );
     assert!(!dom.to_ascii_lowercase().contains("<script"), "{dom}");
 
+    // The history: a mark per verdict (at least the three waited for, at most the ring's
+    // 30), each titled with its outcome and time; the healthy row draws its latencies.
+    // (A transient `error` may sit among them on a loaded machine: counted as a mark.)
+    let marks = |row: &str, class: &str| row.matches(&format!("<li class=\"sev-{class}")).count();
+    for (name, row, class, outcome) in [
+        ("healthy", healthy, "ok", "ok"),
+        ("wrong-key", broken, "critical", "undecryptable"),
+    ] {
+        let all = marks(row, "");
+        assert!((3..=30).contains(&all), "{name}: {all} marks:\n{row}");
+        assert!(
+            marks(row, class) >= 2,
+            "{name}: fewer than 2 {class} marks:\n{row}"
+        );
+        assert!(
+            row.contains(&format!("title=\"{outcome} · 20")),
+            "{name}: a mark's title has its outcome and time:\n{row}"
+        );
+    }
+    assert!(healthy.contains("<svg class=\"spark\""), "{healthy}");
+
     let dir = artifacts();
     for (name, size) in [
-        ("status-page.png", "1280,1400"),
+        ("status-page.png", "1366,1000"),
         ("status-page-phone.png", "390,1600"),
     ] {
         let png = dir.join(name);

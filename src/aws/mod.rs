@@ -10,6 +10,7 @@
 pub mod classify;
 pub mod clients;
 pub mod s3;
+pub mod scan;
 pub mod setup;
 
 use std::collections::HashMap;

@@ -45,8 +45,13 @@ impl S3Store {
         self
     }
 
+    /// The SDK client (the scan's read-only calls are in `scan.rs`).
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Counts a call and converts its error.
-    fn done<T, E>(
+    pub(super) fn done<T, E>(
         &self,
         operation: &'static str,
         result: Result<T, aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,

@@ -47,6 +47,9 @@ pub struct Discovery {
     /// Destination bucket → the key its replicas must be under, instead of the
     /// destination bucket's default SSE-KMS key.
     pub expected_kms_keys: BTreeMap<String, KmsKeyArn>,
+    /// Also read the replication rules of buckets that did not opt in (one
+    /// `GetBucketReplication` each per pass), to list and count the rules nobody monitors.
+    pub coverage: bool,
     /// `discovery.readers`: readers of every discovered destination, `{account}` being the
     /// destination's account.
     pub readers: Vec<ReaderTemplate>,
@@ -159,6 +162,29 @@ pub struct ProbeSettings {
     /// Between two sweeps of a replication's buckets (the first at start-up); a sweep runs
     /// between two probes, so at most once per `interval`.
     pub sweep_interval: Duration,
+    /// The background scan of every real object; `None`: off.
+    pub scan: Option<ScanSettings>,
+}
+
+/// `scan:` — how often, how fast and how deep the daemon scans a replication's objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanSettings {
+    /// From the start of one pass to the start of the next (a longer pass delays the next).
+    pub interval: Duration,
+    /// Requests per second of this replication's scan, at most.
+    pub rate: u32,
+    /// Also read the first byte of each replica.
+    pub read: bool,
+}
+
+impl Default for ScanSettings {
+    fn default() -> Self {
+        ScanSettings {
+            interval: Duration::from_secs(24 * 3600),
+            rate: 5,
+            read: false,
+        }
+    }
 }
 
 impl Default for ProbeSettings {
@@ -172,6 +198,7 @@ impl Default for ProbeSettings {
             cleanup: true,
             sweep_min_age: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(3600),
+            scan: None,
         }
     }
 }

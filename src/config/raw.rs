@@ -28,6 +28,16 @@ pub struct RawProbeSettings {
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
     pub sweep_interval: Option<Scalar>,
+    pub scan: Option<RawScan>,
+}
+
+/// `scan:` — the background scan of every real object (off unless given).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScan {
+    pub interval: Option<Scalar>,
+    pub rate: Option<Scalar>,
+    pub read: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +68,7 @@ pub struct RawReplication {
     pub cleanup: Option<bool>,
     pub sweep_min_age: Option<Scalar>,
     pub sweep_interval: Option<Scalar>,
+    pub scan: Option<RawScan>,
     pub rule_prefix: Option<String>,
     /// Tag key → value, in key order.
     pub canary_tags: Option<std::collections::BTreeMap<String, Scalar>>,
@@ -113,6 +124,8 @@ pub struct RawDiscovery {
     pub expected_kms_keys: Option<std::collections::BTreeMap<String, Scalar>>,
     /// Reader role templates for every discovered destination.
     pub readers: Option<Vec<RawReader>>,
+    /// Also read the rules of buckets that did not opt in (default true).
+    pub coverage: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

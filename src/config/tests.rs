@@ -111,6 +111,22 @@ fn the_annotated_discovery_example_is_valid() {
     assert_eq!(d.source_accounts, ["111111111111"]);
     assert_eq!(d.expected_kms_keys.len(), 1);
     assert_eq!(d.external_id.as_deref(), Some("replicanary-estate"));
+    assert!(d.coverage);
+}
+
+#[test]
+fn discovery_coverage_is_on_unless_turned_off() {
+    let base = "discovery:\n  regions: [ap-northeast-1]\n  source_accounts: [\"111111111111\"]\n  source_role_arn: arn:aws:iam::{account}:role/s\n  destination_role_arn: arn:aws:iam::{account}:role/d\n  bucket_tag: {key: replicanary, value: enabled}\n";
+    let on = Config::parse(base).expect("valid");
+    assert!(on.discovery.expect("discovery").coverage);
+    let off = Config::parse(&format!("{base}  coverage: false\n")).expect("valid");
+    assert!(!off.discovery.expect("discovery").coverage);
+    let errors =
+        Config::parse(&format!("{base}  coverage: sometimes\n")).expect_err("not a boolean");
+    assert!(
+        errors.iter().any(|e| e.path.contains("discovery.coverage")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -927,5 +943,71 @@ fn canary_placement_is_checked() {
     assert_eq!(
         path_of(&long, "over S3's 1024"),
         "replications[0].rule_prefix"
+    );
+}
+
+#[test]
+fn scan_is_off_unless_set_and_merges_field_by_field() {
+    let c = Config::parse(GOOD).expect("valid");
+    assert_eq!(c.replications[0].settings.scan, None, "off unless set");
+    let yaml = GOOD.replace(
+        "cleanup: true",
+        "cleanup: true\n  scan: { interval: 12h, rate: 20 }",
+    );
+    let yaml = yaml.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { read: true }",
+    );
+    let c = Config::parse(&yaml).expect("valid");
+    assert_eq!(
+        c.replications[0].settings.scan,
+        Some(crate::config::ScanSettings {
+            interval: Duration::from_secs(12 * 3600),
+            rate: 20,
+            read: true,
+        }),
+        "the replication's read over the defaults' interval and rate"
+    );
+    assert_eq!(
+        c.defaults.scan.as_ref().map(|s| s.read),
+        Some(false),
+        "the defaults keep their own"
+    );
+    let yaml = GOOD.replace("    interval: 1m", "    interval: 1m\n    scan: {}");
+    let c = Config::parse(&yaml).expect("valid");
+    assert_eq!(
+        c.replications[0].settings.scan,
+        Some(crate::config::ScanSettings::default()),
+        "`scan: {{}}` turns it on with the defaults (24h, 5 requests/s, no read)"
+    );
+}
+
+#[test]
+fn scan_fields_are_checked_at_their_path() {
+    let yaml = GOOD.replace("cleanup: true", "cleanup: true\n  scan: { rate: 0 }");
+    assert_eq!(path_of(&yaml, "from 1 to 10000"), "defaults.scan.rate");
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { rate: fast }",
+    );
+    assert_eq!(
+        path_of(&yaml, "from 1 to 10000"),
+        "replications[0].scan.rate"
+    );
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { interval: 0s }",
+    );
+    assert_eq!(
+        path_of(&yaml, "greater than zero"),
+        "replications[0].scan.interval"
+    );
+    let yaml = GOOD.replace(
+        "    interval: 1m",
+        "    interval: 1m\n    scan: { every: 1h }",
+    );
+    assert!(
+        errors(&yaml).iter().any(|e| e.message.contains("every")),
+        "unknown scan field named"
     );
 }

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use super::raw::{
     RawBucketTag, RawConfig, RawDestination, RawDiscovery, RawPoll, RawProbeSettings,
-    RawReplication, RawSource, Scalar,
+    RawReplication, RawScan, RawSource, Scalar,
 };
 use super::{
     AwsSettings, BucketTag, Config, Destination, Discovery, FieldError, ProbeSettings, Replication,
-    Role, RoleTemplate, Source,
+    Role, RoleTemplate, ScanSettings, Source,
 };
 
 /// A KMS key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`), as S3 reports replica keys.
@@ -301,6 +301,7 @@ impl Validator {
             bucket_tag: bucket_tag?,
             expected_kms_keys,
             readers,
+            coverage: raw.coverage.unwrap_or(true),
         })
     }
 
@@ -471,7 +472,42 @@ impl Validator {
         if let Some(d) = self.duration(raw.sweep_interval.as_ref(), &field("sweep_interval")) {
             s.sweep_interval = d;
         }
+        if let Some(scan) = &raw.scan {
+            s.scan = self.scan(s.scan.as_ref(), scan, &field("scan"));
+        }
         s
+    }
+
+    /// `scan:` over the inherited one (a replication's fields override the defaults'
+    /// one by one); `None` when a field is wrong.
+    fn scan(
+        &mut self,
+        base: Option<&ScanSettings>,
+        raw: &RawScan,
+        path: &str,
+    ) -> Option<ScanSettings> {
+        let mut s = base.cloned().unwrap_or_default();
+        if let Some(d) = self.duration(raw.interval.as_ref(), &format!("{path}.interval")) {
+            s.interval = d;
+        }
+        match &raw.rate {
+            None => {}
+            Some(serde_json::Value::Number(n))
+                if n.as_u64().is_some_and(|r| (1..=10_000).contains(&r)) =>
+            {
+                s.rate = u32::try_from(n.as_u64().unwrap_or(1)).unwrap_or(1);
+            }
+            Some(other) => self.error(
+                &format!("{path}.rate"),
+                format!(
+                    "must be a whole number of requests per second from 1 to 10000, found {other}"
+                ),
+            ),
+        }
+        if let Some(r) = raw.read {
+            s.read = r;
+        }
+        Some(s)
     }
 
     fn poll(&mut self, s: &mut ProbeSettings, poll: &RawPoll, path: &str) {
@@ -512,6 +548,7 @@ impl Validator {
             cleanup: raw.cleanup,
             sweep_min_age: raw.sweep_min_age,
             sweep_interval: raw.sweep_interval,
+            scan: raw.scan,
         };
         let settings = self.settings(defaults, &overrides, path);
         self.check_settings(&settings, path);

@@ -20,11 +20,14 @@ use crate::aws::clients::Clients;
 use crate::config::{AwsSettings, Config, Discovery, ProbeSettings, Replication};
 use crate::discovery::{Discoverer, Pass, Progress, SdkReaders, discover};
 use crate::metrics::Metrics;
+use crate::status::{Board, Coverage};
 
 /// What a pass needs of the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub discovery: Discovery,
+    /// The configured replications: the rules they probe are monitored (coverage).
+    pub explicit: Vec<Replication>,
     /// Discovered replications' probe settings.
     pub defaults: ProbeSettings,
     pub aws: AwsSettings,
@@ -35,6 +38,7 @@ impl Settings {
     pub fn of(config: &Config) -> Option<Settings> {
         config.discovery.as_ref().map(|d| Settings {
             discovery: d.clone(),
+            explicit: config.replications.clone(),
             defaults: config.defaults.clone(),
             aws: config.aws.clone(),
         })
@@ -50,15 +54,17 @@ pub fn spawn(
     settings: watch::Receiver<Option<Settings>>,
     triggers: mpsc::Sender<Trigger>,
     metrics: Arc<Metrics>,
+    board: Arc<Board>,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(discovery_loop(settings, triggers, metrics, stop))
+    tokio::spawn(discovery_loop(settings, triggers, metrics, board, stop))
 }
 
 async fn discovery_loop(
     mut settings: watch::Receiver<Option<Settings>>,
     triggers: mpsc::Sender<Trigger>,
     metrics: Arc<Metrics>,
+    board: Arc<Board>,
     stop: CancellationToken,
 ) {
     let mut discoverer = Discoverer::default();
@@ -73,7 +79,9 @@ async fn discovery_loop(
                     return;
                 }
                 handed_over = false;
+                discoverer.clear_coverage(&metrics);
                 discoverer = Discoverer::default();
+                board.set_coverage(None);
                 None
             }
             Some(s) => {
@@ -81,7 +89,8 @@ async fn discovery_loop(
                     clients = Some((s.aws.clone(), Clients::new(&s.aws, metrics.clone()).await));
                 }
                 let Some((_, c)) = &clients else { return };
-                let Some(found) = one_pass(c, &s, &mut discoverer, &metrics, &stop).await else {
+                let Some(found) = one_pass(c, &s, &mut discoverer, &metrics, &board, &stop).await
+                else {
                     return;
                 };
                 if !hand_over(&triggers, found, &stop).await {
@@ -105,6 +114,7 @@ async fn one_pass(
     s: &Settings,
     discoverer: &mut Discoverer,
     metrics: &Metrics,
+    board: &Board,
     stop: &CancellationToken,
 ) -> Option<Vec<Replication>> {
     let readers = SdkReaders {
@@ -118,14 +128,20 @@ async fn one_pass(
         pass = discover(&readers, &s.discovery, &s.defaults.canary_prefix, &hints, &progress) => pass,
     };
     let found = discoverer.settle(&pass, metrics);
-    log_pass(&pass, found.len());
+    let unmonitored = discoverer.settle_coverage(&pass, &s.explicit, metrics);
+    log_pass(&pass, found.len(), unmonitored.len());
+    board.set_coverage(pass.coverage.then(|| Coverage {
+        rules: unmonitored,
+        at: std::time::SystemTime::now(),
+    }));
     Some(found.iter().map(|f| f.replication(&s.defaults)).collect())
 }
 
-fn log_pass(pass: &Pass, probed: usize) {
+fn log_pass(pass: &Pass, probed: usize, unmonitored: usize) {
     tracing::info!(
         found = pass.found().count(),
         probed,
+        unmonitored_rules = unmonitored,
         skipped = pass.skips().count(),
         errors = pass.skips().filter(|s| s.reason.is_error()).count(),
         buckets_listed = pass.scopes.iter().filter_map(|s| s.listed).sum::<usize>(),

@@ -29,6 +29,7 @@ use tokio::task::Id;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::scan::{Scanner, build_scanner};
 use super::task::{SWEEPS_AT_ONCE, Stops, replication_loop};
 use crate::aws::clients::{Clients, acting_for};
 use crate::aws::s3::S3Store;
@@ -46,6 +47,12 @@ pub trait MakeProber: Sized + Send + Sync + 'static {
 
     /// A maker for other AWS settings (a reload changed `aws:`).
     fn remake(&self, aws: &AwsSettings) -> impl Future<Output = Self> + Send;
+
+    /// The background scan of a replication with `scan:` set; none by default (the
+    /// in-memory makers of the tests).
+    fn make_scanner(&self, _rep: &Replication) -> impl Future<Output = Option<Scanner>> + Send {
+        async { None }
+    }
 }
 
 /// Probers over the AWS SDK, their clients from one shared pool.
@@ -80,6 +87,10 @@ impl MakeProber for SdkProbers {
 
     async fn remake(&self, aws: &AwsSettings) -> SdkProbers {
         SdkProbers::new(aws, self.sinks.clone()).await
+    }
+
+    async fn make_scanner(&self, rep: &Replication) -> Option<Scanner> {
+        build_scanner(rep, &self.clients, &self.sinks).await
     }
 }
 
@@ -347,7 +358,16 @@ impl<M: MakeProber> Fleet<M> {
                     }
                     let prober = Box::pin(maker.make(&rep)).await;
                     let metrics = sinks.metrics.clone();
-                    replication_loop(prober, offset, metrics, sweeps, stops).await;
+                    let scanner = Box::pin(maker.make_scanner(&rep)).await;
+                    let probes = replication_loop(prober, offset, metrics, sweeps, stops.clone());
+                    match scanner {
+                        // The scan runs beside the probes, and ends with them.
+                        Some(scanner) => {
+                            let scans = Box::pin(scanner.run(stops.stop.clone()));
+                            tokio::join!(probes, scans);
+                        }
+                        None => probes.await,
+                    }
                 }
                 if removed.load(Ordering::SeqCst) {
                     sinks.remove_replication(&rep.name);

@@ -11,6 +11,7 @@
 mod discover;
 mod fleet;
 mod reload;
+mod scan;
 mod shard;
 mod task;
 mod triggers;
@@ -61,6 +62,7 @@ pub struct Loaded {
 pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let sinks = Sinks::new(metrics.clone(), Arc::new(Board::new()));
+    let sinks_board = sinks.board.clone();
     let (reload_requests, http_reloads) = mpsc::channel(8);
     let shared = Arc::new(Shared {
         metrics: metrics.clone(),
@@ -92,6 +94,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         reloader.watch_discovery(),
         triggers,
         metrics.clone(),
+        sinks_board,
         stop_triggers.clone(),
     );
     tracing::info!(

@@ -22,6 +22,7 @@
 //! AWS is reached only through [`crate::aws::EstateReader`]; the tests drive all of this
 //! with an in-memory estate.
 
+pub mod coverage;
 mod read;
 mod reason;
 pub mod render;
@@ -36,6 +37,7 @@ use std::time::Duration;
 
 use crate::config::{Destination, KmsKeyArn, ProbeSettings, Reader, Replication, Role, Source};
 use crate::metrics::Metrics;
+use crate::model::UnmonitoredRule;
 
 pub use read::{Progress, Readers, discover};
 pub use reason::SkipReason;
@@ -207,6 +209,12 @@ pub struct Scope {
     pub skips: Vec<Skip>,
     /// Buckets a failed read left undecided: what was found there before stands.
     pub kept_buckets: BTreeSet<String>,
+    /// Enabled rules no probe stands for (`discovery.coverage`), explicit ones not yet
+    /// taken out ([`coverage::uncovered`]).
+    pub unmonitored: Vec<UnmonitoredRule>,
+    /// Buckets whose tags or rules could not be read: the unmonitored rules found there
+    /// before stand.
+    pub coverage_kept: BTreeSet<String>,
 }
 
 /// One discovery pass over every configured account and region.
@@ -214,6 +222,8 @@ pub struct Scope {
 pub struct Pass {
     pub scopes: Vec<Scope>,
     pub took: Duration,
+    /// Whether the pass read the rules of buckets that did not opt in (`discovery.coverage`).
+    pub coverage: bool,
 }
 
 impl Pass {
@@ -249,6 +259,7 @@ type SkipKey = (String, String, String, Option<String>, SkipReason);
 pub struct Discoverer {
     previous: HashMap<(String, String), Vec<Found>>,
     skipped: std::collections::HashSet<SkipKey>,
+    coverage: coverage::CoverageMemory,
 }
 
 impl Discoverer {
@@ -294,6 +305,24 @@ impl Discoverer {
 }
 
 impl Discoverer {
+    /// The rules nobody monitors after `pass` (see [`coverage`]): what it found, explicit
+    /// replications' rules left out, and — where a read failed — what was found before.
+    /// Sets `replicanary_unmonitored_replication_rules`.
+    pub fn settle_coverage(
+        &mut self,
+        pass: &Pass,
+        explicit: &[Replication],
+        metrics: &Metrics,
+    ) -> Vec<UnmonitoredRule> {
+        self.coverage.settle(pass, explicit, metrics)
+    }
+
+    /// Discovery is off: drops `replicanary_unmonitored_replication_rules` and what the
+    /// earlier passes found.
+    pub fn clear_coverage(&mut self, metrics: &Metrics) {
+        self.coverage.clear(metrics);
+    }
+
     /// What the next pass may use: the owners found for destinations without
     /// `Destination.Account`.
     pub fn hints(&self) -> Hints {

@@ -13,6 +13,7 @@ use std::time::Instant;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::OnceCell;
 
+use super::coverage;
 use super::rules::{self, Planned};
 use super::{AccountFrom, Found, FoundDestination, Hints, KeyFrom, Pass, Scope, Skip, SkipReason};
 use crate::aws::{AwsError, BucketHome, ErrorClass, EstateReader, ReplicationSetup};
@@ -55,6 +56,10 @@ pub enum Progress<'a> {
 enum BucketRead {
     Rules(ReplicationSetup),
     Skip(SkipReason, String),
+    /// Not opted in (why), and its rules as coverage read them (`discovery.coverage`).
+    NotOptedIn(String, ReplicationSetup),
+    /// Not opted in, and coverage could not read its rules: the read's error and why.
+    CoverageFailed(SkipReason, String),
 }
 
 /// Runs one pass over every configured account and region.
@@ -69,7 +74,7 @@ pub async fn discover<R: Readers>(
     let mut read = Vec::new();
     for account in &d.source_accounts {
         for region in &d.regions {
-            read.push(read_scope(readers, account, region, &d.bucket_tag, progress).await);
+            read.push(read_scope(readers, account, region, d, progress).await);
         }
     }
     // Accounts a destination may belong to: the source accounts, then every account a
@@ -101,6 +106,7 @@ pub async fn discover<R: Readers>(
     Pass {
         scopes,
         took: started.elapsed(),
+        coverage: d.coverage,
     }
 }
 
@@ -109,7 +115,7 @@ async fn read_scope<R: Readers>(
     readers: &R,
     account: &str,
     region: &str,
-    tag: &crate::config::BucketTag,
+    d: &Discovery,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> (Scope, Vec<(String, ReplicationSetup)>) {
     let mut scope = Scope {
@@ -119,6 +125,8 @@ async fn read_scope<R: Readers>(
         found: Vec::new(),
         skips: Vec::new(),
         kept_buckets: BTreeSet::new(),
+        unmonitored: Vec::new(),
+        coverage_kept: BTreeSet::new(),
     };
     let reader = readers.source(account, region).await;
     let buckets = match list_all(&reader, region).await {
@@ -142,7 +150,7 @@ async fn read_scope<R: Readers>(
     });
     // Owned items: a future spawned on the runtime cannot take a borrowed closure argument.
     let mut reads = stream::iter(buckets.iter().cloned())
-        .map(|b| read_bucket(&reader, b, tag))
+        .map(|b| read_bucket(&reader, b, &d.bucket_tag, d.coverage))
         .buffered(CONCURRENCY);
     let mut opted = Vec::new();
     let mut done: usize = 0;
@@ -158,9 +166,22 @@ async fn read_scope<R: Readers>(
         }
         match read {
             BucketRead::Rules(setup) => opted.push((bucket, setup)),
+            BucketRead::NotOptedIn(why, setup) => {
+                let found = coverage::of_bucket(account, region, &bucket, &setup.rules);
+                scope.unmonitored.extend(found);
+                scope
+                    .skips
+                    .push(scope.skip(&bucket, None, SkipReason::Untagged, why));
+            }
+            BucketRead::CoverageFailed(reason, detail) => {
+                // Only the coverage of this bucket is undecided: it was not opted in.
+                scope.coverage_kept.insert(bucket.clone());
+                scope.skips.push(scope.skip(&bucket, None, reason, detail));
+            }
             BucketRead::Skip(reason, detail) => {
                 if reason.keeps_previous() {
                     scope.kept_buckets.insert(bucket.clone());
+                    scope.coverage_kept.insert(bucket.clone());
                 }
                 scope.skips.push(scope.skip(&bucket, None, reason, detail));
             }
@@ -200,6 +221,7 @@ async fn read_bucket<E: EstateReader>(
     reader: &E,
     bucket: String,
     tag: &crate::config::BucketTag,
+    coverage: bool,
 ) -> (String, BucketRead) {
     let tags = match reader.bucket_tags(&bucket).await {
         Ok(t) => t.unwrap_or_default(),
@@ -211,16 +233,18 @@ async fn read_bucket<E: EstateReader>(
             );
         }
     };
-    match tags.iter().find(|(k, _)| *k == tag.key) {
-        Some((_, v)) if *v == tag.value => {}
-        Some((k, v)) => {
-            let why = format!("tagged {k}={v}, not {}", tag.value);
-            return (bucket, BucketRead::Skip(SkipReason::Untagged, why));
-        }
-        None => {
-            let why = format!("no tag {}", tag.key);
-            return (bucket, BucketRead::Skip(SkipReason::Untagged, why));
-        }
+    let untagged = match tags.iter().find(|(k, _)| *k == tag.key) {
+        Some((_, v)) if *v == tag.value => None,
+        Some((k, v)) => Some(format!("tagged {k}={v}, not {}", tag.value)),
+        None => Some(format!("no tag {}", tag.key)),
+    };
+    if let Some(why) = untagged {
+        let read = if coverage {
+            coverage_read(reader, &bucket, why).await
+        } else {
+            BucketRead::Skip(SkipReason::Untagged, why)
+        };
+        return (bucket, read);
     }
     let read = match reader.replication_rules(&bucket).await {
         Ok(Some(setup)) => BucketRead::Rules(setup),
@@ -234,6 +258,21 @@ async fn read_bucket<E: EstateReader>(
         ),
     };
     (bucket, read)
+}
+
+/// The rules of a bucket that did not opt in (coverage): read-only, never probed.
+async fn coverage_read<E: EstateReader>(reader: &E, bucket: &str, why: String) -> BucketRead {
+    match reader.replication_rules(bucket).await {
+        Ok(Some(setup)) => BucketRead::NotOptedIn(why, setup),
+        Ok(None) => BucketRead::Skip(SkipReason::Untagged, why),
+        Err(e) => BucketRead::CoverageFailed(
+            SkipReason::of_source_read(&e),
+            format!(
+                "not opted in ({why}); coverage cannot read its replication configuration: {}",
+                brief(&e)
+            ),
+        ),
+    }
 }
 
 impl Scope {
@@ -280,6 +319,16 @@ impl<R: Readers> Resolver<'_, R> {
         let mut planned = Vec::new();
         for (bucket, setup) in &buckets {
             let (rules, skips) = rules::plan(bucket, &setup.rules, canary_prefix);
+            for s in &skips {
+                let Some(rule) = setup.rules.get(s.index) else {
+                    continue;
+                };
+                if rule.enabled && coverage::unmonitored_reason(s.reason) && self.d.coverage {
+                    let (account, region) = (&scope.account, &scope.region);
+                    let r = coverage::of_rule(account, region, bucket, rule, s.reason);
+                    scope.unmonitored.push(r);
+                }
+            }
             for s in skips {
                 scope
                     .skips

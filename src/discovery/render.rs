@@ -1,6 +1,7 @@
 //! What `replicanary discover` prints: the replications a pass found as configuration a
 //! person could paste (`replications:` entries in the file's own format, YAML or JSON),
-//! and every skipped bucket or rule with its reason.
+//! every skipped bucket or rule with its reason, and the enabled rules nobody monitors
+//! (`discovery.coverage`; comments in YAML, `unmonitored` in JSON).
 //!
 //! A pasted entry probes the rule as discovery does — same buckets, regions, roles,
 //! expected key, canary placement (`rule_prefix`, `canary_tags`, `source_fans_out`) — and,
@@ -14,8 +15,9 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::{Found, KeyFrom, Pass, Skip, same_rule_as};
+use super::{Found, KeyFrom, Pass, Skip, coverage, same_rule_as};
 use crate::config::{Discovery, Replication};
+use crate::model::UnmonitoredRule;
 
 /// A name a configuration accepts for a discovered replication, unique among `taken`.
 pub fn config_name(discovered: &str, taken: &mut BTreeSet<String>) -> String {
@@ -173,7 +175,8 @@ fn entry(f: &Found, name: &str, d: &Discovery) -> Node {
 }
 
 /// The JSON document: `replications` (paste-ready), `discovered` (everything discovery
-/// knows of each), `skipped`, and a `summary`.
+/// knows of each), `skipped`, `unmonitored` (the rules nobody monitors; `null` without
+/// `discovery.coverage`), and a `summary`.
 pub fn json(pass: &Pass, explicit: &[Replication], d: &Discovery, canary_prefix: &str) -> String {
     let mut taken: BTreeSet<String> = explicit.iter().map(|r| r.name.clone()).collect();
     let mut replications = Vec::new();
@@ -187,11 +190,19 @@ pub fn json(pass: &Pass, explicit: &[Replication], d: &Discovery, canary_prefix:
         discovered.push(details(f, &name, covered, canary_prefix));
     }
     let skipped: Vec<Value> = pass.skips().map(skip_json).collect();
+    let unmonitored = coverage::uncovered(pass, explicit);
+    let mut summary = summary_json(pass);
+    summary["unmonitored_rules"] = if pass.coverage {
+        json!(unmonitored.len())
+    } else {
+        Value::Null
+    };
     let doc = json!({
         "replications": replications,
         "discovered": discovered,
         "skipped": skipped,
-        "summary": summary_json(pass),
+        "unmonitored": pass.coverage.then(|| unmonitored.iter().map(unmonitored_json).collect::<Vec<_>>()),
+        "summary": summary,
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
@@ -249,6 +260,19 @@ fn skip_json(s: &Skip) -> Value {
     })
 }
 
+fn unmonitored_json(r: &UnmonitoredRule) -> Value {
+    json!({
+        "source_account": r.source_account,
+        "region": r.region,
+        "bucket": r.bucket,
+        "rule_id": r.rule_id,
+        "destination_bucket": r.destination_bucket,
+        "destination_account": r.destination_account,
+        "replica_kms_key_id": r.replica_kms_key_id,
+        "reason": r.reason,
+    })
+}
+
 fn summary_json(pass: &Pass) -> Value {
     json!({
         "replications": pass.found().count(),
@@ -293,7 +317,47 @@ pub fn yaml(pass: &Pass, explicit: &[Replication], d: &Discovery, canary_prefix:
         }
     }
     yaml_skips(&mut out, pass);
+    yaml_unmonitored(&mut out, pass, explicit);
     out
+}
+
+/// The rules nobody monitors, as comments: one line each.
+fn yaml_unmonitored(out: &mut String, pass: &Pass, explicit: &[Replication]) {
+    if !pass.coverage {
+        let _ = writeln!(
+            out,
+            "# unmonitored replication rules: not read (discovery.coverage: false)"
+        );
+        return;
+    }
+    let rules = coverage::uncovered(pass, explicit);
+    let _ = writeln!(
+        out,
+        "# unmonitored replication rules ({}): enabled rules no replication probes",
+        rules.len()
+    );
+    for r in rules {
+        let account = r
+            .destination_account
+            .as_deref()
+            .map_or_else(String::new, |a| format!(" (account {a})"));
+        let _ = writeln!(
+            out,
+            "#   {} in {} {}: {} → {}{account}, ReplicaKmsKeyID {}",
+            scalar(&format!(
+                "{}/{}",
+                r.bucket,
+                r.rule_id.as_deref().unwrap_or("(no ID)")
+            )),
+            r.source_account,
+            r.region,
+            r.reason,
+            r.destination_bucket,
+            r.replica_kms_key_id
+                .as_deref()
+                .map_or("(none)".to_owned(), scalar),
+        );
+    }
 }
 
 fn summary_line(pass: &Pass, d: &Discovery) -> String {

@@ -59,6 +59,8 @@ pub struct Planned {
 /// A rule not to probe, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleSkip {
+    /// The rule's position in the bucket's configuration.
+    pub index: usize,
     /// `None` when the rule has no ID.
     pub rule_id: Option<String>,
     pub reason: SkipReason,
@@ -83,6 +85,7 @@ pub fn plan(
         match candidate(bucket, rules, i, canary_prefix) {
             Ok(p) => planned.push(p),
             Err((reason, detail)) => skips.push(RuleSkip {
+                index: i,
                 rule_id: (!rule.id.is_empty()).then(|| rule.id.clone()),
                 reason,
                 detail,

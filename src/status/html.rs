@@ -44,6 +44,13 @@ impl Html {
         self.text(&s)
     }
 
+    /// A formatted attribute value (numbers, coordinates), escaped like [`Html::attr`].
+    pub fn attr_fmt(&mut self, args: std::fmt::Arguments<'_>) -> &mut Html {
+        let mut s = String::new();
+        let _ = s.write_fmt(args);
+        self.attr(&s)
+    }
+
     pub fn finish(self) -> String {
         self.out
     }
@@ -110,10 +117,13 @@ mod tests {
             .raw("\">")
             .text("<b>")
             .text_fmt(format_args!("{}<", 3))
+            .raw("<i data-x=\"")
+            .attr_fmt(format_args!("{}\"", 1.5))
+            .raw("\"></i>")
             .raw("</p>");
         assert_eq!(
             h.finish(),
-            "<p title=\"&quot;&gt;&lt;script&gt;\">&lt;b&gt;3&lt;</p>"
+            "<p title=\"&quot;&gt;&lt;script&gt;\">&lt;b&gt;3&lt;<i data-x=\"1.5&quot;\"></i></p>"
         );
     }
 }

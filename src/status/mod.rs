@@ -4,26 +4,41 @@
 //!
 //! The board is written only by the one event per verdict (`emit`), from the same
 //! [`DestinationVerdict`] value that makes the log line and the metrics, so the page can
-//! never tell another story than `/metrics`. It keeps one row per destination, never a
-//! history: its size is the number of destinations.
+//! never tell another story than `/metrics`. It keeps one row per destination, with the
+//! last few verdicts in a fixed ring ([`History`]): its size is the number of
+//! destinations, whatever the number of verdicts.
 
+pub mod history;
+mod history_cell;
 pub mod html;
 pub mod page;
+pub mod unmonitored;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::model::{AwsError, DestinationVerdict, Finding, Outcome};
+use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ScanClass, UnmonitoredRule};
+pub use history::{HISTORY_LEN, History};
 
 /// The latest verdict of every destination, shared by the probes (writers) and the HTTP
 /// endpoint (reader).
 #[derive(Debug, Default)]
 pub struct Board {
     rows: Mutex<BTreeMap<(String, String), Row>>,
+    /// The rules nobody monitors, as the last discovery pass with coverage settled them.
+    coverage: Mutex<Option<Arc<Coverage>>>,
+}
+
+/// Discovery's coverage: the enabled replication rules no probe stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    pub rules: Vec<UnmonitoredRule>,
+    /// When the pass that settled them ended.
+    pub at: SystemTime,
 }
 
 /// One replication × destination.
@@ -41,6 +56,18 @@ pub struct Row {
     pub findings: Vec<Finding>,
     /// The most recent AWS error any verdict of this destination carried.
     pub last_error: Option<SeenError>,
+    /// The last [`HISTORY_LEN`] verdicts, the latest included.
+    pub history: History,
+    /// The last complete background scan of this destination's replicas, if scanned.
+    pub scan: Option<ScanCounts>,
+}
+
+/// Objects per class in the last complete scan pass, and when it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanCounts {
+    /// Per class, in the order of [`ScanClass::ALL`].
+    pub counts: [u64; ScanClass::ALL.len()],
+    pub ended: SystemTime,
 }
 
 /// A conclusive outcome and the time of the first verdict of its current run.
@@ -66,6 +93,8 @@ impl Row {
             standing: None,
             findings: Vec::new(),
             last_error: None,
+            history: History::default(),
+            scan: None,
         }
     }
 
@@ -104,6 +133,7 @@ impl Row {
                 at: v.finished_at,
             });
         }
+        self.history.push(v);
         self.latest = Some(v.clone());
     }
 }
@@ -134,6 +164,14 @@ impl Board {
             .record(v);
     }
 
+    /// Records a complete scan pass of one destination (called by the daemon's scan).
+    pub fn record_scan(&self, replication: &str, destination: &str, counts: ScanCounts) {
+        self.rows()
+            .entry((replication.to_owned(), destination.to_owned()))
+            .or_insert_with(|| Row::waiting(replication, destination))
+            .scan = Some(counts);
+    }
+
     /// Removes every row of a replication (it left the configuration).
     pub fn remove_replication(&self, replication: &str) {
         self.rows().retain(|(r, _), _| r != replication);
@@ -151,5 +189,22 @@ impl Board {
         let mut rows: Vec<Row> = self.rows().values().cloned().collect();
         rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         rows
+    }
+}
+
+// Coverage (set by discovery, not by verdicts).
+impl Board {
+    /// Records the rules nobody monitors after a discovery pass; `None`: discovery or its
+    /// coverage is off, nothing to show.
+    pub fn set_coverage(&self, coverage: Option<Coverage>) {
+        *self.coverage.lock().unwrap_or_else(|e| e.into_inner()) = coverage.map(Arc::new);
+    }
+
+    /// The last coverage recorded (shared: a page render copies no list).
+    pub fn coverage(&self) -> Option<Arc<Coverage>> {
+        self.coverage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 mod readers;
 
 use super::html::Html;
-use super::{Row, SeenError};
+use super::{Coverage, HISTORY_LEN, Row, SeenError, history_cell};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
 
 /// The runbook, as the alert rules' `runbook_url` links to it; sections are
@@ -36,6 +36,8 @@ pub struct Header {
     /// The last (re)load of the configuration; `None` before the first.
     pub config: Option<ConfigLoad>,
     pub canaries_outstanding: i64,
+    /// Discovery's coverage: the rules nobody monitors; `None` when it is off.
+    pub coverage: Option<std::sync::Arc<Coverage>>,
 }
 
 /// The last (re)load of the configuration.
@@ -48,7 +50,7 @@ pub struct ConfigLoad {
 }
 
 /// How bad an outcome is, for colours: the severity its alert carries.
-fn severity(o: Outcome) -> &'static str {
+pub(super) fn severity(o: Outcome) -> &'static str {
     match o {
         Outcome::NotReplicated
         | Outcome::ReplicationFailed
@@ -86,7 +88,14 @@ pub fn render(rows: &[Row], header: &Header, now: SystemTime) -> String {
             .raw("or none falls to this shard.</p>\n");
     } else {
         table(&mut h, rows, now);
+        scans(&mut h, rows, now);
     }
+    let read = header
+        .coverage
+        .as_ref()
+        .map(|c| ago(now, c.at))
+        .unwrap_or_default();
+    super::unmonitored::section(&mut h, header.coverage.as_deref(), &read, RUNBOOK_URL);
     h.raw("</main>\n<footer>Sorted worst first. Each verdict and finding links to its ")
         .raw("runbook section. Machine-readable: <a href=\"/metrics\">/metrics</a> · ")
         .raw("<a href=\"/healthz\">/healthz</a> · <a href=\"/readyz\">/readyz</a>. ")
@@ -153,7 +162,13 @@ fn top(h: &mut Html, rows: &[Row], header: &Header, now: SystemTime) {
         ))
         .raw("</dd></div>\n<div><dt>Canaries outstanding</dt><dd>")
         .text_fmt(format_args!("{}", header.canaries_outstanding))
-        .raw("</dd></div>\n<div><dt>Page</dt><dd>")
+        .raw("</dd></div>\n");
+    if let Some(c) = &header.coverage {
+        h.raw("<div><dt>Unmonitored rules</dt><dd><a href=\"#unmonitored\">")
+            .text_fmt(format_args!("{}", c.rules.len()))
+            .raw("</a></dd></div>\n");
+    }
+    h.raw("<div><dt>Page</dt><dd>")
         .text(&humantime::format_rfc3339_seconds(now).to_string())
         .raw(" · reloads every ")
         .text_fmt(format_args!("{REFRESH_SECONDS} s"))
@@ -190,9 +205,12 @@ fn config_state(h: &mut Html, load: Option<ConfigLoad>, now: SystemTime) {
 
 fn table(h: &mut Html, rows: &[Row], now: SystemTime) {
     h.raw("<table>\n<colgroup><col class=\"c-names\"><col class=\"c-verdict\">")
+        .raw("<col class=\"c-history\">")
         .raw("<col class=\"c-latency\"><col class=\"c-key\"><col class=\"c-read\">")
         .raw("<col class=\"c-findings\"><col class=\"c-error\"></colgroup>\n")
-        .raw("<thead><tr><th>Replication → destination</th><th>Verdict</th>")
+        .raw("<thead><tr><th>Replication → destination</th><th>Verdict</th><th>Last ")
+        .text_fmt(format_args!("{HISTORY_LEN}"))
+        .raw(" probes</th>")
         .raw("<th>Replication latency</th><th>KMS key</th><th>Replica readable (readers)</th>")
         .raw("<th>Findings and fixes</th><th>Last AWS error</th></tr></thead>\n<tbody>\n");
     for row in rows {
@@ -223,9 +241,12 @@ fn table_row(h: &mut Html, row: &Row, now: SystemTime) {
     verdict_cell(h, row, now);
     h.raw("</td>\n");
     let Some(v) = &row.latest else {
-        h.raw("<td class=\"none\" colspan=\"5\">no probe has finished yet</td>\n</tr>\n");
+        h.raw("<td class=\"none\" colspan=\"6\">no probe has finished yet</td>\n</tr>\n");
         return;
     };
+    cell(h, "History", "history-cell", false, |h| {
+        history_cell::render(h, &row.history)
+    });
     let key = KeyShown::of(v);
     let r = &v.replica;
     cell(h, "Latency", "fact", v.latency.is_none(), |h| {
@@ -528,3 +549,41 @@ pub fn latency(d: Duration) -> String {
 
 /// Inlined, so that the page is one response.
 const STYLE: &str = include_str!("page.css");
+
+/// The last complete background scan of each scanned destination: objects per class
+/// (only the classes with objects), failing classes marked.
+fn scans(h: &mut Html, rows: &[Row], now: SystemTime) {
+    let scanned: Vec<&Row> = rows.iter().filter(|r| r.scan.is_some()).collect();
+    if scanned.is_empty() {
+        return;
+    }
+    h.raw("<section class=\"scans\">\n<h2>Scans: every real object</h2>\n<table>\n")
+        .raw("<thead><tr><th>Replication → destination</th><th>Last complete pass</th>")
+        .raw("<th>Objects per class</th></tr></thead>\n<tbody>\n");
+    for row in scanned {
+        let Some(scan) = &row.scan else { continue };
+        h.raw("<tr><td>")
+            .text(&row.replication)
+            .raw(" → ")
+            .text(&row.destination)
+            .raw("</td><td>")
+            .text(&ago(now, scan.ended))
+            .raw("</td><td><ul class=\"tally\">");
+        for class in crate::model::ScanClass::ALL {
+            let n = scan.counts[class.index()];
+            if n == 0 {
+                continue;
+            }
+            let sev = if class.is_failing() { "critical" } else { "ok" };
+            h.raw("<li class=\"sev-")
+                .attr(sev)
+                .raw("\"><b>")
+                .text_fmt(format_args!("{n}"))
+                .raw("</b> ")
+                .text(class.as_str())
+                .raw("</li>");
+        }
+        h.raw("</ul></td></tr>\n");
+    }
+    h.raw("</tbody>\n</table>\n</section>\n");
+}

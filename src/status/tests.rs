@@ -211,6 +211,7 @@ fn header() -> Header {
             last_success: Some(at(0)),
         }),
         canaries_outstanding: 3,
+        coverage: None,
     }
 }
 
@@ -406,4 +407,214 @@ fn a_thousand_rows_render_in_one_page() {
     assert!(html.find("r0000").expect("first") < html.find("r0999").expect("last"));
     // Generous (debug build, shared machine): rendering is milliseconds, not seconds.
     assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+// ---- coverage: the rules nobody monitors ------------------------------------------------
+
+fn unmonitored(
+    bucket: &str,
+    rule_id: Option<&str>,
+    key: Option<&str>,
+) -> crate::model::UnmonitoredRule {
+    crate::model::UnmonitoredRule {
+        source_account: "111111111111".to_owned(),
+        region: "ap-northeast-1".to_owned(),
+        bucket: bucket.to_owned(),
+        rule_id: rule_id.map(str::to_owned),
+        destination_bucket: "audit-dst".to_owned(),
+        destination_account: Some("222222222222".to_owned()),
+        replica_kms_key_id: key.map(str::to_owned),
+        reason: "untagged",
+    }
+}
+
+fn with_coverage(rules: Vec<crate::model::UnmonitoredRule>) -> Header {
+    Header {
+        coverage: Some(std::sync::Arc::new(super::Coverage { rules, at: at(40) })),
+        ..header()
+    }
+}
+
+#[test]
+fn the_rules_nobody_monitors_are_listed_escaped_under_the_verdicts() {
+    let b = Board::new();
+    b.set_coverage(Some(super::Coverage {
+        rules: vec![
+            unmonitored("logs-src", Some(SCRIPT), Some(EXPECTED)),
+            unmonitored("media-src", None, None),
+        ],
+        at: at(40),
+    }));
+    let head = Header {
+        coverage: b.coverage(),
+        ..header()
+    };
+    let html = page::render(&board().snapshot(), &head, at(100));
+    let section = &html[html.find("<section id=\"unmonitored\"").expect("section")..];
+    assert!(
+        section.contains("Replication rules nobody monitors (2)"),
+        "{section}"
+    );
+    assert!(html.find("<section id=\"unmonitored\"") > html.find("</table>"));
+    assert!(!section.contains(SCRIPT), "{section}");
+    assert!(section.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(section.contains("data-bucket=\"logs-src\""));
+    assert!(section.contains(&format!("<code>{EXPECTED}</code>")));
+    assert!(section.contains("(no ID)") && section.contains("<span class=\"muted\">none</span>"));
+    assert!(section.contains("<code>untagged</code>"));
+    assert!(
+        section.contains("account 222222222222")
+            && section.contains("111111111111<div class=\"meta\">ap-northeast-1</div>")
+    );
+    assert!(section.contains("Read 1 min ago."), "{section}");
+    assert!(section.contains("#replicanaryunmonitoredreplicationrules"));
+    // The header counts them, linking to the section; each row is a card on a phone.
+    assert!(html.contains("<dt>Unmonitored rules</dt><dd><a href=\"#unmonitored\">2</a>"));
+    assert!(section.contains("data-label=\"ReplicaKmsKeyID\""));
+}
+
+#[test]
+fn no_coverage_no_section_and_none_says_so() {
+    let html = page::render(&board().snapshot(), &header(), at(100));
+    assert!(!html.contains("id=\"unmonitored\"") && !html.contains("Unmonitored rules"));
+    let html = page::render(&board().snapshot(), &with_coverage(Vec::new()), at(100));
+    assert!(html.contains("Replication rules nobody monitors (0)"));
+    assert!(html.contains("None: every enabled replication rule"));
+}
+
+#[test]
+fn a_long_list_is_cut_with_a_pointer_to_discover() {
+    let many: Vec<_> = (0..super::unmonitored::MAX_ROWS + 7)
+        .map(|i| unmonitored(&format!("b-{i:04}"), Some("r"), None))
+        .collect();
+    let html = page::render(&[], &with_coverage(many), at(100));
+    assert_eq!(
+        html.matches("<tr class=\"sev-info\"").count(),
+        super::unmonitored::MAX_ROWS
+    );
+    assert!(html.contains("7 more: <code>replicanary discover</code> lists them all."));
+}
+
+// ---- the history ----------------------------------------------------------------------
+
+#[test]
+fn each_row_keeps_its_own_bounded_history_and_loses_it_with_the_row() {
+    let b = Board::new();
+    for i in 0..(super::HISTORY_LEN as u64 + 5) {
+        b.record(&ok("healthy", "dst", i));
+    }
+    b.record(&undecryptable("wrong-key", "dst", 50));
+    let rows = b.snapshot();
+    let of = |r: &str| {
+        rows.iter()
+            .find(|row| row.replication == r)
+            .map(|row| row.history.iter().map(|m| m.outcome).collect::<Vec<_>>())
+    };
+    assert_eq!(of("healthy"), Some(vec![Outcome::Ok; super::HISTORY_LEN]));
+    assert_eq!(of("wrong-key"), Some(vec![Outcome::Undecryptable]));
+
+    // A destination that leaves and comes back starts a new history.
+    b.remove_destination("wrong-key", "dst");
+    b.record(&ok("wrong-key", "dst", 60));
+    let rows = b.snapshot();
+    let back = rows.iter().find(|row| row.replication == "wrong-key");
+    assert_eq!(back.map(|r| r.history.len()), Some(1));
+}
+
+#[test]
+fn the_page_shows_each_rows_history_in_its_own_cell() {
+    let b = board();
+    b.record(&ok("wrong-key", "dst", 98));
+    b.record(&undecryptable("wrong-key", "dst", 99));
+    let html = page::render(&b.snapshot(), &header(), at(100));
+    assert!(html.contains("<th>Last 30 probes</th>"), "{html}");
+    let broken = row_html(&html, "wrong-key");
+    assert!(
+        broken
+            .contains("<td class=\"history-cell\" data-label=\"History\"><div class=\"history\">"),
+        "{broken}"
+    );
+    assert_eq!(broken.matches("<li class=\"sev-").count(), 3, "{broken}");
+    assert!(
+        broken.contains("<span class=\"sev-critical\">2 undecryptable</span> · <span class=\"sev-ok\">1 ok</span>"),
+        "{broken}"
+    );
+    assert!(broken.contains("<svg class=\"spark\""), "{broken}");
+    let healthy = row_html(&html, "healthy");
+    assert_eq!(
+        healthy.matches("<li class=\"sev-ok\"").count(),
+        1,
+        "{healthy}"
+    );
+    // A destination waiting for its first probe has no history cell of its own.
+    let waiting = row_html(&html, "new");
+    assert!(!waiting.contains("history"), "{waiting}");
+    assert!(waiting.contains("colspan=\"6\""), "{waiting}");
+}
+
+/// The memory figures docs/performance.md states for the history (run by hand and alone,
+/// as other tests in the same process move the RSS:
+/// `cargo test --release --bin replicanary history_memory -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check: prints figures"]
+fn history_memory_at_1000_destinations() {
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    println!(
+        "size_of Row {} B, History {} B, Mark {} B",
+        std::mem::size_of::<Row>(),
+        std::mem::size_of::<super::History>(),
+        std::mem::size_of::<super::history::Mark>()
+    );
+    let before = rss_kib();
+    let b = Board::new();
+    for i in 0..1000 {
+        b.record(&ok(&format!("replication-{i:04}"), "dst", 0));
+    }
+    let one = rss_kib();
+    for s in 1..100 {
+        for i in 0..1000 {
+            b.record(&ok(&format!("replication-{i:04}"), "dst", s));
+        }
+    }
+    let hundred = rss_kib();
+    let grown = hundred.saturating_sub(one);
+    println!(
+        "RSS: +{} KiB for 1,000 rows after 1 verdict each, +{grown} KiB more after 99 more each",
+        one - before,
+    );
+    // A history that grew with its verdicts would add 99 × 1,000 marks (≥ 1.1 MiB) here.
+    assert!(grown < 512, "RSS grew by {grown} KiB with the verdicts");
+    let started = std::time::Instant::now();
+    let rows = b.snapshot();
+    let page = page::render(&rows, &header(), at(200));
+    println!("snapshot + render of 1,000 rows: {:?}", started.elapsed());
+    // The same rows with their histories emptied: what the page costs without them.
+    let mut bare = rows.clone();
+    for r in &mut bare {
+        r.history = super::History::default();
+    }
+    let started = std::time::Instant::now();
+    let without = page::render(&bare, &header(), at(200));
+    println!(
+        "without the histories: {} bytes, render {:?}",
+        without.len(),
+        started.elapsed()
+    );
+    let empty = page::render(&[], &header(), at(200));
+    println!(
+        "page: {} bytes for 1,000 rows with 30 marks each ({} per row)",
+        page.len(),
+        (page.len() - empty.len()) / 1000
+    );
+    let one_row = page::render(&rows[..1], &header(), at(200));
+    let cell_start = one_row.find("<td class=\"history-cell\"").unwrap_or(0);
+    let cell_end = one_row[cell_start..].find("</td>").unwrap_or(0);
+    println!("history cell: {} bytes", cell_end);
 }

@@ -247,6 +247,7 @@ class Estate:
     skipped: list[dict] = field(default_factory=list)
     buckets: dict[str, str] = field(default_factory=dict)          # label -> source bucket name
     dormant: dict[str, dict] = field(default_factory=dict)         # found once their bucket is opted in
+    unmonitored: list[dict] = field(default_factory=list)          # enabled rules no probe stands for (coverage)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -260,6 +261,8 @@ class Estate:
             },
             "replications": dict(sorted(self.replications.items())),
             "dormant": dict(sorted(self.dormant.items())),
+            "unmonitored": sorted(self.unmonitored, key=lambda u: (u["source_account"], u["bucket"],
+                                                                  u["rule_id"] or "")),
             "skipped": sorted(self.skipped, key=lambda s: (s["bucket"], s.get("rule_id") or "")),
             "skip_reasons": SKIP_REASONS,
             "notes": self.notes,
@@ -277,6 +280,16 @@ class Estate:
             "destinations": destinations, "expected_verdict": verdict, "findings": list(findings),
             "notes": notes,
         }
+
+    def add_unmonitored(self, *, account: str, bucket: str, rule_id: str | None, destination_bucket: str,
+                        destination_account: str | None, replica_kms_key_id: str | None, reason: str) -> None:
+        """An enabled rule discovery's coverage should list: its bucket did not opt in
+        (`untagged`), or discovery cannot probe it (`shadowed`, `unsatisfiable_filter`,
+        `invalid_rule`)."""
+        self.unmonitored.append({"source_account": account, "region": self.region, "bucket": bucket,
+                                 "rule_id": rule_id, "destination_bucket": destination_bucket,
+                                 "destination_account": destination_account,
+                                 "replica_kms_key_id": replica_kms_key_id, "reason": reason})
 
     def add_skip(self, *, account: str, bucket: str, rule_id: str | None, reason: str, detail: str = "") -> None:
         assert reason in SKIP_REASONS, reason
@@ -510,8 +523,23 @@ def record_case(estate: Estate, b: Builder, case: Case) -> None:
                         detail=detail or case.notes)
         if case.skip == "untagged":  # what tagging it at runtime should bring
             _record_rules(estate.dormant, estate, b, case, ids)
+            for rule, rule_id in zip(case.rules, ids):
+                _record_unmonitored(estate, b, case, rule, rule_id, "untagged")
         return
     _record_rules(estate.replications, estate, b, case, ids)
+
+
+def _record_unmonitored(estate: Estate, b: Builder, case: Case, rule: Rule, rule_id: str | None,
+                        reason: str) -> None:
+    if rule.status != "Enabled":
+        return
+    dest = DESTS[rule.dest]
+    estate.add_unmonitored(
+        account=case.account, bucket=b.src_name(case.label), rule_id=rule_id,
+        destination_bucket=b.dst_name(rule.dest),
+        destination_account=dest.account if rule.account_in_rule else None,
+        replica_kms_key_id=b.dest_key(dest.account, case.account) if rule.select_sse_kms else None,
+        reason=reason)
 
 
 def _record_rules(into: dict, estate: Estate, b: Builder, case: Case, ids: list) -> None:
@@ -519,6 +547,8 @@ def _record_rules(into: dict, estate: Estate, b: Builder, case: Case, ids: list)
     for rule, rule_id in zip(case.rules, ids):
         if rule.skip:
             estate.add_skip(account=case.account, bucket=name, rule_id=rule_id, reason=rule.skip, detail=rule.notes)
+            if rule.skip in ("shadowed", "unsatisfiable_filter", "invalid_rule") and into is estate.replications:
+                _record_unmonitored(estate, b, case, rule, rule_id, rule.skip)
             continue
         dest = DESTS[rule.dest]
         expected_key = b.dest_key(dest.account, case.account) if dest.default_sse_kms else None

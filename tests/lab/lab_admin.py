@@ -8,6 +8,7 @@ Admin API (JSON in, JSON out):
     POST /_lab/reset-faults    faults back to none
     GET  /_lab/stats           request counts by service/operation and account
     POST /_lab/stats/reset     zero the counters
+    POST /_lab/bulk-objects    many replicated objects at once (lab_bulk.py)
 
 Faults and stats never touch /_lab/ or /_ministack/ paths.
 """
@@ -21,6 +22,13 @@ import uuid
 from urllib.parse import parse_qs
 
 from lab_state import ConfigError, LabState
+
+
+def _bulk(payload: dict) -> dict:
+    """POST /_lab/bulk-objects (lab_bulk.py): imported on first use, after ministack."""
+    import lab_bulk
+
+    return lab_bulk.bulk_objects(payload)
 
 _CREDENTIAL_RE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -302,6 +310,7 @@ class LabMiddleware:
             ("POST", "/_lab/reset-faults"): lambda: self.state.reset_faults(),
             ("GET", "/_lab/stats"): lambda: self.state.stats(),
             ("POST", "/_lab/stats/reset"): lambda: (self.state.reset_stats(), self.state.stats())[1],
+            ("POST", "/_lab/bulk-objects"): lambda: _bulk(payload),
         }
         handler = routes.get((method, path))
         if handler is None:

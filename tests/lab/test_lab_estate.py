@@ -613,3 +613,26 @@ def test_cli_writes_config_and_expected(lab_server, tmp_path):
     data = json.loads(exp.read_text())
     assert "re-healthy-src-cli/healthy" in data["replications"]
     assert "14 replications to discover" in proc.stderr
+
+
+def test_the_unmonitored_rules_expected_are_what_the_source_role_reads(lab_server, built, expected):
+    """Coverage's expectations (`unmonitored`): the enabled rules of the buckets that did not
+    opt in, and the opted-in rules discovery cannot probe — each as the source probe role
+    reads it with GetBucketReplication (rule id, destination bucket and account,
+    ReplicaKmsKeyID), on a bucket nobody opted in too."""
+    got = {(u["bucket"], u["rule_id"]): u for u in expected["unmonitored"]}
+    assert set(got) == {
+        (built.buckets["untagged"], "untagged"), (built.buckets["other-value"], "other-value"),
+        (built.buckets["priority"], "shadowed"), (built.buckets["unsatisfiable"], "conflicting-tags"),
+        (built.buckets["unsatisfiable"], "key-too-long"),
+    }
+    assert {u["reason"] for u in got.values()} == {"untagged", "shadowed", "unsatisfiable_filter"}
+    s3 = source_role(lab_server.endpoint, SRC)
+    for (bucket, rule_id), u in got.items():
+        rules = s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]["Rules"]
+        rule = next(r for r in rules if r["ID"] == rule_id)
+        assert rule["Status"] == "Enabled"
+        dest = rule["Destination"]
+        assert dest["Bucket"] == f"arn:aws:s3:::{u['destination_bucket']}"
+        assert dest.get("Account") == u["destination_account"]
+        assert dest.get("EncryptionConfiguration", {}).get("ReplicaKmsKeyID") == u["replica_kms_key_id"]

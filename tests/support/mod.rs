@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+pub mod backlog;
 pub mod prometheus;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! Discovery's decisions against an in-memory estate: what is found, where canaries go,
 //! what is skipped and why, what a failed read keeps, and what it costs in calls.
 
+mod coverage;
 mod fake;
 mod render;
 mod rules;
@@ -377,17 +378,21 @@ async fn an_override_names_the_key_without_reading_the_destination() {
 }
 
 #[tokio::test]
-async fn buckets_nobody_opted_in_are_never_read_beyond_their_tags() {
-    let world = shared(estate());
-    pass(&world, &discovery_config("")).await;
-    let w = lock(&world);
-    for bucket in ["re-untagged-src", "re-other-value-src"] {
-        let calls = w.calls_on(bucket);
-        assert_eq!(calls.len(), 1, "{bucket}: {calls:?}");
-        assert!(
-            calls[0].ends_with(&format!("GetBucketTagging:{bucket}")),
-            "{calls:?}"
-        );
+async fn buckets_nobody_opted_in_are_never_read_beyond_their_tags_and_rules() {
+    // Coverage (the default) reads their rules, and nothing else; without it, only tags.
+    for (extra, want) in [
+        ("", &["GetBucketTagging", "GetBucketReplication"][..]),
+        ("  coverage: false\n", &["GetBucketTagging"][..]),
+    ] {
+        let world = shared(estate());
+        pass(&world, &discovery_config(extra)).await;
+        let w = lock(&world);
+        for bucket in ["re-untagged-src", "re-other-value-src"] {
+            let calls: Vec<String> = w.calls_on(bucket);
+            let operations: Vec<&str> = calls.iter().filter_map(|c| c.split(':').nth(2)).collect();
+            assert_eq!(operations, want, "{bucket} ({extra:?}): {calls:?}");
+            assert!(calls.iter().all(|c| c.starts_with("source:")), "{calls:?}");
+        }
     }
 }
 
@@ -532,7 +537,11 @@ async fn a_thousand_buckets_are_listed_page_by_page_and_read_once_each() {
     let w = lock(&world);
     assert_eq!(w.count("ListBuckets"), 10 + 1, "10 pages in 111, 1 in 555");
     assert_eq!(w.count("GetBucketTagging"), 1000);
-    assert_eq!(w.count("GetBucketReplication"), 100);
+    assert_eq!(
+        w.count("GetBucketReplication"),
+        1000,
+        "100 opted in, and 900 that did not opt in (coverage)"
+    );
     assert_eq!(
         w.count("HeadBucket"),
         1,
