@@ -30,6 +30,7 @@
     deploy/.venv/bin/python deploy/checks.py kubernetes OUT [KUBECTL_DIR]
     deploy/.venv/bin/python deploy/checks.py queries OUT
 """
+import base64
 import json
 import re
 import sys
@@ -485,6 +486,79 @@ def check_common(variant: str, docs: list[dict], pod_template: dict) -> list[str
         errors.append(f"{variant}: the PodDisruptionBudget should allow one pod down at a time (maxUnavailable: 1)")
     if len(by_kind(docs, "PrometheusRule")) != 1:
         errors.append(f"{variant}: no PrometheusRule")
+    errors += check_web(variant, docs, pod_template, sm)
+    return errors
+
+
+def check_web(variant: str, docs: list[dict], pod_template: dict, sm: dict) -> list[str]:
+    """TLS and basic auth wired end to end: --web.config.file names a file of a mounted
+    Secret, its certificate and key are mounted files, the probes speak HTTPS with the
+    credentials of a configured user, and the ServiceMonitor scrapes over TLS with a
+    configured user's credentials."""
+    errors = []
+    (container,) = pod_template["spec"]["containers"]
+    args = dict(a.split("=", 1) for a in container.get("args", []) if a.startswith("--") and "=" in a)
+    web_file = args.get("--web.config.file")
+    if web_file is None:
+        return [f"{variant}: no --web.config.file: the endpoints would be plain HTTP without auth"]
+    volumes = {v["name"]: v for v in pod_template["spec"].get("volumes", [])}
+    secrets = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
+
+    def mounted(path: str):
+        """(Secret name, key) of the mounted file at `path`, or None."""
+        for m in container.get("volumeMounts", []):
+            prefix = m["mountPath"].rstrip("/") + "/"
+            if not path.startswith(prefix):
+                continue
+            secret = volumes.get(m["name"], {}).get("secret")
+            if secret is None:
+                return None
+            rel = path[len(prefix):]
+            items = {i["path"]: i["key"] for i in secret.get("items", [])} or None
+            key = items.get(rel) if items is not None else rel
+            return (secret["secretName"], key) if key else None
+        return None
+
+    where = mounted(web_file)
+    if where is None or where[0] not in secrets or where[1] not in secrets[where[0]].get("stringData", {}):
+        return [f"{variant}: --web.config.file={web_file} is not a key of a Secret in the kustomization, mounted there"]
+    web_secret = secrets[where[0]]
+    web = yaml.safe_load(web_secret["stringData"][where[1]]) or {}
+    tls = web.get("tls_server_config") or {}
+    users = web.get("basic_auth_users") or {}
+    if not tls or not users:
+        errors.append(f"{variant}: the web configuration should set tls_server_config and basic_auth_users")
+    for field in ("cert_file", "key_file"):
+        if tls.get(field) and mounted(tls[field]) is None:
+            errors.append(f"{variant}: tls_server_config.{field} {tls[field]} is not a mounted Secret file")
+    for kind in ("livenessProbe", "readinessProbe"):
+        get = container.get(kind, {}).get("httpGet", {})
+        headers = {h["name"].lower(): h["value"] for h in get.get("httpHeaders", [])}
+        user = None
+        auth = headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                user = base64.b64decode(auth[len("Basic "):]).decode().split(":", 1)[0]
+            except ValueError:
+                user = None
+        if get.get("scheme") != "HTTPS" or user not in users:
+            errors.append(f"{variant}: the {kind} must use scheme HTTPS and an Authorization header of a "
+                          f"basic_auth_users user (got scheme {get.get('scheme')!r}, user {user!r})")
+    for ep in sm["spec"]["endpoints"]:
+        tls_config = ep.get("tlsConfig", {})
+        basic = ep.get("basicAuth", {})
+        refs = [tls_config.get("ca", {}).get("secret", {}), basic.get("username", {}), basic.get("password", {})]
+        if ep.get("scheme") != "https" or not all(r.get("name") and r.get("key") for r in refs):
+            errors.append(f"{variant}: the ServiceMonitor endpoint must scrape with scheme https, tlsConfig.ca "
+                          f"and basicAuth from Secrets")
+            continue
+        user_ref = basic["username"]
+        secret = secrets.get(user_ref["name"], {})
+        username = secret.get("stringData", {}).get(user_ref["key"])
+        if username not in users:
+            errors.append(f"{variant}: the ServiceMonitor's basicAuth user {username!r} is not in basic_auth_users")
+        if basic["password"]["name"] not in secrets:
+            errors.append(f"{variant}: the ServiceMonitor's password Secret is not in the kustomization")
     return errors
 
 

@@ -1,6 +1,7 @@
 //! The HTTP endpoints: the status page `/`, `/metrics`, `/healthz`, `/readyz`, and
 //! `POST /-/reload`, which asks the daemon to re-read its configuration and answers once
-//! that is done.
+//! that is done (only with `--web.enable-lifecycle`; 403 otherwise). TLS and basic auth
+//! are in front of all of them (`web/`), not here.
 //!
 //! `/metrics` answers gzip when the scraper asks for it (`Accept-Encoding: gzip`, as
 //! Prometheus does): at a thousand replications the text is megabytes and compresses
@@ -36,6 +37,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Where `POST /-/reload` sends its request; the daemon runs one reload at a time.
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// `--web.enable-lifecycle`: without it `POST /-/reload` is refused (403).
+    pub lifecycle: bool,
 }
 
 /// How a reload ended: a short summary, or every configuration error (one line each).
@@ -165,9 +168,15 @@ async fn readyz(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     }
 }
 
+/// The answer to `POST /-/reload` without `--web.enable-lifecycle`.
+pub const LIFECYCLE_DISABLED: &str = "Lifecycle API is not enabled: start replicanary with --web.enable-lifecycle (SIGHUP still reloads)\n";
+
 /// `POST /-/reload`: 200 with a summary, 400 with every configuration error (the running
-/// configuration stays), 503 once shutdown has begun.
+/// configuration stays), 503 once shutdown has begun; 403 without `--web.enable-lifecycle`.
 async fn reload(State(s): State<Arc<Shared>>) -> Response {
+    if !s.lifecycle {
+        return (StatusCode::FORBIDDEN, LIFECYCLE_DISABLED).into_response();
+    }
     let (reply, answer) = oneshot::channel();
     if s.reload.send(ReloadRequest { reply }).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -299,6 +308,7 @@ mod tests {
             board: Arc::new(Board::default()),
             ready: true.into(),
             reload,
+            lifecycle: false,
         }));
 
         let (plain_headers, plain) = scrape(app.clone(), None).await;
@@ -325,5 +335,42 @@ mod tests {
             .read_to_end(&mut unzipped)
             .unwrap();
         assert_eq!(unzipped, plain);
+    }
+
+    #[tokio::test]
+    async fn reload_is_refused_without_the_lifecycle_flag_and_runs_with_it() {
+        for lifecycle in [false, true] {
+            let (reload, mut requests) = mpsc::channel::<ReloadRequest>(1);
+            let app = router(Arc::new(Shared {
+                metrics: Arc::new(Metrics::new()),
+                board: Arc::new(Board::default()),
+                ready: true.into(),
+                reload,
+                lifecycle,
+            }));
+            let answering = tokio::spawn(async move {
+                match requests.recv().await {
+                    Some(r) => r
+                        .reply
+                        .send(Ok("configuration unchanged".to_owned()))
+                        .is_ok(),
+                    None => false,
+                }
+            });
+            let req = Request::post("/-/reload").body(Body::empty()).unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+            if lifecycle {
+                assert_eq!(status, StatusCode::OK);
+                assert_eq!(&body[..], b"configuration unchanged\n");
+                assert!(answering.await.unwrap(), "the reload loop was asked");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN);
+                assert_eq!(&body[..], LIFECYCLE_DISABLED.as_bytes());
+                // The reload loop was never asked (its channel closes unused).
+                assert!(!answering.await.unwrap());
+            }
+        }
     }
 }

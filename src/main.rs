@@ -21,6 +21,7 @@ mod scan;
 mod status;
 #[cfg(test)]
 mod testing;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,19 @@ struct ShardArgs {
     shard_count: Option<u32>,
 }
 
+/// How the endpoints are served: TLS, basic auth, the lifecycle API.
+#[derive(Args)]
+struct WebArgs {
+    /// Web configuration file in the Prometheus exporter-toolkit format
+    /// (tls_server_config, basic_auth_users): TLS and basic auth for every endpoint. Read
+    /// again on every reload.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+    /// Answer POST /-/reload (without it: 403). SIGHUP and the file poll reload anyway.
+    #[arg(long = "web.enable-lifecycle")]
+    web_enable_lifecycle: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: probe every replication on its interval; serve the status page and /metrics.
@@ -121,13 +135,21 @@ enum Command {
         config_poll_interval: Duration,
         #[command(flatten)]
         shard: ShardArgs,
+        #[command(flatten)]
+        web: WebArgs,
     },
     /// Probe each (or each named) replication once, print a report, exit 0 if all are ok.
     Check(Selection),
     /// Read-only inspection of each replication's setup (no canary): exit 0 when there are no findings.
     Audit(Selection),
     /// Parse and validate the configuration without calling AWS.
-    Validate(ConfigFile),
+    Validate {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// Also check this web configuration file (and the certificate files it names).
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
+    },
     /// Judge every real object of each (or each named) replication, read-only: one class
     /// per object and destination. Exit 0 when all are ok or pending, 1 otherwise.
     Scan(ScanArgs),
@@ -202,7 +224,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate(file) => validate(&file.config),
+        Command::Validate {
+            file,
+            web_config_file,
+        } => validate(&file.config, web_config_file.as_deref()),
         Command::Run {
             file,
             listen,
@@ -210,6 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             grace_period,
             config_poll_interval,
             shard,
+            web,
         } => {
             let shard = match (shard.shard_index, shard.shard_count) {
                 (Some(i), Some(n)) => match Shard::new(i, n) {
@@ -225,12 +251,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
+            let web_live = match web::Live::load(web.web_config_file.as_deref()) {
+                Ok(l) => Arc::new(l),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(USAGE));
+                }
+            };
             logging::init(log_format, "info,aws_config=warn,aws_smithy_runtime=warn");
             let opts = daemon::Options {
                 listen,
                 grace: grace_period,
                 shard,
                 config_poll: config_poll_interval,
+                web: web_live,
+                lifecycle: web.web_enable_lifecycle,
             };
             runtime()?.block_on(daemon::run(loaded, opts))?;
             Ok(ExitCode::SUCCESS)
@@ -265,11 +300,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `validate`: the file's errors (exit 2), or a one-line summary of what it configures.
-fn validate(path: &Path) -> anyhow::Result<ExitCode> {
+fn validate(path: &Path, web_config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let c = match load(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Some(web_path) = web_config {
+        match web::Live::load(Some(web_path)) {
+            Ok(live) => println!("{}: ok ({})", web_path.display(), live.summary()),
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(USAGE));
+            }
+        }
+    }
     let dests: usize = c.replications.iter().map(|r| r.destinations.len()).sum();
     let discovery = c.discovery.as_ref().map_or(String::new(), |d| {
         format!(

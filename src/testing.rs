@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::aws::{
-    AwsError, DefaultEncryption, DefaultRetention, ErrorClass, ObjectHead, ObjectStore, PutRequest,
-    ReplicationSetup, SetupReader, VersionEntry,
+    AwsError, DefaultEncryption, DefaultRetention, ErrorClass, GotObject, ObjectHead, ObjectStore,
+    PutRequest, ReplicationSetup, SetupReader, VersionEntry,
 };
 
 /// Object tags, as a PutObject carries them.
@@ -217,6 +217,21 @@ impl MemStore {
             .position(|o| o.key == key && o.version_id == version_id)
     }
 
+    /// What HeadObject shows of a stored version, without a scripted answer.
+    fn stored_head(&self, key: &str, version_id: &str) -> Result<ObjectHead, AwsError> {
+        match self.find(key, version_id) {
+            Some(i) if self.fail_head.contains(&i) => {
+                Err(err(ErrorClass::Transient, 503, "SlowDown"))
+            }
+            Some(i) => Ok(ObjectHead {
+                metadata: self.objects[i].metadata.clone(),
+                retain_until: self.retain_until(key, version_id),
+                ..ObjectHead::default()
+            }),
+            None => Err(err(ErrorClass::NotFound, 404, "NotFound")),
+        }
+    }
+
     fn call(&self, operation: &str) {
         lock(&self.calls).push(operation.to_owned());
     }
@@ -238,31 +253,31 @@ impl ObjectStore for MemStore {
         } else {
             q.front().cloned()
         };
-        if let Some(answer) = scripted {
-            return answer;
-        }
-        match self.find(key, version_id) {
-            Some(i) if self.fail_head.contains(&i) => {
-                Err(err(ErrorClass::Transient, 503, "SlowDown"))
-            }
-            Some(i) => Ok(ObjectHead {
-                metadata: self.objects[i].metadata.clone(),
-                retain_until: self.retain_until(key, version_id),
-                ..ObjectHead::default()
-            }),
-            None => Err(err(ErrorClass::NotFound, 404, "NotFound")),
-        }
+        drop(q);
+        scripted.unwrap_or_else(|| self.stored_head(key, version_id))
     }
 
-    async fn get(&self, _: &str, _: &str, _: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
+    /// The headers the next HeadObject would show (a scripted answer stays on the queue)
+    /// and the scripted or stored body.
+    async fn get(
+        &self,
+        _: &str,
+        key: &str,
+        version_id: &str,
+        limit: usize,
+    ) -> Result<GotObject, AwsError> {
         self.call("GetObject");
-        let body = lock(&self.get)
-            .clone()
-            .unwrap_or_else(|| Ok(lock(&self.body).clone()));
-        body.map(|mut b| {
-            b.truncate(limit + 1);
-            b
-        })
+        let scripted = lock(&self.get).clone();
+        if let Some(Err(e)) = scripted {
+            return Err(e);
+        }
+        let next_head = lock(&self.heads).front().cloned();
+        let head = next_head.unwrap_or_else(|| self.stored_head(key, version_id))?;
+        let mut body = scripted
+            .and_then(Result::ok)
+            .unwrap_or_else(|| lock(&self.body).clone());
+        body.truncate(limit + 1);
+        Ok(GotObject { head, body })
     }
 
     async fn delete_version(
@@ -363,7 +378,7 @@ impl ObjectStore for Arc<MemStore> {
     async fn head(&self, b: &str, k: &str, v: &str) -> Result<ObjectHead, AwsError> {
         (**self).head(b, k, v).await
     }
-    async fn get(&self, b: &str, k: &str, v: &str, limit: usize) -> Result<Vec<u8>, AwsError> {
+    async fn get(&self, b: &str, k: &str, v: &str, limit: usize) -> Result<GotObject, AwsError> {
         ObjectStore::get(&**self, b, k, v, limit).await
     }
     async fn delete_version(&self, b: &str, k: &str, v: &str) -> Result<(), AwsError> {

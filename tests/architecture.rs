@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
     "report",
     "logging",
     "http",
+    "web",
     "daemon",
     "main",
 ];

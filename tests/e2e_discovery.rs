@@ -481,7 +481,7 @@ fn a_reload_asks_for_a_pass_at_once() {
         .replace("interval: 3s\n  regions", "interval: 1h\n  regions");
     assert!(text.contains("interval: 1h"), "{text}");
     std::fs::write(&config, text).expect("write");
-    let daemon = Daemon::start(&config, &[]);
+    let daemon = Daemon::start_with(&config, &["--web.enable-lifecycle"], &[]);
     daemon.wait_for_verdicts(
         &[("re-healthy-src-e4/healthy", "re-healthy-dst-e4")],
         1.0,

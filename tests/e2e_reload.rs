@@ -84,7 +84,11 @@ fn sighup_with_an_invalid_file_keeps_probing_and_reports_the_failed_reload() {
     let config = lab.dir.path().join("replicanary.yaml");
     write_config(&config, &doc, &[A]);
     // No polling: the SIGHUP alone must find the broken file.
-    let daemon = Daemon::start(&config, &[("REPLICANARY_CONFIG_POLL_INTERVAL", "0s")]);
+    let daemon = Daemon::start_with(
+        &config,
+        &["--web.enable-lifecycle"],
+        &[("REPLICANARY_CONFIG_POLL_INTERVAL", "0s")],
+    );
     let dest = dst(A);
     let before = daemon.wait_for_verdicts(&[(A, &dest)], 1.0, Duration::from_secs(20));
     assert_eq!(
@@ -163,7 +167,11 @@ fn reload_over_http_changes_one_interval_and_leaves_the_other_untouched() {
     let (lab, doc) = lab_with_copies(2);
     let config = lab.dir.path().join("replicanary.yaml");
     write_config(&config, &doc, &[A, B]);
-    let daemon = Daemon::start(&config, &[("REPLICANARY_CONFIG_POLL_INTERVAL", "0s")]);
+    let daemon = Daemon::start_with(
+        &config,
+        &["--web.enable-lifecycle"],
+        &[("REPLICANARY_CONFIG_POLL_INTERVAL", "0s")],
+    );
     let (da, db) = (dst(A), dst(B));
     let before = daemon.wait_for_verdicts(&[(A, &da), (B, &db)], 2.0, Duration::from_secs(20));
     let b_before = before.verdicts(B, &db);

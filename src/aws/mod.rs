@@ -48,6 +48,13 @@ impl ObjectHead {
     }
 }
 
+/// What `GetObject` returned: the version's headers and the start of its body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GotObject {
+    pub head: ObjectHead,
+    pub body: Vec<u8>,
+}
+
 /// One object version as `ListObjectVersions` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionEntry {
@@ -86,15 +93,16 @@ pub trait ObjectStore: Send + Sync {
         version_id: &str,
     ) -> impl Future<Output = Result<ObjectHead, AwsError>> + Send;
 
-    /// `GetObject` of one version, reading at most `limit` bytes of the body. A longer
-    /// body is cut at `limit + 1` bytes, so the caller sees it is too long.
+    /// `GetObject` of one version: its headers (the same a `HeadObject` shows) and at most
+    /// `limit` bytes of the body. A longer body is cut at `limit + 1` bytes, so the caller
+    /// sees it is too long.
     fn get(
         &self,
         bucket: &str,
         key: &str,
         version_id: &str,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<u8>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<GotObject, AwsError>> + Send;
 
     /// `GetObject` of one version with `Range: bytes=0-0`: S3 must decrypt to answer any
     /// byte, so this proves the caller can read the object, at the cost of one byte.

@@ -11,8 +11,8 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use super::classify::{code_label, error_chain, from_sdk};
 use super::{
     AwsError, BucketHome, BucketPage, DefaultEncryption, DefaultRetention, ErrorClass,
-    EstateReader, ListedBucket, ObjectHead, ObjectStore, PutRequest, ReplicationSetup, RuleSetup,
-    SetupReader, VersionEntry,
+    EstateReader, GotObject, ListedBucket, ObjectHead, ObjectStore, PutRequest, ReplicationSetup,
+    RuleSetup, SetupReader, VersionEntry,
 };
 use crate::metrics::Metrics;
 use crate::model::Side;
@@ -158,7 +158,7 @@ impl ObjectStore for S3Store {
         key: &str,
         version_id: &str,
         limit: usize,
-    ) -> Result<Vec<u8>, AwsError> {
+    ) -> Result<GotObject, AwsError> {
         let call = self
             .client
             .get_object()
@@ -166,6 +166,17 @@ impl ObjectStore for S3Store {
             .key(key)
             .version_id(version_id);
         let out = self.done("GetObject", call.send().await)?;
+        let head = ObjectHead {
+            replication_status: out.replication_status().map(|s| s.as_str().to_owned()),
+            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
+            kms_key_id: out.ssekms_key_id().map(str::to_owned),
+            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+            retain_until: out
+                .object_lock_retain_until_date()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
+            metadata: out.metadata().cloned().unwrap_or_default(),
+            content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
+        };
         let mut body = out.body;
         let mut data = Vec::new();
         loop {
@@ -187,7 +198,7 @@ impl ObjectStore for S3Store {
                 }
             }
         }
-        Ok(data)
+        Ok(GotObject { head, body: data })
     }
 
     async fn delete_version(

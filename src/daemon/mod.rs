@@ -35,6 +35,7 @@ use crate::emit::Sinks;
 use crate::http::{Shared, router};
 use crate::metrics::Metrics;
 use crate::status::Board;
+use crate::web::Live;
 pub use fleet::build_prober;
 use fleet::{Fleet, SdkProbers};
 use reload::Reloader;
@@ -49,6 +50,10 @@ pub struct Options {
     pub shard: Shard,
     /// How often the configuration file's content is checked; zero: never.
     pub config_poll: Duration,
+    /// TLS and basic auth of every endpoint (`--web.config.file`), loaded at start.
+    pub web: Arc<Live>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` answers (else 403).
+    pub lifecycle: bool,
 }
 
 /// The configuration `run` starts from: the file, its text and what it says.
@@ -69,9 +74,10 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         board: sinks.board.clone(),
         ready: false.into(),
         reload: reload_requests,
+        lifecycle: opts.lifecycle,
     });
     let listen = opts.listen;
-    let (server, server_stop) = serve_http(shared.clone(), listen).await?;
+    let (server, server_stop) = serve_http(shared.clone(), listen, opts.web.clone()).await?;
 
     // Triggers are installed before probing starts: a SIGHUP must never end the process.
     let (triggers, trigger_queue, stop_triggers) = install_triggers(&loaded, &opts);
@@ -90,6 +96,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .await;
+    reloader.reload_web_too(opts.web.clone());
     let discovering = discover::spawn(
         reloader.watch_discovery(),
         triggers,
@@ -104,7 +111,10 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
         shard_index = shard.index(),
         shard_count = shard.count(),
         config_poll_seconds = opts.config_poll.as_secs_f64(),
-        "replicanary started; status page at http://{listen}/ and metrics at http://{listen}/metrics"
+        tls = opts.web.tls(),
+        lifecycle = opts.lifecycle,
+        "replicanary started; status page at {scheme}://{listen}/ and metrics at {scheme}://{listen}/metrics",
+        scheme = if opts.web.tls() { "https" } else { "http" },
     );
     let serving = tokio::spawn(reload::serve(
         reloader,
@@ -153,29 +163,40 @@ fn install_triggers(
             path,
             period,
             loaded_content,
+            triggers::Cause::FileChanged,
             triggers.clone(),
             stop_triggers.clone(),
         );
+        // The web configuration and its certificate files: a rotated certificate is
+        // served without a SIGHUP.
+        for path in opts.web.watched_files() {
+            let loaded = triggers::read_fingerprint(&path);
+            triggers::spawn_file_poll(
+                path,
+                opts.config_poll,
+                loaded,
+                triggers::Cause::WebFileChanged,
+                triggers.clone(),
+                stop_triggers.clone(),
+            );
+        }
     }
     (triggers, trigger_queue, stop_triggers)
 }
 
-/// Serves the endpoints on `listen` until the returned token is cancelled.
+/// Serves the endpoints on `listen` (behind the web configuration's TLS and auth) until
+/// the returned token is cancelled.
 async fn serve_http(
     shared: Arc<Shared>,
     listen: SocketAddr,
+    web: Arc<Live>,
 ) -> anyhow::Result<(JoinHandle<std::io::Result<()>>, CancellationToken)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let stop = CancellationToken::new();
     let app = router(shared);
-    let graceful = stop.clone().cancelled_owned();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await
-    });
+    let server = tokio::spawn(crate::web::serve(listener, app, web, stop.clone()));
     Ok((server, stop))
 }
 

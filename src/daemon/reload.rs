@@ -27,6 +27,7 @@ use crate::config::{AwsSettings, Config, Replication};
 pub use crate::discovery::merge;
 use crate::http::{ReloadAnswer, ReloadRequest};
 use crate::metrics::Metrics;
+use crate::web::Live;
 
 /// The content last read and what it gave.
 struct Seen {
@@ -49,6 +50,11 @@ pub struct Reloader<M: MakeProber> {
     shard: Shard,
     fleet: Fleet<M>,
     metrics: Arc<Metrics>,
+    /// The web configuration (`--web.config.file`), read again on every reload.
+    web: Option<Arc<Live>>,
+    /// The last reload of the web configuration failed (the gauge stays 0 until one
+    /// succeeds).
+    web_failed: bool,
 }
 
 impl<M: MakeProber> Reloader<M> {
@@ -75,6 +81,8 @@ impl<M: MakeProber> Reloader<M> {
             shard,
             fleet,
             metrics,
+            web: None,
+            web_failed: false,
         };
         r.apply().await;
         r.metrics.config_loaded(true, unix_now());
@@ -96,8 +104,90 @@ impl<M: MakeProber> Reloader<M> {
         self.fleet.names().collect()
     }
 
-    /// Reads the file again and reconciles; does nothing when its content did not change.
+    /// From now on every reload also reads the web configuration again.
+    pub fn reload_web_too(&mut self, web: Arc<Live>) {
+        self.web = Some(web);
+    }
+
+    /// Reads the web configuration and the configuration file again. An error in either
+    /// keeps what runs, turns `replicanary_config_last_reload_successful` to 0 and is in
+    /// the answer.
     pub async fn reload_file(&mut self, cause: Cause) -> ReloadAnswer {
+        let web = self.reload_web(cause);
+        let answer = self.reload_config_file(cause).await;
+        match web {
+            Ok(()) => {
+                if std::mem::take(&mut self.web_failed) && answer.is_ok() {
+                    self.metrics.config_loaded(true, unix_now());
+                }
+                answer
+            }
+            Err(mut errors) => {
+                self.web_failed = true;
+                self.metrics.config_loaded(false, unix_now());
+                if let Err(config_errors) = answer {
+                    errors.extend(config_errors);
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    /// Reads only the web configuration (and its certificate files) again: one of them
+    /// changed. A failure turns `replicanary_config_last_reload_successful` to 0; the next
+    /// success turns it back to 1 unless the configuration file's last reload failed.
+    pub fn reload_web_file(&mut self) {
+        match self.reload_web(Cause::WebFileChanged) {
+            Ok(()) => {
+                if std::mem::take(&mut self.web_failed) && self.seen.errors.is_empty() {
+                    self.metrics.config_loaded(true, unix_now());
+                }
+            }
+            Err(_) => {
+                self.web_failed = true;
+                self.metrics.config_loaded(false, unix_now());
+            }
+        }
+    }
+
+    /// Reads the web configuration (and its certificate files) again, if there is one.
+    fn reload_web(&self, cause: Cause) -> Result<(), Vec<String>> {
+        let Some(web) = &self.web else {
+            return Ok(());
+        };
+        let file = web
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match web.reload() {
+            Ok(changed) => {
+                if changed {
+                    tracing::info!(
+                        cause = cause.as_str(),
+                        file = %file,
+                        summary = %web.summary(),
+                        "web configuration reloaded: new connections use it"
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for err in &e.errors {
+                    tracing::error!(file = %file, path = %err.path, message = %err.message);
+                }
+                tracing::error!(
+                    cause = cause.as_str(),
+                    file = %file,
+                    errors = e.errors.len(),
+                    "web configuration reload failed: the running web configuration stays"
+                );
+                Err(e.to_string().lines().map(str::to_owned).collect())
+            }
+        }
+    }
+
+    /// Reads the file again and reconciles; does nothing when its content did not change.
+    async fn reload_config_file(&mut self, cause: Cause) -> ReloadAnswer {
         let file = self.path.display().to_string();
         let text = Config::read(&self.path);
         let now = text.as_ref().ok().map(|t| fingerprint(t));
@@ -221,6 +311,8 @@ pub async fn serve<M: MakeProber>(
         tokio::select! {
             () = stop.cancelled() => break,
             Some(t) = triggers.recv() => match t {
+                // A renewed certificate: no need to read the configuration (nor to discover).
+                Trigger::Reload(Cause::WebFileChanged) => reloader.reload_web_file(),
                 Trigger::Reload(cause) => {
                     if reloader.reload_file(cause).await.is_ok() {
                         reloader.nudge_discovery();

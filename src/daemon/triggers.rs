@@ -25,6 +25,9 @@ pub enum Cause {
     Signal,
     Http,
     FileChanged,
+    /// The web configuration file, or a certificate, key or CA file it names, changed:
+    /// only the web configuration is read again.
+    WebFileChanged,
 }
 
 impl Cause {
@@ -33,6 +36,7 @@ impl Cause {
             Cause::Signal => "sighup",
             Cause::Http => "http",
             Cause::FileChanged => "file_changed",
+            Cause::WebFileChanged => "web_file_changed",
         }
     }
 }
@@ -54,7 +58,7 @@ pub fn fingerprint(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
-fn read_fingerprint(path: &std::path::Path) -> Fingerprint {
+pub fn read_fingerprint(path: &std::path::Path) -> Fingerprint {
     Config::read(path).ok().map(|t| fingerprint(&t))
 }
 
@@ -103,11 +107,13 @@ impl FileWatch {
 /// How long new content must stay the same before it is loaded.
 const SETTLE: Duration = Duration::from_millis(250);
 
-/// Polls the file every `period` until `stop`; sends a reload when its content changed.
+/// Polls the file every `period` until `stop`; sends a reload (for `cause`) when its
+/// content changed.
 pub fn spawn_file_poll(
     path: PathBuf,
     period: Duration,
     loaded: Fingerprint,
+    cause: Cause,
     triggers: mpsc::Sender<Trigger>,
     stop: CancellationToken,
 ) {
@@ -124,11 +130,7 @@ pub fn spawn_file_poll(
                 Look::Settling => SETTLE.min(period),
                 Look::Changed => {
                     tracing::debug!(file = %path.display(), "the configuration file changed");
-                    if triggers
-                        .send(Trigger::Reload(Cause::FileChanged))
-                        .await
-                        .is_err()
-                    {
+                    if triggers.send(Trigger::Reload(cause)).await.is_err() {
                         return;
                     }
                     period

@@ -2,7 +2,9 @@
 //!
 //! [`decide`] is one table, read top to bottom; the stages come in the order of the
 //! verdicts' precedence (write → await → inspect → read), so the first verdict a probe
-//! meets is the one that applies. [`judge`] weighs a replica that could be inspected.
+//! meets is the one that applies. The destination's `GetObject` comes first (`Fetch`):
+//! a replica it shows goes straight to [`judge`]; anything else is inspected with
+//! `HeadObject`, and the `GetObject`'s failure is then judged as the `Read` rows say. [`judge`] weighs a replica that could be inspected.
 //! Both are pure; `tests.rs` checks them row by row against the verdicts' definitions.
 
 use crate::model::{ErrorClass, Outcome};
@@ -15,9 +17,13 @@ pub enum Stage {
     /// HeadObject of the canary's version until its replication status settles, as the
     /// source role.
     Await,
-    /// HeadObject of the replica (same key, same version id), as the destination role.
+    /// GetObject of the replica (same key, same version id), as the destination role: its
+    /// headers and its body at once.
+    Fetch(SourceSaid),
+    /// HeadObject of the replica, as the destination role, after a GetObject that did not
+    /// show it: why not.
     Inspect(SourceSaid),
-    /// GetObject of the replica, as the destination role.
+    /// The GetObject's failure, judged once HeadObject saw the replica.
     Read(SourceSaid),
 }
 
@@ -57,6 +63,9 @@ pub enum Answer {
 pub enum Decision {
     /// On to the next stage.
     Next,
+    /// The GetObject did not show the replica: a HeadObject tells why (a replica that is not
+    /// there, refused by S3 or by KMS, archived, or a fault).
+    Inspect,
     /// The replica is in an archive storage class: no read; judge it by its HeadObject.
     SkipRead,
     /// The verdict, with one sentence on why.
@@ -66,11 +75,20 @@ pub enum Decision {
 /// The decision table.
 pub fn decide(stage: Stage, answer: Answer) -> Decision {
     use Answer::*;
-    use Decision::{Next, SkipRead, Verdict};
+    use Decision::{Inspect as Head, Next, SkipRead, Verdict};
     use ErrorClass as E;
     use Outcome as O;
     use Stage::*;
     match (stage, answer) {
+        // 3. fetch the replica: a GetObject that shows a replica has all a verdict needs;
+        // whatever else it answers (a fault too), HeadObject tells why, as it always did.
+        (Fetch(_), Ok) => Next,
+        (Fetch(_), Failed(E::Credentials)) => Verdict(
+            O::CredentialsFailed,
+            "no credentials for the destination role",
+        ),
+        (Fetch(_), _) => Head,
+
         // A transient fault concludes nothing, whatever the stage.
         (_, Failed(E::Transient)) => Verdict(
             O::Error,
@@ -103,7 +121,7 @@ pub fn decide(stage: Stage, answer: Answer) -> Decision {
         ),
         (Await, _) => Verdict(O::Error, "could not read the canary's replication status"),
 
-        // 3. inspect the replica
+        // 3b. inspect the replica (the GetObject did not show it)
         (Inspect(_), Ok) => Next,
         (Inspect(said), NotAReplica | RefusedAbsent | Failed(E::NotFound)) => missing(said),
         (Inspect(_), RefusedPresent) => Verdict(
@@ -120,7 +138,7 @@ pub fn decide(stage: Stage, answer: Answer) -> Decision {
         (Inspect(said), Failed(E::AccessDenied | E::Forbidden)) => missing(said),
         (Inspect(_), _) => Verdict(O::Error, "could not inspect the replica"),
 
-        // 4. read the replica (HeadObject saw it)
+        // 4. the GetObject's failure, once HeadObject saw the replica
         (Read(_), Ok) => Next,
         (Read(_), Failed(E::Archived)) => SkipRead,
         (Read(_), Failed(E::AccessDenied)) => Verdict(

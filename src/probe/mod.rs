@@ -7,6 +7,7 @@
 //! drives the whole pipeline with an in-memory store.
 
 pub mod decide;
+mod destination;
 pub mod poll;
 mod readers;
 
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::{ErrorClass, ObjectHead, ObjectStore, PutRequest, SetupReader};
-use crate::canary::{self, Canary};
+use crate::aws::{ErrorClass, ObjectStore, PutRequest, SetupReader};
+use crate::canary::Canary;
 use crate::cleanup::{
     Ledger, Retry, SWEEP_MAX_CALLS, Sweep, SweepLimits, SweepMemory, SweepReport, Uncertain,
     Written, sweep_bucket,
@@ -30,11 +31,8 @@ use crate::diagnose::setup::{DestinationSetup, SourceSetup, read_destination, re
 use crate::diagnose::{SETUP_TTL, diagnose, from_replica};
 use crate::emit::{self, Sinks};
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
-use decide::{Answer, Decision, Replica, SourceSaid, Stage, decide, judge};
-use poll::Backoff;
-
-/// A replica body may exceed the canary by this much before reading stops.
-const BODY_MARGIN: usize = 1024;
+use decide::{Answer, Decision, SourceSaid, Stage, decide};
+use poll::{FirstPoll, Schedule};
 
 /// What the source said about replication, once polling ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +48,15 @@ enum Replicated {
     Fault(AwsError),
 }
 
+/// What polling the source's status showed.
+struct Polled {
+    replicated: Replicated,
+    /// The version's Object Lock retain-until date, if a poll showed one.
+    retain_until: Option<SystemTime>,
+    /// The last poll (offset from the write) that saw `PENDING`.
+    last_pending: Option<Duration>,
+}
+
 /// Probes one replication, again and again, with its stores and its pending deletes.
 pub struct Prober<S> {
     pub replication: Replication,
@@ -60,6 +67,8 @@ pub struct Prober<S> {
     /// What the sweeps remember per bucket: the source's first, then each destination's.
     memories: Vec<SweepMemory>,
     setup: Option<SetupRead>,
+    /// Where the next probe starts polling the source's status.
+    first_poll: FirstPoll,
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
     attempt_timeout: Duration,
@@ -115,6 +124,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             ledger,
             memories,
             setup: None,
+            first_poll: FirstPoll::default(),
             attempt_timeout: Duration::from_secs(10),
             readers: Vec::new(),
             key_policies: readers::KeyPolicies::new(),
@@ -164,13 +174,21 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let version_id = w.version_id.clone().unwrap_or_default();
 
         // 2. Await replication as the source role.
+        let first = self
+            .first_poll
+            .start(self.replication.settings.poll_initial);
         let replicated = tokio::select! {
-            (r, retain_until) = self.await_replication(&canary.key, &version_id, w.written_at) => {
+            polled = self.await_replication(&canary.key, &version_id, w.written_at, first) => {
                 // A locked source keeps the canary until then: not deleted before.
-                if let Some(until) = retain_until {
+                if let Some(until) = polled.retain_until {
                     self.ledger.note_retention(None, &canary.key, &version_id, until);
                 }
-                r
+                match &polled.replicated {
+                    Replicated::Completed(_) => self.first_poll.completed(polled.last_pending),
+                    Replicated::TimedOut | Replicated::NoStatus => self.first_poll.forget(),
+                    Replicated::Failed | Replicated::Fault(_) => {}
+                }
+                polled.replicated
             }
             () = cancel.cancelled() => {
                 // Shutdown: no verdict, but a replica may still arrive before we exit.
@@ -300,33 +318,29 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         Ok(w)
     }
 
-    /// Stage 2: polls the source version's replication status with backoff until it settles;
-    /// also returns the version's Object Lock retain-until date, if a poll showed one.
+    /// Stage 2: polls the source version's replication status on the [`Schedule`] until it
+    /// settles, starting where `first` says; also returns the version's Object Lock
+    /// retain-until date, if a poll showed one, and the last poll (offset from the write)
+    /// that still saw `PENDING`.
     async fn await_replication(
         &self,
         key: &str,
         version_id: &str,
         written_at: Instant,
-    ) -> (Replicated, Option<SystemTime>) {
-        let mut retain_until = None;
-        let replicated = self
-            .poll_status(key, version_id, written_at, &mut retain_until)
-            .await;
-        (replicated, retain_until)
-    }
-
-    async fn poll_status(
-        &self,
-        key: &str,
-        version_id: &str,
-        written_at: Instant,
-        retain_until: &mut Option<SystemTime>,
-    ) -> Replicated {
+        first: Duration,
+    ) -> Polled {
         let s = &self.replication.settings;
         let deadline = written_at + s.replication_timeout;
-        let mut backoff = Backoff::new(s.poll_initial, s.poll_max);
+        let mut schedule = Schedule::new(first, s.poll_initial, s.poll_max);
+        let mut polled = Polled {
+            replicated: Replicated::TimedOut,
+            retain_until: None,
+            last_pending: None,
+        };
         let mut polls_without_status = 0;
         loop {
+            let due = (written_at + schedule.next_at()).min(deadline);
+            tokio::time::sleep_until(due.into()).await;
             let polled_at = Instant::now();
             let last_fault = match self
                 .source
@@ -335,19 +349,27 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             {
                 Ok(head) => {
                     if head.retain_until.is_some() {
-                        *retain_until = head.retain_until;
+                        polled.retain_until = head.retain_until;
                     }
                     match head.replication_status.as_deref() {
                         Some("COMPLETED" | "COMPLETE") => {
-                            return Replicated::Completed(polled_at - written_at);
+                            polled.replicated = Replicated::Completed(polled_at - written_at);
+                            return polled;
                         }
-                        Some("FAILED") => return Replicated::Failed,
-                        Some(_) => None,
+                        Some("FAILED") => {
+                            polled.replicated = Replicated::Failed;
+                            return polled;
+                        }
+                        Some(_) => {
+                            polled.last_pending = Some(polled_at - written_at);
+                            None
+                        }
                         None => {
                             // S3 sets the status at write time; a second look rules out a race.
                             polls_without_status += 1;
                             if polls_without_status >= 2 {
-                                return Replicated::NoStatus;
+                                polled.replicated = Replicated::NoStatus;
+                                return polled;
                             }
                             None
                         }
@@ -355,215 +377,17 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 }
                 // Transient faults are retried until the deadline; anything else is final.
                 Err(e) if e.class == ErrorClass::Transient => Some(e),
-                Err(e) => return Replicated::Fault(e),
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return match last_fault {
-                    Some(e) => Replicated::Fault(e),
-                    None => Replicated::TimedOut,
-                };
-            }
-            let wait = backoff.step().min(deadline - now);
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Stages 3–4: inspects and reads destination `i`'s replica; also says whether a replica was
-    /// seen (and so must be deleted). `None`: cancelled.
-    async fn check_destination(
-        &self,
-        i: usize,
-        w: &WrittenCanary<'_>,
-        said: SourceSaid,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Option<(DestinationVerdict, bool)> {
-        match self.inspect_stage(i, w, said, deadline, cancel).await? {
-            Ok(head) => Some((self.read_stage(i, w, said, &head).await, true)),
-            // A replica S3 refuses to HEAD but lists under the canary's version id is still
-            // this canary's replica: it is deleted like one that was seen.
-            Err(verdict) => {
-                let listed = verdict.replica.listed == Some(true);
-                Some((verdict, listed))
-            }
-        }
-    }
-
-    /// Stage 3, HeadObject of the replica as the destination role: its headers, or the
-    /// verdict that ends this destination's check. `None`: cancelled.
-    async fn inspect_stage(
-        &self,
-        i: usize,
-        w: &WrittenCanary<'_>,
-        said: SourceSaid,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Option<Result<ObjectHead, DestinationVerdict>> {
-        let dest = &self.replication.destinations[i];
-        let Inspected { head, listed } = self.inspect(i, w, said, deadline, cancel).await?;
-        let head_error = head.as_ref().err().cloned();
-        let (answer, error) = match (&head, listed) {
-            (Ok(h), _) if is_replica(h) => (Answer::Ok, None),
-            (Ok(_), _) => (Answer::NotAReplica, None),
-            (Err(_), Some(Listed::Present)) => (Answer::RefusedPresent, head_error),
-            (Err(_), Some(Listed::Absent)) => (Answer::RefusedAbsent, head_error),
-            // The listing failed for another reason than a refusal: that failure decides.
-            (Err(_), Some(Listed::Unknown(e))) if !is_refusal(&e) => {
-                (Answer::Failed(e.class), Some(e))
-            }
-            (Err(e), _) => (Answer::Failed(e.class), head_error),
-        };
-        let listed = match answer {
-            Answer::RefusedPresent => Some(true),
-            Answer::RefusedAbsent => Some(false),
-            _ => None,
-        };
-        Some(match (decide(Stage::Inspect(said), answer), head) {
-            (Decision::Next, Ok(head)) => Ok(head),
-            (Decision::Verdict(outcome, reason), head) => {
-                let facts = ReplicaFacts {
-                    readable: (outcome == Outcome::Unreadable).then_some(false),
-                    listed,
-                    ..ReplicaFacts::default()
-                };
-                let reason = match &head {
-                    Ok(h) => format!(
-                        "{reason} (the object at the canary's version has replication status {})",
-                        h.replication_status.as_deref().unwrap_or("none")
-                    ),
-                    Err(_) => reason.to_owned(),
-                };
-                Err(self.conclude(w, dest, outcome, &reason, facts, error).await)
-            }
-            (_, _) => Err(self.draft(w, dest, Outcome::Error).with_error(error)),
-        })
-    }
-
-    /// Stage 4, GetObject of the replica as the destination role — unless it is archived: no
-    /// read then, its HeadObject alone is judged.
-    async fn read_stage(
-        &self,
-        i: usize,
-        w: &WrittenCanary<'_>,
-        said: SourceSaid,
-        head: &ObjectHead,
-    ) -> DestinationVerdict {
-        let dest = &self.replication.destinations[i];
-        let sse_kms = matches!(
-            head.server_side_encryption.as_deref(),
-            Some("aws:kms" | "aws:kms:dsse")
-        );
-        let mut facts = ReplicaFacts {
-            server_side_encryption: head.server_side_encryption.clone(),
-            kms_key: head.kms_key_id.clone(),
-            // No expected key (a discovered destination that names none): not judged.
-            key_matches: dest.expected_kms_key.as_ref().map(|expected| {
-                sse_kms
-                    && head
-                        .kms_key_id
-                        .as_deref()
-                        .is_some_and(|k| expected.matches(k))
-            }),
-            storage_class: head.storage_class.clone(),
-            retain_until: head.retain_until,
-            ..ReplicaFacts::default()
-        };
-        let body = if head.is_archived() {
-            None
-        } else {
-            let limit = w.canary.body.len() + BODY_MARGIN;
-            let version_id = w.version_id.as_deref().unwrap_or_default();
-            let got = self.destinations[i]
-                .get(&dest.bucket, &w.canary.key, version_id, limit)
-                .await;
-            match got {
-                Ok(body) => Some(body),
-                Err(e) => match decide(Stage::Read(said), Answer::Failed(e.class)) {
-                    Decision::Verdict(outcome, reason) => {
-                        if matches!(outcome, Outcome::Undecryptable | Outcome::Unreadable) {
-                            facts.readable = Some(false);
-                        }
-                        return self
-                            .conclude(w, dest, outcome, reason, facts, Some(e))
-                            .await;
-                    }
-                    Decision::SkipRead | Decision::Next => None,
-                },
-            }
-        };
-        facts.read_skipped = body.is_none();
-        facts.readable = body.as_ref().map(|_| true);
-        let (outcome, reason) = judge(Replica {
-            sse_kms,
-            key_matches: facts.key_matches,
-            body_matches: body.map(|b| canary::sha256_hex(&b) == w.canary.sha256),
-        });
-        self.draft(w, dest, outcome)
-            .with_reason(reason)
-            .with_replica(facts)
-    }
-
-    /// HeadObject of the replica; after a 403, a listing of the key's versions tells a
-    /// replica S3 refuses from a missing one. While the source says `FAILED` and its status
-    /// also stands for other destinations (`source_fans_out`: several destinations, or other
-    /// rules replicating the same canaries), a replica that is not there yet may be on its
-    /// way (another destination failed): look again with the polling backoff until
-    /// `replication_timeout`.
-    /// `None`: cancelled.
-    async fn inspect(
-        &self,
-        i: usize,
-        w: &WrittenCanary<'_>,
-        said: SourceSaid,
-        deadline: Instant,
-        cancel: &CancellationToken,
-    ) -> Option<Inspected> {
-        let s = &self.replication.settings;
-        let bucket = &self.replication.destinations[i].bucket;
-        let version_id = w.version_id.as_deref().unwrap_or_default();
-        let mut backoff = Backoff::new(s.poll_initial, s.poll_max);
-        let fan_out = said == SourceSaid::Failed && self.replication.source_fans_out;
-        loop {
-            let head = self.destinations[i]
-                .head(bucket, &w.canary.key, version_id)
-                .await;
-            let listed = match &head {
-                Err(e) if is_refusal(e) => {
-                    Some(self.list_replica(i, &w.canary.key, version_id).await)
+                Err(e) => {
+                    polled.replicated = Replicated::Fault(e);
+                    return polled;
                 }
-                _ => None,
             };
-            let not_there = match (&head, &listed) {
-                (Ok(h), _) => !is_replica(h),
-                (Err(_), Some(Listed::Present)) => false,
-                (Err(e), _) => matches!(e.class, ErrorClass::NotFound) || is_refusal(e),
-            };
-            let now = Instant::now();
-            if !fan_out || !not_there || now >= deadline {
-                return Some(Inspected { head, listed });
+            if Instant::now() >= deadline {
+                if let Some(e) = last_fault {
+                    polled.replicated = Replicated::Fault(e);
+                }
+                return polled;
             }
-            tokio::select! {
-                () = tokio::time::sleep(backoff.step().min(deadline - now)) => {}
-                () = cancel.cancelled() => return None,
-            }
-        }
-    }
-
-    /// Lists the versions of exactly `key` in destination `i` (the destination probe role's
-    /// prefix-conditioned `s3:ListBucketVersions`): is `version_id` there?
-    async fn list_replica(&self, i: usize, key: &str, version_id: &str) -> Listed {
-        let bucket = &self.replication.destinations[i].bucket;
-        match self.destinations[i].list_versions(bucket, key, 100).await {
-            Ok(versions)
-                if versions
-                    .iter()
-                    .any(|v| v.key == key && v.version_id == version_id) =>
-            {
-                Listed::Present
-            }
-            Ok(_) => Listed::Absent,
-            Err(e) => Listed::Unknown(e),
         }
     }
 
@@ -829,29 +653,4 @@ fn log_sweep(replication: &str, side: Side, bucket: &str, startup: bool, r: Swee
         truncated = r.truncated,
         "{which} sweep removed leftover canaries"
     );
-}
-
-/// What inspecting a replica showed: its HeadObject and, after a 403, a listing.
-struct Inspected {
-    head: Result<ObjectHead, AwsError>,
-    listed: Option<Listed>,
-}
-
-/// Whether a listing of the key shows the replica's version.
-enum Listed {
-    Present,
-    Absent,
-    /// The listing failed: refused too (existence cannot be told), or another failure.
-    Unknown(AwsError),
-}
-
-/// S3 refused the call (403): the caller may not, or — for HeadObject without
-/// `s3:ListBucket` — the object is not there.
-fn is_refusal(e: &AwsError) -> bool {
-    matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Forbidden)
-}
-
-/// Whether HeadObject shows a replica (as opposed to some other object version).
-fn is_replica(head: &ObjectHead) -> bool {
-    head.replication_status.as_deref() == Some("REPLICA")
 }

@@ -501,7 +501,11 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
         1,
         "the listed replica is deleted"
     );
-    assert!(!p.destinations[0].calls().contains(&"GetObject".to_owned()));
+    assert_eq!(
+        p.destinations[0].count("GetObject"),
+        1,
+        "the first GetObject is not repeated"
+    );
     // Not listed: the replica is missing (HEAD answers 403 without s3:ListBucket).
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![refused()])
@@ -595,4 +599,79 @@ async fn without_an_expected_key_the_replica_key_is_not_judged() {
     );
     p.replication.destinations[0].expected_kms_key = None;
     assert_eq!(outcomes(&mut p).await, [Outcome::NotKmsEncrypted]);
+}
+
+// GetObject first: one request for a healthy destination; HeadObject only when it fails.
+
+#[tokio::test]
+async fn a_healthy_destination_costs_one_get_and_no_head() {
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![replica("aws:kms", Some(EXPECTED))])
+    });
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
+    assert_eq!(v[0].replica.kms_key.as_deref(), Some(EXPECTED));
+    assert_eq!(v[0].replica.readable, Some(true));
+    // The GetObject, then the replica's delete: no HeadObject.
+    assert_eq!(
+        p.destinations[0].calls(),
+        ["GetObject", "DeleteObject"],
+        "one read of the replica"
+    );
+}
+
+#[tokio::test]
+async fn a_get_refused_by_kms_is_told_by_one_head() {
+    let denied = err(ErrorClass::AccessDenied, 403, "AccessDenied");
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![replica("aws:kms", Some(EXPECTED))])
+            .get(Err(denied))
+    });
+    assert_eq!(outcomes(&mut p).await, [Outcome::Undecryptable]);
+    assert_eq!(p.destinations[0].count("GetObject"), 1);
+    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+}
+
+#[tokio::test]
+async fn an_archived_replica_is_judged_by_its_head_after_the_get_failed() {
+    let archived = |sse: &str, key: &str| {
+        replica(sse, Some(key)).map(|h| ObjectHead {
+            storage_class: Some("DEEP_ARCHIVE".to_owned()),
+            ..h
+        })
+    };
+    let invalid_state = || Err(err(ErrorClass::Archived, 403, "InvalidObjectState"));
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![archived("aws:kms", EXPECTED)])
+            .get(invalid_state())
+    });
+    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
+    assert!(v[0].replica.read_skipped, "judged by its headers alone");
+    assert_eq!(v[0].replica.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
+    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    // Its headers still decide the key.
+    let mut p = pair(vec![status("COMPLETED")], |d| {
+        d.heads(vec![archived("aws:kms", OTHER)])
+            .get(invalid_state())
+    });
+    assert_eq!(outcomes(&mut p).await, [Outcome::WrongKmsKey]);
+}
+
+#[tokio::test]
+async fn a_get_that_found_nothing_is_read_again_once_the_replica_arrived() {
+    // FAILED on a source that fans out: the replica was not there for the GetObject, the
+    // HeadObjects wait for it, and its body is then read (not judged by the stale 404).
+    let missing = || Err(err(ErrorClass::NotFound, 404, "NotFound"));
+    let fans = PLACED.replace(
+        "    canary_tags:",
+        "    source_fans_out: true\n    canary_tags:",
+    );
+    let mut p = placed(
+        &fans,
+        vec![status("FAILED")],
+        vec![missing(), missing(), replica("aws:kms", Some(EXPECTED))],
+    );
+    assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
+    assert_eq!(p.destinations[0].count("GetObject"), 2);
 }

@@ -195,17 +195,19 @@ def med(values):
 
 
 def poll_schedule(initial: float, cap: float, horizon: float) -> list[float]:
-    """Times of replicanary's polls after the PutObject: 0, i, 3i, 7i, ... capped steps."""
+    """Times of replicanary's polls after the PutObject from a cold start: i, 2i, 4i, ...
+    (steps of i doubling, capped). Warm, a probe starts at the last poll of the previous
+    probe that saw PENDING and steps by i from there, so its step is never larger."""
     t, step, times = 0.0, min(initial, cap), [0.0]
     while t < horizon:
         t += step
         times.append(t)
-        step = min(step * 2, cap)
+        step = min(step * 2, cap) if len(times) > 2 else step
     return times
 
 
 def step_at(initial: float, cap: float, latency: float) -> float:
-    """The poll step in effect when a replication that took `latency` was first seen."""
+    """The poll step in effect when a replication that took `latency` was first seen (cold)."""
     times = poll_schedule(initial, cap, latency + 2 * cap)
     for a, b in zip(times, times[1:]):
         if b >= latency:
@@ -214,7 +216,8 @@ def step_at(initial: float, cap: float, latency: float) -> float:
 
 
 def poll_bound(initial: float, cap: float, latency: float) -> float:
-    return 2 + math.log2(max(latency, initial) / initial) + latency / cap
+    """Polls of a cold start: 1 + log2(L / i) + L / max."""
+    return 1 + math.log2(max(latency, initial) / initial) + latency / cap
 
 
 # ---------------------------------------------------------------------------
@@ -225,7 +228,8 @@ def poll_bound(initial: float, cap: float, latency: float) -> float:
 class Daemon:
     """replicanary run, JSON logs to a file."""
 
-    def __init__(self, binary: str, config: str, port: int, logfile: str, debug_lag: bool):
+    def __init__(self, binary: str, config: str, port: int, logfile: str, debug_lag: bool,
+                 extra_args: tuple[str, ...] = ()):
         env = {**os.environ, **BASE_ENV}
         if debug_lag:
             env["RUST_LOG"] = "info,aws_config=warn,aws_smithy_runtime=warn,replicanary::daemon=debug"
@@ -234,7 +238,7 @@ class Daemon:
         self.log = open(logfile, "w")
         self.proc = subprocess.Popen(
             [binary, "run", "--config", config, "--listen", f"127.0.0.1:{port}", "--log-format", "json",
-             "--grace-period", "3s"], env=env, stdout=self.log, stderr=self.log)
+             "--grace-period", "3s", *extra_args], env=env, stdout=self.log, stderr=self.log)
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 120.0) -> None:
@@ -524,6 +528,11 @@ def run_replicanary_window(args, the_lab, config, tmp, tag, delay_of) -> dict:
             e["outcomes"][ev.get("outcome")] = e["outcomes"].get(ev.get("outcome"), 0) + 1
             if ev.get("latency_seconds") is not None:
                 e["latencies"].append(ev["latency_seconds"])
+    def s3_requests(samples, name):
+        # Every S3 request of the replication (AssumeRole is STS), from its own counter.
+        return sum(v for n, lab_, v in samples if n == "replicanary_aws_requests_total"
+                   and lab_.get("replication") == name and lab_.get("operation") != "AssumeRole")
+
     for name, dl in delay_of.items():
         e = per_delay.setdefault(dl, {"latencies": [], "outcomes": {}})
         e["probes"] = e.get("probes", 0) + msum(s2, "replicanary_probes_total", replication=name)
@@ -532,9 +541,21 @@ def run_replicanary_window(args, the_lab, config, tmp, tag, delay_of) -> dict:
         e["requests"] = e.get("requests", 0) + sum(
             v for n, lab_, v in s2 if n == "replicanary_aws_requests_total" and lab_.get("replication") == name
             and lab_.get("operation") not in ("AssumeRole", "ListObjectVersions"))
+        # /metrics alone, over the window: Δ requests ÷ Δ verdicts. A window of whole intervals
+        # holds exactly as many probe phases as verdicts, so a probe cut by either edge counts
+        # once in total (exact in steady state; --warmup covers the first probes' learning).
+        e["w_probes"] = e.get("w_probes", 0) + msum(s2, "replicanary_probes_total", replication=name) \
+            - msum(s1, "replicanary_probes_total", replication=name)
+        e["w_requests"] = e.get("w_requests", 0) + s3_requests(s2, name) - s3_requests(s1, name)
+        e["w_polls"] = e.get("w_polls", 0) + msum(s2, "replicanary_aws_requests_total", replication=name,
+                                                  side="source", operation="HeadObject") \
+            - msum(s1, "replicanary_aws_requests_total", replication=name, side="source", operation="HeadObject")
     res["per_delay"] = {dl: {"latencies": e["latencies"], "outcomes": e["outcomes"],
                              "polls_per_probe": e["polls"] / e["probes"] if e["probes"] else None,
-                             "requests_per_probe": e["requests"] / e["probes"] if e["probes"] else None}
+                             "requests_per_probe": e["requests"] / e["probes"] if e["probes"] else None,
+                             "window_requests_per_verdict": e["w_requests"] / e["w_probes"] if e["w_probes"] else None,
+                             "window_polls_per_verdict": e["w_polls"] / e["w_probes"] if e["w_probes"] else None,
+                             "window_verdicts": e["w_probes"]}
                         for dl, e in per_delay.items()}
     return res
 
@@ -752,6 +773,11 @@ def report_comparison(c: dict, args) -> str:
         qa = med([r["per_delay"].get(dl, {}).get("requests_per_probe") for r in rep])
         qb = med([r["per_delay"].get(dl, {}).get("requests_per_probe") for r in ref])
         row(f"delay {dl:g}s: requests/probe (window, approx.)", qa, qb, ".2f")
+        wa = med([r["per_delay"].get(dl, {}).get("window_requests_per_verdict") for r in rep])
+        wp = med([r["per_delay"].get(dl, {}).get("window_polls_per_verdict") for r in rep])
+        rows.append([f"delay {dl:g}s: S3 requests per verdict (/metrics alone, window)", fmt(wa, ".2f"),
+                     "", ""])
+        rows.append([f"delay {dl:g}s:   of which source status polls (/metrics, window)", fmt(wp, ".2f"), "", ""])
     os_ = c.get("oneshot") or {}
     if os_:
         rows.append(["— one-shot (check vs. --once: a cron job) —", "", "", ""])
@@ -766,7 +792,7 @@ def report_comparison(c: dict, args) -> str:
     out = [table(rows)]
     # Bounds on replicanary's polling.
     brow = [["delay", "latency median", "poll step at completion", "error max ≤ step?", "polls/probe",
-             "bound 2+log2(L/i)+L/max", "polls ≤ bound?", "verdicts"]]
+             "bound 1+log2(L/i)+L/max", "polls ≤ bound?", "verdicts"]]
     for dl in c["delays"]:
         lat = [x for r in rep for x in r["per_delay"].get(dl, {}).get("latencies", [])] or \
             (os_.get(dl, {}).get("replicanary", {}).get("latencies") or [])

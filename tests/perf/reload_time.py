@@ -81,7 +81,8 @@ def main(argv=None) -> None:
         port = lab.free_port()
         os.environ["REPLICANARY_CONFIG_POLL_INTERVAL"] = "0s"  # only the POSTs reload
         log_path = os.path.join(tmp, "replicanary.log")
-        d = bench.Daemon(args.binary, config, port, log_path, debug_lag=False)
+        d = bench.Daemon(args.binary, config, port, log_path, debug_lag=False,
+                         extra_args=("--web.enable-lifecycle",))  # POST /-/reload is gated
         try:
             d.wait_ready()
             deadline = time.monotonic() + 180

@@ -186,6 +186,15 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with more `run` arguments.
     pub fn start_with(config: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Daemon {
+        let d = Daemon::spawn(config, args, extra_env);
+        wait_until(Duration::from_secs(30), "/readyz to answer 200", || {
+            http_get(d.port, "/readyz").is_some_and(|(s, _)| s == 200)
+        });
+        d
+    }
+
+    /// Starts `replicanary run` without waiting for it (its endpoints may need TLS).
+    pub fn spawn(config: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let log = config.with_extension(format!("{port}.log"));
         let mut cmd = binary();
@@ -205,11 +214,7 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("replicanary run starts");
-        let d = Daemon { child, port, log };
-        wait_until(Duration::from_secs(30), "/readyz to answer 200", || {
-            http_get(port, "/readyz").is_some_and(|(s, _)| s == 200)
-        });
-        d
+        Daemon { child, port, log }
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -415,6 +420,11 @@ fn http(port: u16, request: &str) -> Option<(u16, String)> {
     s.write_all(request.as_bytes()).ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
+    parse_response(&buf)
+}
+
+/// An HTTP/1.1 response as read from the connection → (status, body), the body dechunked.
+pub fn parse_response(buf: &[u8]) -> Option<(u16, String)> {
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..split]).ok()?;
     let body = &buf[split + 4..];

@@ -76,10 +76,20 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets` (replicanary `/metrics` ports on 127.0.0.1)
     /// and waits until it is ready.
     pub fn start(binary: &Path, targets: &[u16]) -> Prometheus {
+        let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+        let job = format!(
+            "  - job_name: replicanary\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        Prometheus::start_with_scrape_configs(binary, &job)
+    }
+
+    /// Starts Prometheus with the shipped rules and `scrape_configs` (YAML list items,
+    /// indented by two spaces), and waits until it is ready.
+    pub fn start_with_scrape_configs(binary: &Path, scrape_configs: &str) -> Prometheus {
         let dir = TempDir::new("replicanary-prometheus");
         let rules =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/replicanary.rules.yml");
-        let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
         let every = format!("{}s", SCRAPE_INTERVAL.as_secs());
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
@@ -87,9 +97,8 @@ impl Prometheus {
             format!(
                 "global:\n  scrape_interval: {every}\n  scrape_timeout: {every}\n  evaluation_interval: {every}\n\
                  rule_files:\n  - {}\n\
-                 scrape_configs:\n  - job_name: replicanary\n    static_configs:\n      - targets: [{}]\n",
+                 scrape_configs:\n{scrape_configs}",
                 rules.display(),
-                targets.join(", ")
             ),
         )
         .expect("write prometheus.yml");

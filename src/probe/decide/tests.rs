@@ -141,8 +141,46 @@ fn every_row_of_the_table() {
                 Some(o)
             }
             Decision::SkipRead => panic!("{stage:?} {answer:?}: unexpected SkipRead"),
+            Decision::Inspect => panic!("{stage:?} {answer:?}: unexpected Inspect"),
         };
         assert_eq!(got, *expected, "{stage:?} {answer:?}");
+    }
+}
+
+/// The GetObject that comes first: a replica it shows goes on to be judged; anything
+/// else (a refusal, a missing or archived replica, a fault) is looked at with HeadObject,
+/// so that the HeadObject-first rows above still decide. Missing credentials end it.
+#[test]
+fn a_get_that_shows_no_replica_is_inspected() {
+    let classes = [
+        E::Transient,
+        E::AccessDenied,
+        E::Forbidden,
+        E::NotFound,
+        E::Archived,
+        E::KmsDisabled,
+        E::KmsInvalidState,
+        E::KmsNotFound,
+        E::Other,
+    ];
+    for said in [Completed, SrcFailed, Pending] {
+        assert_eq!(decide(Fetch(said), Ok), Decision::Next, "{said:?}");
+        assert_eq!(
+            decide(Fetch(said), NotAReplica),
+            Decision::Inspect,
+            "{said:?}"
+        );
+        for class in classes {
+            assert_eq!(
+                decide(Fetch(said), Failed(class)),
+                Decision::Inspect,
+                "{said:?} {class:?}"
+            );
+        }
+        assert!(matches!(
+            decide(Fetch(said), Failed(E::Credentials)),
+            Decision::Verdict(O::CredentialsFailed, _)
+        ));
     }
 }
 
@@ -171,6 +209,7 @@ fn no_403_but_access_denied_on_a_read_is_blamed_on_kms() {
         for stage in [
             Write,
             Await,
+            Fetch(Completed),
             Inspect(Completed),
             Inspect(SrcFailed),
             Read(Completed),
