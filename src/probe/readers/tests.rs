@@ -90,6 +90,15 @@ fn prober(
     source_says: &str,
     destination_heads: Vec<Result<ObjectHead, crate::aws::AwsError>>,
 ) -> (Prober<MemStore>, Arc<Metrics>) {
+    prober_with(source_says, destination_heads, None)
+}
+
+/// [`prober`], the destination's GetObject answering `destination_get` when given.
+fn prober_with(
+    source_says: &str,
+    destination_heads: Vec<Result<ObjectHead, crate::aws::AwsError>>,
+    destination_get: Option<crate::aws::AwsError>,
+) -> (Prober<MemStore>, Arc<Metrics>) {
     let yaml = format!(
         "defaults: {{interval: 1m, replication_timeout: 100ms, poll: {{initial: 10ms, max: 40ms}}}}\n\
          replications:\n  - name: r\n    source: {{bucket: src-bucket, region: ap-northeast-1}}\n    destinations:\n\
@@ -105,10 +114,13 @@ fn prober(
         .remove(0);
     let body = SharedBody::default();
     let source = MemStore::new(&body).heads(vec![Ok(status(source_says))]);
-    let destination = MemStore::new(&body).heads(destination_heads);
+    let mut destination = MemStore::new(&body).heads(destination_heads);
+    if let Some(e) = destination_get {
+        destination = destination.get(Err(e));
+    }
     let denied = || err(E::AccessDenied, 403, "AccessDenied");
     let stores = vec![
-        MemStore::new(&body),
+        MemStore::new(&body).heads(vec![Ok(replica())]),
         MemStore::new(&body)
             .get(Err(denied()))
             .heads(vec![Ok(replica())]),
@@ -304,7 +316,8 @@ async fn an_archived_replica_is_skipped_by_every_reader() {
         storage_class: Some("DEEP_ARCHIVE".to_owned()),
         ..replica()
     };
-    let (mut p, _) = prober("COMPLETED", vec![Ok(archived)]);
+    let archived_get = err(E::Archived, 403, "InvalidObjectState");
+    let (mut p, _) = prober_with("COMPLETED", vec![Ok(archived)], Some(archived_get));
     let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert!(v[0].replica.read_skipped);
