@@ -56,6 +56,8 @@ METRICS = {
     "replicanary_config_last_reload_successful", "replicanary_config_last_reload_success_timestamp_seconds",
     "replicanary_discovered_replications", "replicanary_discovery_errors_total", "replicanary_shard_info",
     "replicanary_probe_interval_seconds", "replicanary_scheduling_lag_seconds", "replicanary_verdict",
+    # readers
+    "replicanary_reader_probes_total", "replicanary_reader_readable", "replicanary_reader_verdict",
     "replicanary_unmonitored_replication_rules",
 }
 # The background scan's series (scan: in the configuration).

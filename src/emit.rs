@@ -47,6 +47,7 @@ pub fn verdict(sinks: &Sinks, v: &DestinationVerdict, probe_seconds: f64) {
         .metrics
         .observe_probe_duration(&v.replication, &v.destination, probe_seconds);
     sinks.metrics.record_verdict(v);
+    sinks.metrics.record_readers(v);
     sinks.board.record(v);
     log(v);
 }
@@ -66,6 +67,14 @@ fn log(v: &DestinationVerdict) {
         .replica
         .read_skipped
         .then_some("skipped: the replica is in an archive storage class; judged by its HeadObject");
+    // `restore=ok,analytics=undecryptable`: every reader's outcome, on the verdict's line.
+    let readers = (!v.readers.is_empty()).then(|| {
+        v.readers
+            .iter()
+            .map(|r| format!("{}={}", r.reader, r.outcome.as_str()))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     macro_rules! verdict_event {
         ($level:expr) => {
             tracing::event!(
@@ -87,6 +96,7 @@ fn log(v: &DestinationVerdict) {
                 aws_error_message = e.and_then(|e| e.message.as_deref()),
                 aws_request_id = e.and_then(|e| e.request_id.as_deref()),
                 findings = findings.as_deref().filter(|f| !f.is_empty()),
+                readers = readers.as_deref(),
                 "probe verdict"
             )
         };

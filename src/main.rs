@@ -483,6 +483,7 @@ fn thousands(n: usize) -> String {
 fn load_text(path: &Path) -> Result<daemon::Loaded, ExitCode> {
     let loaded = Config::read(path).and_then(|text| {
         let config = Config::parse_file(path, &text)?;
+        warn_about(path, &config);
         Ok(daemon::Loaded {
             path: path.to_owned(),
             text,
@@ -496,10 +497,19 @@ fn load_text(path: &Path) -> Result<daemon::Loaded, ExitCode> {
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
+    let config = Config::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(USAGE)
-    })
+    })?;
+    warn_about(path, &config);
+    Ok(config)
+}
+
+/// Prints what is valid but probably not meant (see `Config::warnings`).
+fn warn_about(path: &Path, config: &Config) {
+    for w in config.warnings() {
+        eprintln!("{}: warning: {}: {}", path.display(), w.path, w.message);
+    }
 }
 
 /// One thread runs every probe: a probe is almost all waiting, and at 1,000 replications

@@ -24,7 +24,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::model::{DestinationVerdict, Outcome, ReplicaFacts, ScanClass, Side};
+use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts, ScanClass, Side};
 
 /// Latency buckets (seconds): fine below a minute, then up to beyond RTC's 15 minutes.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -87,6 +87,44 @@ struct DestinationVecs {
     last_success_timestamp: GaugeVec,
     probe_duration: HistogramVec,
     finding: GaugeVec,
+    readers: ReaderVecs,
+}
+
+/// Series per (replication, destination, reader): what each reader's read concluded.
+struct ReaderVecs {
+    probes_total: IntCounterVec,
+    readable: GaugeVec,
+    verdict: GaugeVec,
+}
+
+impl ReaderVecs {
+    fn new(r: &Reg) -> ReaderVecs {
+        const RDR: &[&str] = &["replication", "destination", "reader"];
+        const RDRO: &[&str] = &["replication", "destination", "reader", "outcome"];
+        ReaderVecs {
+            probes_total: r.counter(
+                "replicanary_reader_probes_total",
+                "Reader outcomes: each reader's ranged read of the probe's replica, as itself.",
+                RDRO,
+            ),
+            readable: r.gauge(
+                "replicanary_reader_readable",
+                "1 if the reader read the latest replica, 0 if not; absent while skipped.",
+                RDR,
+            ),
+            verdict: r.gauge(
+                "replicanary_reader_verdict",
+                "1 for a reader's standing outcome: its latest other than error (nothing concluded); absent while skipped (no replica to read). What the reader alerts key on.",
+                RDRO,
+            ),
+        }
+    }
+
+    fn remove(&self, labels: &[(&str, &str)]) {
+        remove_matching(&self.probes_total, labels);
+        remove_matching(&self.readable, labels);
+        remove_matching(&self.verdict, labels);
+    }
 }
 
 /// Series per replication (and side).
@@ -196,6 +234,7 @@ impl DestinationVecs {
                 "1 while a diagnosis finding holds for this destination.",
                 &["replication", "destination", "finding"],
             ),
+            readers: ReaderVecs::new(r),
         }
     }
 
@@ -213,6 +252,7 @@ impl DestinationVecs {
         remove_matching(&self.last_success_timestamp, labels);
         remove_matching(&self.probe_duration, labels);
         remove_matching(&self.finding, labels);
+        self.readers.remove(labels);
     }
 }
 
@@ -395,6 +435,86 @@ impl Metrics {
         self.dest
             .probe_success
             .with_label_values(&[replication, destination]);
+    }
+
+    /// Exports every reader outcome of a destination's readers at 0; a reader no longer
+    /// listed loses its series.
+    pub fn register_readers(&self, replication: &str, destination: &str, readers: &[&str]) {
+        let vecs = &self.dest.readers;
+        for family in vecs.probes_total.collect() {
+            for m in family.get_metric() {
+                let l: HashMap<&str, &str> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                let gone = l.get("replication") == Some(&replication)
+                    && l.get("destination") == Some(&destination)
+                    && l.get("reader").is_some_and(|r| !readers.contains(r));
+                if let (true, Some(reader)) = (gone, l.get("reader")) {
+                    vecs.remove(&[
+                        ("replication", replication),
+                        ("destination", destination),
+                        ("reader", reader),
+                    ]);
+                }
+            }
+        }
+        for reader in readers {
+            for o in ReaderOutcome::ALL {
+                vecs.probes_total.with_label_values(&[
+                    replication,
+                    destination,
+                    reader,
+                    o.as_str(),
+                ]);
+            }
+        }
+    }
+
+    /// Every reader's outcome of one verdict: counted, and readability as it claims.
+    pub fn record_readers(&self, v: &DestinationVerdict) {
+        let vecs = &self.dest.readers;
+        for r in &v.readers {
+            let labels = [
+                v.replication.as_str(),
+                v.destination.as_str(),
+                r.reader.as_str(),
+            ];
+            vecs.probes_total
+                .with_label_values(&[labels[0], labels[1], labels[2], r.outcome.as_str()])
+                .inc();
+            if r.outcome != ReaderOutcome::Error {
+                // The standing outcome moves: the others' series go.
+                for o in ReaderOutcome::ALL {
+                    if o != r.outcome || o == ReaderOutcome::Skipped {
+                        let _ = vecs.verdict.remove_label_values(&[
+                            labels[0],
+                            labels[1],
+                            labels[2],
+                            o.as_str(),
+                        ]);
+                    }
+                }
+                if r.outcome != ReaderOutcome::Skipped {
+                    vecs.verdict
+                        .with_label_values(&[labels[0], labels[1], labels[2], r.outcome.as_str()])
+                        .set(1.0);
+                }
+            }
+            match r.outcome.readable() {
+                Some(ok) => vecs
+                    .readable
+                    .with_label_values(&labels)
+                    .set(f64::from(u8::from(ok))),
+                // Nothing to read: readability claims nothing.
+                None if r.outcome == ReaderOutcome::Skipped => {
+                    let _ = vecs.readable.remove_label_values(&labels);
+                }
+                // A transient fault: the last claim stands.
+                None => {}
+            }
+        }
     }
 
     /// A complete scan pass of a replication: its counts per destination and class (every

@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use crate::model::{DestinationVerdict, Finding, Outcome};
 
+mod readers;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     Text,
@@ -23,7 +25,7 @@ impl Report for DestinationVerdict {
         render(items, format)
     }
     fn clean(items: &[Self]) -> bool {
-        !items.is_empty() && items.iter().all(|v| v.outcome == Outcome::Ok)
+        !items.is_empty() && all_ok(items)
     }
 }
 
@@ -39,8 +41,11 @@ impl Report for AuditEntry {
 fn render(verdicts: &[DestinationVerdict], format: ReportFormat) -> String {
     match format {
         ReportFormat::Json => {
-            let ok = verdicts.iter().all(|v| v.outcome == Outcome::Ok);
-            let doc = serde_json::json!({ "ok": ok, "verdicts": verdicts });
+            let doc = serde_json::json!({
+                "ok": all_ok(verdicts),
+                "verdicts": verdicts,
+                "failing_readers": readers::failing(verdicts),
+            });
             serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
         }
         ReportFormat::Text => text(verdicts),
@@ -111,10 +116,17 @@ fn text(verdicts: &[DestinationVerdict]) -> String {
             let _ = writeln!(out, "    canary:       {k} (version {id})");
         }
         findings(&mut out, v.findings.as_deref().unwrap_or_default());
+        readers::text(&mut out, v);
     }
     let ok = verdicts.iter().filter(|v| v.outcome == Outcome::Ok).count();
     let _ = writeln!(out, "{ok} of {} destinations ok", verdicts.len());
+    readers::summary(&mut out, verdicts);
     out
+}
+
+/// Every destination `ok` and every reader that read either `ok` or `skipped`.
+fn all_ok(verdicts: &[DestinationVerdict]) -> bool {
+    verdicts.iter().all(|v| v.outcome == Outcome::Ok) && readers::failing(verdicts).is_empty()
 }
 
 fn findings(out: &mut String, findings: &[Finding]) {

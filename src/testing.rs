@@ -363,6 +363,11 @@ impl SetupReader for MemStore {
     async fn object_lock(&self, _: &str) -> Result<Option<DefaultRetention>, AwsError> {
         Err(err(ErrorClass::Transient, 503, "SlowDown"))
     }
+    /// Counted; refused, as to a probe role without `kms:GetKeyPolicy`.
+    async fn key_policy(&self, _: &str) -> Result<String, AwsError> {
+        self.call("GetKeyPolicy");
+        Err(err(ErrorClass::AccessDenied, 400, "AccessDeniedException"))
+    }
 }
 
 /// A shared store, so that a test still sees it once the prober that used it is gone.

@@ -267,6 +267,17 @@ const CONTEXTS: &[Context] = &[
         actions: Take::Ids(&["destination:s3:GetBucketOwnershipControls"]),
     },
     Context {
+        label: "readers",
+        shown: "readers",
+        scenario: "readers",
+        mode: Mode::Once,
+        lock_source: false,
+        plant: false,
+        tagged: false,
+        // The key policy is read only for a reader that KMS refused.
+        actions: Take::Ids(&["destination:kms:GetKeyPolicy"]),
+    },
+    Context {
         label: "run-leftovers",
         shown: "healthy with leftovers",
         scenario: "healthy",
@@ -925,6 +936,7 @@ fn assert_baselines(seen: &BTreeMap<String, Observed>) {
     assert!(fact("locked--all", "`check`").contains("retain-until date shown"));
     assert_eq!(fact("tagged--all", "`check`"), "`ok`", "{seen:?}");
     assert!(fact("source-owned--all", "`audit`").contains("replica_owned_by_source_account"));
+    assert!(fact("readers--all", "`check`").contains("reader_kms_not_granted"));
     assert_eq!(
         fact("discovery--all", "`discover`"),
         "found, expected key from `default_encryption`; unmonitored rules listed",

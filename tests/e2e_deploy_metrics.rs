@@ -1,7 +1,7 @@
 //! The Grafana dashboard and the alert rules of `deploy/` query only metrics replicanary
 //! really exports: every `replicanary_*` name in them must be a sample name scraped from a
 //! running daemon (histograms as `_bucket`/`_sum`/`_count`). The daemon probes the lab's
-//! `healthy` and `wrong-key` scenarios with every canary delete failing (an injected S3
+//! `healthy`, `wrong-key` and `readers` scenarios with every canary delete failing (an injected S3
 //! fault on `DeleteObject`), so that the failure-only series (cleanup failures, AWS error
 //! codes) exist too.
 
@@ -53,8 +53,9 @@ fn exported(m: &Metrics) -> BTreeSet<String> {
 fn dashboard_and_rules_use_only_exported_metrics() {
     let lab = Lab::start(&[]);
     // Whole-bucket probe roles (`--probe-prefix ""`): the scan lists and HEADs every object.
+    // `readers` gives the reader series (a reader that reads, and ones that cannot).
     let config = lab.provision(
-        &["healthy", "wrong-key"],
+        &["healthy", "wrong-key", "readers"],
         &["--interval", "1s", "--probe-prefix", ""],
     );
     // Discovery's metrics exist once discovery is configured: an account whose role cannot
@@ -90,6 +91,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
         let names = exported(&m);
         let done = m.verdicts("healthy", &label(&m, "healthy")) >= 2.0
             && m.verdicts("wrong-key", &label(&m, "wrong-key")) >= 2.0
+            && names.contains("replicanary_reader_verdict")
             && names.contains("replicanary_cleanup_failures_total")
             && names.contains("replicanary_discovery_errors_total")
             && names.contains("replicanary_scan_objects")
@@ -132,6 +134,7 @@ fn dashboard_and_rules_use_only_exported_metrics() {
         "replicanary_replica_readable",
         "replicanary_aws_requests_total",
         "replicanary_canaries_outstanding",
+        "replicanary_reader_readable",
     ] {
         assert!(
             metric_names(&dashboard).contains(needed),

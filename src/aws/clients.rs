@@ -101,7 +101,15 @@ pub struct Clients {
     base: SdkConfig,
     force_path_style: bool,
     metrics: Arc<Metrics>,
-    pool: Mutex<HashMap<ClientKey, aws_sdk_s3::Client>>,
+    pool: Mutex<HashMap<ClientKey, SideClients>>,
+}
+
+/// The SDK clients of one (side, role, region), on one credentials provider: S3, and for a
+/// destination KMS (`GetKeyPolicy` when diagnosing its readers).
+#[derive(Clone)]
+struct SideClients {
+    s3: aws_sdk_s3::Client,
+    kms: Option<aws_sdk_kms::Client>,
 }
 
 impl Clients {
@@ -136,7 +144,11 @@ impl Clients {
                 self.lock().entry(key).or_insert(built).clone()
             }
         };
-        S3Store::new(client, self.metrics.clone(), replication, side)
+        let store = S3Store::new(client.s3, self.metrics.clone(), replication, side);
+        match client.kms {
+            Some(kms) => store.with_kms(kms),
+            None => store,
+        }
     }
 
     /// How many distinct clients exist (for tests and sizing).
@@ -144,20 +156,21 @@ impl Clients {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, aws_sdk_s3::Client>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, SideClients>> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn build(&self, key: &ClientKey, first_user: &str) -> aws_sdk_s3::Client {
+    async fn build(&self, key: &ClientKey, first_user: &str) -> SideClients {
         let region = Region::new(key.region.clone());
         let mut builder = aws_sdk_s3::config::Builder::from(&self.base)
             .region(region.clone())
             .force_path_style(self.force_path_style);
+        let mut credentials = None;
         if let Some(role) = &key.role {
             let mut assume = AssumeRoleProvider::builder(&role.arn)
                 .session_name(format!("replicanary-{}", key.side.as_str()))
                 .configure(&self.base)
-                .region(region);
+                .region(region.clone());
             if let Some(x) = &role.external_id {
                 assume = assume.external_id(x);
             }
@@ -167,9 +180,22 @@ impl Clients {
                 first_user: Arc::from(first_user),
                 side: key.side,
             };
-            builder = builder.credentials_provider(SharedCredentialsProvider::new(provider));
+            credentials = Some(SharedCredentialsProvider::new(provider));
         }
-        aws_sdk_s3::Client::from_conf(builder.build())
+        if let Some(c) = &credentials {
+            builder = builder.credentials_provider(c.clone());
+        }
+        let kms = (key.side == Side::Destination).then(|| {
+            let mut kms = aws_sdk_kms::config::Builder::from(&self.base).region(region);
+            if let Some(c) = credentials {
+                kms = kms.credentials_provider(c);
+            }
+            aws_sdk_kms::Client::from_conf(kms.build())
+        });
+        SideClients {
+            s3: aws_sdk_s3::Client::from_conf(builder.build()),
+            kms,
+        }
     }
 }
 

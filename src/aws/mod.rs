@@ -104,6 +104,18 @@ pub trait ObjectStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<GotObject, AwsError>> + Send;
 
+    /// `GetObject` of one version with `Range: bytes=0-0`: S3 must decrypt to answer any
+    /// byte, so this proves the caller can read the object, at the cost of one byte.
+    /// (Readers use it; stores without ranges read up to one byte.)
+    fn read_first_byte(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        async move { self.get(bucket, key, version_id, 1).await.map(|_| ()) }
+    }
+
     /// `DeleteObject` of exactly one version.
     fn delete_version(
         &self,
@@ -212,4 +224,10 @@ pub trait SetupReader: Send + Sync {
         &self,
         bucket: &str,
     ) -> impl Future<Output = Result<Option<DefaultRetention>, AwsError>> + Send;
+    /// `kms:GetKeyPolicy` of a key (the `default` policy), as JSON text. Stores without
+    /// KMS access answer `Other` (nothing inspected).
+    fn key_policy(&self, key_arn: &str) -> impl Future<Output = Result<String, AwsError>> + Send {
+        let _ = key_arn;
+        async { Err(AwsError::new("GetKeyPolicy", ErrorClass::Other)) }
+    }
 }

@@ -21,6 +21,8 @@ use crate::model::Side;
 #[derive(Clone)]
 pub struct S3Store {
     client: Client,
+    /// KMS on the same credentials: only `GetKeyPolicy`, for the diagnosis of readers.
+    kms: Option<aws_sdk_kms::Client>,
     metrics: Arc<Metrics>,
     replication: String,
     side: Side,
@@ -30,10 +32,17 @@ impl S3Store {
     pub fn new(client: Client, metrics: Arc<Metrics>, replication: &str, side: Side) -> S3Store {
         S3Store {
             client,
+            kms: None,
             metrics,
             replication: replication.to_owned(),
             side,
         }
+    }
+
+    /// The same side with KMS access on the same credentials.
+    pub fn with_kms(mut self, kms: aws_sdk_kms::Client) -> S3Store {
+        self.kms = Some(kms);
+        self
     }
 
     /// The SDK client (the scan's read-only calls are in `scan.rs`).
@@ -118,6 +127,29 @@ impl ObjectStore for S3Store {
             metadata: out.metadata().cloned().unwrap_or_default(),
             content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
         })
+    }
+
+    async fn read_first_byte(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError> {
+        let call = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id(version_id)
+            .range("bytes=0-0");
+        let out = self.done("GetObject", call.send().await)?;
+        // One byte at most; S3 has decrypted to answer it, the byte itself is not needed.
+        let _ = out.body.collect().await.map_err(|e| AwsError {
+            code: Some("connection".to_owned()),
+            message: Some(error_chain(&e)),
+            ..AwsError::new("GetObject", ErrorClass::Transient)
+        })?;
+        Ok(())
     }
 
     async fn get(
@@ -230,6 +262,15 @@ impl ObjectStore for S3Store {
 }
 
 impl SetupReader for S3Store {
+    async fn key_policy(&self, key_arn: &str) -> Result<String, AwsError> {
+        let Some(kms) = &self.kms else {
+            return Err(AwsError::new("GetKeyPolicy", ErrorClass::Other));
+        };
+        let call = kms.get_key_policy().key_id(key_arn).policy_name("default");
+        let out = self.done("GetKeyPolicy", call.send().await)?;
+        Ok(out.policy().unwrap_or_default().to_owned())
+    }
+
     async fn replication(&self, bucket: &str) -> Result<ReplicationSetup, AwsError> {
         let call = self.client.get_bucket_replication().bucket(bucket);
         let out = self.done("GetBucketReplication", call.send().await)?;

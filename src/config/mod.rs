@@ -50,6 +50,36 @@ pub struct Discovery {
     /// Also read the replication rules of buckets that did not opt in (one
     /// `GetBucketReplication` each per pass), to list and count the rules nobody monitors.
     pub coverage: bool,
+    /// `discovery.readers`: readers of every discovered destination, `{account}` being the
+    /// destination's account.
+    pub readers: Vec<ReaderTemplate>,
+}
+
+/// A reader of `discovery.readers`: its role ARN names the account as `{account}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderTemplate {
+    pub name: String,
+    pub role: RoleTemplate,
+    pub external_id: Option<String>,
+}
+
+impl ReaderTemplate {
+    /// The reader in the destination account `account`.
+    pub fn reader(&self, account: &str) -> Reader {
+        Reader {
+            name: self.name.clone(),
+            role: self.role.role(account, self.external_id.as_deref()),
+        }
+    }
+}
+
+/// A principal that must be able to read a destination's replicas: each probe reads the
+/// replica as this role (`readers:` of a destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    /// The `reader` label: `[a-z0-9_-]{1,32}`, unique per destination.
+    pub name: String,
+    pub role: Role,
 }
 
 /// The opt-in tag of a source bucket.
@@ -199,6 +229,8 @@ pub struct Destination {
     /// for a discovered one whose destination names no key (no override, no default
     /// SSE-KMS key): its replicas' key is then not judged (`expected_kms_key_unknown`).
     pub expected_kms_key: Option<KmsKeyArn>,
+    /// The principals that must be able to read the replicas (none by default).
+    pub readers: Vec<Reader>,
 }
 
 impl Destination {
@@ -279,6 +311,12 @@ impl Config {
             file: path.to_owned(),
             errors,
         })
+    }
+
+    /// What is valid but probably not meant (a reader that is the probe role itself), each
+    /// with its field path: to be shown, never to refuse the file.
+    pub fn warnings(&self) -> Vec<FieldError> {
+        validate::warnings(self)
     }
 
     /// Parses and validates configuration text.

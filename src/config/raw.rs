@@ -96,6 +96,16 @@ pub struct RawDestination {
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
     pub expected_kms_key_arn: Option<String>,
+    pub readers: Option<Vec<RawReader>>,
+}
+
+/// One entry of a destination's `readers` (or of `discovery.readers`, with `{account}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReader {
+    pub name: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
 }
 
 /// `discovery:`: which accounts and regions to read, and how to act in them.
@@ -112,6 +122,8 @@ pub struct RawDiscovery {
     pub bucket_tag: Option<RawBucketTag>,
     /// Destination bucket → key ARN, in file order.
     pub expected_kms_keys: Option<std::collections::BTreeMap<String, Scalar>>,
+    /// Reader role templates for every discovered destination.
+    pub readers: Option<Vec<RawReader>>,
     /// Also read the rules of buckets that did not opt in (default true).
     pub coverage: Option<bool>,
 }

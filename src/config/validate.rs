@@ -3,6 +3,10 @@
 //! Every problem is collected with its field path (`replications[1].source.bucket`) so a
 //! user fixes a file in one round instead of one error per run.
 
+mod readers;
+
+pub(crate) use readers::warnings;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
@@ -265,6 +269,7 @@ impl Validator {
             self.error("discovery.external_id", m);
         }
         let bucket_tag = self.bucket_tag(raw.bucket_tag);
+        let readers = self.reader_templates(raw.readers);
         let mut expected_kms_keys = BTreeMap::new();
         for (bucket, key) in raw.expected_kms_keys.unwrap_or_default() {
             let path = format!("discovery.expected_kms_keys.{bucket}");
@@ -295,6 +300,7 @@ impl Validator {
             external_id: raw.external_id,
             bucket_tag: bucket_tag?,
             expected_kms_keys,
+            readers,
             coverage: raw.coverage.unwrap_or(true),
         })
     }
@@ -688,6 +694,7 @@ impl Validator {
         let bucket = self.bucket(raw.bucket, path);
         let region = self.region(raw.region, path);
         let role = self.role(raw.role_arn, raw.external_id, path);
+        let readers = self.readers(raw.readers, path);
         let key_path = format!("{path}.expected_kms_key_arn");
         let expected_kms_key = match raw.expected_kms_key_arn {
             None => {
@@ -713,6 +720,7 @@ impl Validator {
             region: region?,
             role: role?,
             expected_kms_key: Some(expected_kms_key?),
+            readers,
         })
     }
 

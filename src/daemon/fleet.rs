@@ -37,7 +37,7 @@ use crate::aws::{ObjectStore, SetupReader};
 use crate::config::{AwsSettings, Replication};
 use crate::emit::Sinks;
 use crate::model::Side;
-use crate::probe::Prober;
+use crate::probe::{Prober, ReaderStore};
 
 /// Builds the prober of a replication: over the SDK in the daemon, in memory in tests.
 pub trait MakeProber: Sized + Send + Sync + 'static {
@@ -112,8 +112,23 @@ pub async fn build_prober(
             .await;
         destinations.push(store);
     }
+    let mut readers = Vec::with_capacity(rep.destinations.len());
+    for d in &rep.destinations {
+        let mut stores = Vec::with_capacity(d.readers.len());
+        for r in &d.readers {
+            let store = clients
+                .store(&rep.name, Side::Destination, &d.region, Some(&r.role))
+                .await;
+            stores.push(ReaderStore {
+                reader: r.clone(),
+                store,
+            });
+        }
+        readers.push(stores);
+    }
     Prober::new(rep.clone(), source, destinations, sinks.clone())
         .with_attempt_timeout(aws.attempt_timeout)
+        .with_readers(readers)
 }
 
 /// What a reconcile has to do, by name.

@@ -195,7 +195,12 @@ impl<M: MakeProber> Reloader<M> {
             return self.unchanged(cause);
         }
         let config = match text.and_then(|t| Config::parse_file(&self.path, &t)) {
-            Ok(c) => c,
+            Ok(c) => {
+                for w in c.warnings() {
+                    tracing::warn!(file = %file, path = %w.path, message = %w.message);
+                }
+                c
+            }
             Err(e) => {
                 for err in &e.errors {
                     tracing::error!(file = %file, path = %err.path, message = %err.message);

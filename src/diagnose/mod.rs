@@ -8,6 +8,7 @@
 //! probe's AWS calls.
 
 pub mod policy;
+pub mod readers;
 pub mod setup;
 
 #[cfg(test)]
@@ -57,6 +58,11 @@ pub const FINDING_IDS: &[&str] = &[
     "cannot_inspect:GetBucketPolicy",
     "cannot_inspect:GetBucketOwnershipControls",
     "cannot_inspect:GetObjectLockConfiguration",
+    // Readers (diagnose/readers.rs): why a reader cannot read the replica.
+    "reader_kms_not_granted",
+    "reader_s3_denied",
+    "reader_cannot_be_assumed",
+    "cannot_inspect:GetKeyPolicy",
 ];
 
 #[derive(Default)]

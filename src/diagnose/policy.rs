@@ -33,7 +33,7 @@ pub fn grants_replication(policy: &str, role_arn: &str, bucket: &str) -> Option<
     Some(statements.iter().any(|s| effect(s, "Allow") && applies(s)))
 }
 
-fn strings(v: &Value) -> Vec<String> {
+pub(super) fn strings(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a
@@ -55,7 +55,7 @@ fn principal_matches(p: &Value, role_arn: &str, account: &str) -> bool {
     })
 }
 
-fn conditions_hold(c: &Value, role_arn: &str) -> bool {
+pub(super) fn conditions_hold(c: &Value, role_arn: &str) -> bool {
     let Value::Object(ops) = c else {
         return true;
     };

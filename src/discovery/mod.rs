@@ -35,7 +35,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::config::{Destination, KmsKeyArn, ProbeSettings, Replication, Role, Source};
+use crate::config::{Destination, KmsKeyArn, ProbeSettings, Reader, Replication, Role, Source};
 use crate::metrics::Metrics;
 use crate::model::UnmonitoredRule;
 
@@ -131,6 +131,7 @@ impl Found {
                 region: d.region.clone(),
                 role: Some(d.role.clone()),
                 expected_kms_key: d.expected_kms_key.clone(),
+                readers: d.readers.clone(),
             }],
             rule_prefix: self.placement.prefix.clone(),
             canary_tags: self.placement.tags.clone(),
@@ -150,6 +151,8 @@ pub struct FoundDestination {
     /// `None`: neither an override nor a default SSE-KMS key names one.
     pub expected_kms_key: Option<KmsKeyArn>,
     pub key_from: KeyFrom,
+    /// `discovery.readers` in the destination's account.
+    pub readers: Vec<Reader>,
 }
 
 /// How a destination's account was found.

@@ -414,8 +414,10 @@ impl<R: Readers> Resolver<'_, R> {
             None => self.owner(bucket, source_account, source_region).await?,
         };
         let (expected_kms_key, key_from) = self.expected_key(bucket, &account, &region).await?;
+        let readers = self.d.readers.iter().map(|r| r.reader(&account)).collect();
         Ok(FoundDestination {
             bucket: bucket.clone(),
+            readers,
             role: self
                 .d
                 .destination_role

@@ -143,6 +143,19 @@ fn entry(f: &Found, name: &str, d: &Discovery) -> Node {
     if let Some(k) = &dest.expected_kms_key {
         destination.push(("expected_kms_key_arn", Node::Scalar(k.to_string())));
     }
+    if !dest.readers.is_empty() {
+        let readers = dest.readers.iter().map(|r| {
+            let mut m = vec![
+                ("name", Node::str(&r.name)),
+                ("role_arn", Node::str(&r.role.arn)),
+            ];
+            if let Some(x) = &r.role.external_id {
+                m.push(("external_id", Node::str(x)));
+            }
+            Node::Map(m)
+        });
+        destination.push(("readers", Node::List(readers.collect())));
+    }
     let mut e = vec![("name", Node::str(name))];
     if !f.placement.prefix.is_empty() {
         e.push(("rule_prefix", Node::str(&f.placement.prefix)));
@@ -230,6 +243,7 @@ fn details(f: &Found, name: &str, covered: Option<String>, canary_prefix: &str) 
             "expected_kms_key_arn": dest.expected_kms_key.as_ref().map(ToString::to_string),
             "expected_kms_key_from": key_from,
             "expected_kms_key_unknown": unknown,
+            "readers": dest.readers.iter().map(|r| json!({"name": r.name, "role_arn": r.role.arn})).collect::<Vec<_>>(),
         },
     })
 }

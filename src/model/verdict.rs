@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{AwsError, Finding, Outcome};
+use super::{AwsError, Finding, Outcome, ReaderVerdict};
 
 /// What the probe learned about one destination's replica.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -57,6 +57,10 @@ pub struct DestinationVerdict {
     /// the previous findings stand.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<Finding>>,
+    /// What each of the destination's readers concluded about this replica (empty: no
+    /// readers configured). Never part of the destination's own outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<ReaderVerdict>,
     #[serde(skip)]
     pub finished_at: SystemTime,
 }
@@ -76,6 +80,7 @@ impl DestinationVerdict {
             reason: None,
             aws_error: None,
             findings: None,
+            readers: Vec::new(),
             finished_at: SystemTime::now(),
         }
     }

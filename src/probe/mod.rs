@@ -9,6 +9,9 @@
 pub mod decide;
 mod destination;
 pub mod poll;
+mod readers;
+
+pub use readers::ReaderStore;
 
 #[cfg(test)]
 mod tests;
@@ -69,6 +72,9 @@ pub struct Prober<S> {
     /// A PutObject slower than one attempt timeout was retried: an earlier attempt may
     /// have stored a version nobody saw.
     attempt_timeout: Duration,
+    /// Each destination's readers (`readers.rs`); empty without any.
+    readers: Vec<Vec<ReaderStore<S>>>,
+    key_policies: readers::KeyPolicies,
 }
 
 /// The replication's setup as the probe roles last read it.
@@ -120,6 +126,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             setup: None,
             first_poll: FirstPoll::default(),
             attempt_timeout: Duration::from_secs(10),
+            readers: Vec::new(),
+            key_policies: readers::KeyPolicies::new(),
         }
     }
 
@@ -139,6 +147,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let mut verdicts = self.run_stages(&canary, cancel).await;
         if let Some(v) = verdicts.as_mut() {
             self.attach_findings(v).await;
+            self.skip_unread(v);
+            self.attach_reader_findings(v).await;
         }
         if self.replication.settings.cleanup {
             self.flush_deletes().await;
@@ -215,6 +225,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 return None;
             };
             verdict.latency = latency;
+            // 5. Each reader reads that replica as itself (never changes the verdict).
+            verdict.readers = self.read_as_readers(i, &w, replica_seen, &verdict).await;
             if self.replication.settings.cleanup {
                 if replica_seen {
                     let d = &self.replication.destinations[i];
@@ -506,7 +518,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
         let Some(setup) = &self.setup else {
             return Vec::new();
         };
-        self.replication
+        let mut entries: Vec<(String, Vec<Finding>)> = self
+            .replication
             .destinations
             .iter()
             .zip(&setup.destinations)
@@ -514,7 +527,9 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 let findings = diagnose(&self.replication, d, &setup.source, ds, None);
                 (d.name.clone(), findings)
             })
-            .collect()
+            .collect();
+        self.audit_readers(&mut entries).await;
+        entries
     }
 
     /// Deletes what earlier probes left pending and is due (see `cleanup::Ledger`).

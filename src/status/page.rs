@@ -10,6 +10,8 @@
 
 use std::time::{Duration, SystemTime};
 
+mod readers;
+
 use super::html::Html;
 use super::{Coverage, HISTORY_LEN, Row, SeenError, history_cell};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
@@ -209,7 +211,7 @@ fn table(h: &mut Html, rows: &[Row], now: SystemTime) {
         .raw("<thead><tr><th>Replication → destination</th><th>Verdict</th><th>Last ")
         .text_fmt(format_args!("{HISTORY_LEN}"))
         .raw(" probes</th>")
-        .raw("<th>Replication latency</th><th>KMS key</th><th>Replica readable</th>")
+        .raw("<th>Replication latency</th><th>KMS key</th><th>Replica readable (readers)</th>")
         .raw("<th>Findings and fixes</th><th>Last AWS error</th></tr></thead>\n<tbody>\n");
     for row in rows {
         table_row(h, row, now);
@@ -263,9 +265,16 @@ fn table_row(h: &mut Html, row: &Row, now: SystemTime) {
         },
     );
     let unread = !r.read_skipped && r.readable.is_none();
-    cell(h, "Replica readable", "fact", unread, |h| {
-        readable_cell(h, r)
-    });
+    cell(
+        h,
+        "Replica readable",
+        "fact",
+        unread && v.readers.is_empty(),
+        |h| {
+            readable_cell(h, r);
+            readers::readers_list(h, v);
+        },
+    );
     cell(
         h,
         "Findings and fixes",

@@ -91,6 +91,7 @@ SCENARIO_VERDICTS = {
     "partial-fan-out": {"rule-1": "replication_failed", "rule-2": "ok"},
     "vanished": {"rule-1": "replica_missing"},
     "vanished-no-list": {"rule-1": "replica_missing"},
+    "readers": {"rule-1": "ok"},  # readers never change the verdict (discovery names no readers here)
 }
 
 # Where a discovered replication's verdict or course differs from the explicit configuration's.

@@ -24,6 +24,7 @@ What stock ministack gets wrong and what this plugin does instead:
    the object replicates to its destination (highest Priority wins per
    destination bucket); the source is COMPLETED when all destinations are,
    FAILED when any failed.
+8. A GET by version id ignores `Range`. -> 206 with the bytes asked (readers' `bytes=0-0`).
 
 Also: a `fail` pattern in the lab config forces FAILED for matching source objects.
 
@@ -409,7 +410,26 @@ def get_object(bucket_name: str, key: str, headers: dict, query_params: dict = N
     if not key_ref:
         return result
     denied = kms_use_error(key_ref, "kms:Decrypt", f"/{bucket_name}/{key}")
-    return denied if denied is not None else result
+    return denied if denied is not None else apply_version_range(headers, result)
+
+
+def apply_version_range(headers: dict, result: tuple) -> tuple:
+    """Stock GetObject ignores `Range` on a GET by version id (it answers the whole body,
+    200); S3 answers 206 with the bytes asked and a Content-Range, whatever addresses the
+    object (S3 API reference, GetObject: "Range"). Readers read `bytes=0-0` of a version."""
+    status, resp_headers, body = result
+    range_header = (headers or {}).get("range", "")
+    if status != 200 or not range_header or not isinstance(body, (bytes, bytearray)):
+        return result
+    rng = ms_s3._parse_range(range_header, len(body))
+    if rng is None:
+        return result
+    start, end = rng
+    # Whole-object checksums are not sent with a slice (as S3 does for a 206).
+    out = {k: v for k, v in resp_headers.items() if not k.lower().startswith("x-amz-checksum")}
+    out["Content-Length"] = str(end + 1 - start)
+    out["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+    return 206, out, bytes(body[start:end + 1])
 
 
 # ---------------------------------------------------------------------------

@@ -52,7 +52,7 @@ REGION = "ap-northeast-1"
 
 SCENARIOS = ("healthy", "wrong-key", "other-key", "unselected", "denied", "slow", "disabled-key", "fan-out",
              "archive", "archive-wrong-key", "source-owned", "locked", "partial-fan-out", "vanished",
-             "vanished-no-list")
+             "vanished-no-list", "readers")
 
 # partial-fan-out: replication to its `slow` destination takes this long (less than the
 # configuration's replication_timeout, 10s by default).
@@ -82,6 +82,9 @@ SCENARIO_NOTES = {
                 "(replica_missing)",
     "vanished-no-list": "replica lost after COMPLETED, probe role without s3:ListBucket: HEAD 403, the key's listing "
                         "shows no such version (replica_missing)",
+    "readers": "as healthy, with a key policy naming roles and four readers: 'fine' ok, 'nokms' (not in the key "
+               "policy) undecryptable, 'nos3' unreadable, 'locked' (trusts nobody of ours) credentials_failed; the "
+               "destination's own verdict stays ok",
 }
 
 _CLIENT_CONFIG = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2, "mode": "standard"},
@@ -274,7 +277,8 @@ def source_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=(), dr
 
 def destination_probe_policy(bucket: str, key_arn: str, prefix: str = "", drop=(), drop_actions=()) -> list[str]:
     return probe_policies("destination", {"DestinationBucket": bucket, "CanaryPrefix": prefix,
-                                          "ExpectedKmsKeyArn": key_arn}, drop, drop_actions)
+                                          "ExpectedKmsKeyArn": key_arn, "AWS::AccountId": DEST_ACCOUNT},
+                          drop, drop_actions)
 
 
 # Every probe role of the lab is named replicanary-{source,destination}-...: the base role's
@@ -386,6 +390,7 @@ class Destination:
     replica_kms_key_arn: str | None  # the rule's ReplicaKmsKeyID (None: not set)
     storage_class: str = "STANDARD"  # the rule's Destination.StorageClass
     owner_override: bool = True      # the rule's AccessControlTranslation Owner=Destination
+    readers: list = field(default_factory=list)  # `readers:` entries ({"name", "role_arn"}), lab_readers.py
 
 
 @dataclass
@@ -560,6 +565,9 @@ class Provisioner:
             dests = [self.destination(scenario, "", role)]
         elif scenario == "vanished-no-list":
             dests = [self.destination(scenario, "", role, drop=("ReplicaExistence",))]
+        elif scenario == "readers":
+            import lab_readers
+            dests = [lab_readers.build(self, scenario, role)]
         else:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         result = self.source(scenario, dests, select_kms=scenario != "unselected",
@@ -757,6 +765,9 @@ def config_dict(world: World, interval: str = "2s", replication_timeout: str = "
                          "expected_kms_key_arn": d.expected_kms_key_arn})
             if world.external_id is not None:
                 dest["external_id"] = world.external_id
+            if d.readers:
+                import lab_readers
+                dest["readers"] = lab_readers.reader_entries(d, world.external_id)
             entry["destinations"].append(dest)
         replications.append(entry)
     return {

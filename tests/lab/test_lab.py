@@ -119,12 +119,16 @@ def test_config_file_matches_spec_format(world, tmp_path):
         assert set(r) <= {"name", "replication_timeout", "source", "destinations"}
         assert set(r["source"]) == {"bucket", "region", "role_arn"}
         for d in r["destinations"]:
-            assert set(d) - {"name"} == {"bucket", "region", "role_arn", "expected_kms_key_arn"}
+            assert set(d) - {"name", "readers"} == {"bucket", "region", "role_arn", "expected_kms_key_arn"}
+            assert ("readers" in d) == (r["name"] == "readers")
             assert d["expected_kms_key_arn"].startswith("arn:aws:kms:ap-northeast-1:222222222222:key/")
     slow = next(r for r in cfg["replications"] if r["name"] == "slow")
     assert slow["replication_timeout"] == "3s"
     fan = next(r for r in cfg["replications"] if r["name"] == "fan-out")
     assert [d["name"] for d in fan["destinations"]] == ["good", "wrong"]
+    readers = next(r for r in cfg["replications"] if r["name"] == "readers")["destinations"][0]["readers"]
+    assert [x["name"] for x in readers] == ["fine", "nokms", "nos3", "locked"]
+    assert all(x["role_arn"].startswith("arn:aws:iam::222222222222:role/replicanary-reader-") for x in readers)
 
 
 # ---------------------------------------------------------------------------

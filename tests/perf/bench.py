@@ -905,7 +905,10 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="~2-3 minutes: 1 repeat, short windows, scale 1 and 100")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "replicanary"))
-    p.add_argument("--only", choices=["compare", "scale"], help="run one part only")
+    p.add_argument("--only", choices=["compare", "scale", "readers"], help="run one part only "
+                   "(readers: the cost of one reader per probe, bench_readers.py; only when named)")
+    p.add_argument("--readers-copies", type=int, default=4, help="replications of the readers part (default 4)")
+    p.add_argument("--readers-interval", default="3s", help="probe interval of the readers part (default 3s)")
     p.add_argument("--repeats", type=int, help="comparison repeats (default 3; quick 1)")
     p.add_argument("--delays", default="1,5,20", help="injected replication delays, s (default 1,5,20)")
     p.add_argument("--per-delay", type=int, help="replications per delay (default 4; quick 3)")
@@ -959,6 +962,12 @@ def main(argv=None) -> None:
                     print(report_scale(runs), flush=True)
                     print("\n## /metrics at scale: plain and gzip (quiet, 20 scrapes each)\n")
                     print(report_scrapes(runs), flush=True)
+            if args.only == "readers":
+                import bench_readers
+                results["readers"] = bench_readers.run(sys.modules[__name__], args, tmp)
+                print("\n## The cost of one reader per probe\n")
+                print(bench_readers.report(results["readers"]), flush=True)
+                return
             print("\n## Summary (issue targets)\n")
             print(report_summary(results), flush=True)
         finally:

@@ -158,3 +158,32 @@ fn names_and_scalars_survive_a_round_trip() {
         assert_eq!(v["k"], serde_json::json!(s), "{doc}");
     }
 }
+
+#[tokio::test]
+async fn discovery_readers_reach_every_found_destination_and_its_pasted_entry() {
+    let world = shared(estate());
+    let d = discovery_config(
+        "  readers:\n    - {name: restore, role_arn: 'arn:aws:iam::{account}:role/dr-restore', external_id: xyz-123}\n",
+    );
+    let p = pass(&world, &d).await;
+    let found: Vec<_> = p.found().collect();
+    assert!(!found.is_empty());
+    for f in &found {
+        let r = &f.destination.readers;
+        assert_eq!(r.len(), 1, "{}", f.name);
+        assert_eq!(
+            r[0].role.arn,
+            format!("arn:aws:iam::{}:role/dr-restore", f.destination.account),
+            "{{account}} is the destination's account"
+        );
+        let rep = f.replication(&crate::config::ProbeSettings::default());
+        assert_eq!(rep.destinations[0].readers, *r);
+    }
+    let text = yaml(&p, &[], &d, "replicanary/");
+    assert!(
+        text.contains("readers:") && text.contains("role/dr-restore"),
+        "{text}"
+    );
+    let doc = json(&p, &[], &d, "replicanary/");
+    assert!(doc.to_string().contains("dr-restore"), "{doc}");
+}
