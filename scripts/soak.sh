@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak (issue 6, campaign 6; not part of CI): replicanary at a 1 s interval over every lab
+# Soak (a reliability campaign; not part of CI): replicanary at a 1 s interval over every lab
 # scenario for SOAK_SECONDS (default 1800), sampling the daemon's RSS, open file
 # descriptors and threads every SOAK_SAMPLE_SECONDS (default 60), with its verdict counts
 # and canaries outstanding. Prints a start/end summary and exits 1 if RSS or descriptors

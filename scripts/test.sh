@@ -15,7 +15,7 @@ tests/lab/.venv/bin/python -m pytest tests/lab -q
 step "replicanary: unit and end-to-end tests (cargo test)"
 cargo test --all-targets
 
-# --- deploy/ (issue 4) ------------------------------------------------------------------
+# --- deploy/ --------------------------------------------------------------------------
 # promtool rule tests, PrometheusRule/IAM/runbook consistency, Kubernetes schemas, the
 # systemd unit. (Its end-to-end tests — tests/e2e_deploy_*.rs: probe-role IAM, dashboard
 # metric names, a real Prometheus with the rules and one or two instances — ran in cargo

@@ -565,7 +565,7 @@ mod sweep_bounds {
     }
 }
 
-/// Property tests of the deletion rule (issue 6, campaign 4): for arbitrary keys, prefixes,
+/// Property tests of the deletion rule: for arbitrary keys, prefixes,
 /// metadata, ages and version lists — and a store whose listing even lies about the prefix —
 /// nothing outside "this process wrote this exact version under the prefix" (the ledger)
 /// or "canary-shaped, marker-carrying, old enough" (the sweep) is ever deleted.

@@ -355,7 +355,7 @@ fn hostile_input_never_panics() {
     }
 }
 
-/// Issue 6, campaign 5: arbitrary bytes and arbitrary YAML structures never panic the
+/// Arbitrary bytes and arbitrary YAML structures never panic the
 /// loader; every rejection carries a message, and a field path unless the whole file is at
 /// fault (not YAML, empty, or not a mapping, or an unknown top-level key it names).
 mod fuzz {
