@@ -94,6 +94,15 @@ fn latency_is_measured_within_the_poll_step() {
 fn injected_503s_give_error_never_a_replication_verdict() {
     let lab = Lab::start(&[]);
     let config = provision(&lab, &["healthy"], &["--interval", "1s"]);
+    // Three attempts per call, not the default five: under a total outage every call spends
+    // all of them (with the SDK's backoff), and this test needs a few verdicts in a minute.
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("aws:\n"), "{text}");
+    std::fs::write(
+        &config,
+        text.replacen("aws:\n", "aws:\n  max_attempts: 3\n", 1),
+    )
+    .expect("config");
     // Every S3 call fails: nothing can be observed, so nothing may be concluded.
     lab.admin(
         "config",
