@@ -31,7 +31,8 @@ fn the_background_scan_exports_the_counts_and_the_alert_fires() {
         .as_str()
         .expect("destination bucket")
         .to_owned();
-    let daemon = Daemon::start(&config, &[]);
+    // The reload below is a POST /-/reload: the lifecycle API must be on.
+    let daemon = Daemon::start_with(&config, &["--web.enable-lifecycle"], &[]);
 
     // The pass is under way: progress counts up; then a reload with the same file.
     wait_until(Duration::from_secs(30), "the scan to make progress", || {
