@@ -588,6 +588,7 @@ fn a_put_that_times_out_leaves_no_orphaned_canary() {
     );
     std::thread::sleep(Duration::from_secs(8));
     lab.admin("reset-faults", "{}");
+    let reset = std::time::Instant::now();
     let ok = daemon
         .metrics()
         .sum("replicanary_probes_total", &[("outcome", "ok")]);
@@ -597,6 +598,10 @@ fn a_put_that_times_out_leaves_no_orphaned_canary() {
             .sum("replicanary_probes_total", &[("outcome", "ok")])
             > ok + 3.0
     });
+    // A timed-out attempt lands in the lab up to ~7 s after it was sent; the daemon watches
+    // such a key for replication_timeout (10 s). Stop only once every watch begun under the
+    // fault has run its course, so a version that landed late was listed while running.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(reset.elapsed()));
     stop_and_assert_clean(&lab, daemon);
 }
 
