@@ -83,17 +83,17 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let (triggers, trigger_queue, stop_triggers) = install_triggers(&loaded, &opts);
 
     let shard = opts.shard;
-    metrics.set_shard(shard.index(), shard.count());
+    sinks.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
     let makers = SdkProbers::new(&loaded.config.aws, sinks.clone()).await;
-    let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
+    let fleet = Fleet::new(makers, &loaded.config.aws, sinks.clone(), opts.grace);
     let mut reloader = Reloader::start(
         loaded.path,
         &loaded.text,
         loaded.config,
         shard,
         fleet,
-        metrics.clone(),
+        sinks,
     )
     .await;
     reloader.reload_web_too(opts.web.clone());

@@ -25,8 +25,8 @@ use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
 use crate::config::{AwsSettings, Config, Replication};
 pub use crate::discovery::merge;
+use crate::emit::Sinks;
 use crate::http::{ReloadAnswer, ReloadRequest};
-use crate::metrics::Metrics;
 use crate::web::Live;
 
 /// The content last read and what it gave.
@@ -49,7 +49,8 @@ pub struct Reloader<M: MakeProber> {
     discovery_tx: Option<SettingsTx>,
     shard: Shard,
     fleet: Fleet<M>,
-    metrics: Arc<Metrics>,
+    /// The metrics and the status board: each (re)load is recorded on both.
+    sinks: Sinks,
     /// The web configuration (`--web.config.file`), read again on every reload.
     web: Option<Arc<Live>>,
     /// The last reload of the web configuration failed (the gauge stays 0 until one
@@ -65,7 +66,7 @@ impl<M: MakeProber> Reloader<M> {
         config: Config,
         shard: Shard,
         fleet: Fleet<M>,
-        metrics: Arc<Metrics>,
+        sinks: Sinks,
     ) -> Reloader<M> {
         let mut r = Reloader {
             path,
@@ -80,12 +81,12 @@ impl<M: MakeProber> Reloader<M> {
             aws: config.aws,
             shard,
             fleet,
-            metrics,
+            sinks,
             web: None,
             web_failed: false,
         };
         r.apply().await;
-        r.metrics.config_loaded(true, unix_now());
+        r.sinks.config_loaded(true, unix_now());
         r
     }
 
@@ -118,13 +119,13 @@ impl<M: MakeProber> Reloader<M> {
         match web {
             Ok(()) => {
                 if std::mem::take(&mut self.web_failed) && answer.is_ok() {
-                    self.metrics.config_loaded(true, unix_now());
+                    self.sinks.config_loaded(true, unix_now());
                 }
                 answer
             }
             Err(mut errors) => {
                 self.web_failed = true;
-                self.metrics.config_loaded(false, unix_now());
+                self.sinks.config_loaded(false, unix_now());
                 if let Err(config_errors) = answer {
                     errors.extend(config_errors);
                 }
@@ -140,12 +141,12 @@ impl<M: MakeProber> Reloader<M> {
         match self.reload_web(Cause::WebFileChanged) {
             Ok(()) => {
                 if std::mem::take(&mut self.web_failed) && self.seen.errors.is_empty() {
-                    self.metrics.config_loaded(true, unix_now());
+                    self.sinks.config_loaded(true, unix_now());
                 }
             }
             Err(_) => {
                 self.web_failed = true;
-                self.metrics.config_loaded(false, unix_now());
+                self.sinks.config_loaded(false, unix_now());
             }
         }
     }
@@ -211,7 +212,7 @@ impl<M: MakeProber> Reloader<M> {
                     errors = e.errors.len(),
                     "configuration reload failed: the running configuration stays"
                 );
-                self.metrics.config_loaded(false, unix_now());
+                self.sinks.config_loaded(false, unix_now());
                 let errors: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
                 self.seen = Seen {
                     fingerprint: now,
@@ -224,7 +225,7 @@ impl<M: MakeProber> Reloader<M> {
         self.explicit = config.replications;
         self.aws = config.aws;
         let changes = self.apply().await;
-        self.metrics.config_loaded(true, unix_now());
+        self.sinks.config_loaded(true, unix_now());
         self.seen = Seen {
             fingerprint: now,
             errors: Vec::new(),

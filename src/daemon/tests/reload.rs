@@ -28,7 +28,15 @@ async fn started(text: &str, shard: Shard) -> (Reloader<Fake>, TempFile, Fake) {
         fake.sinks.clone(),
         Duration::from_secs(5),
     );
-    let r = Reloader::start(file.path.clone(), text, config, shard, fleet, metrics).await;
+    let r = Reloader::start(
+        file.path.clone(),
+        text,
+        config,
+        shard,
+        fleet,
+        fake.sinks.clone(),
+    )
+    .await;
     (r, file, fake)
 }
 
