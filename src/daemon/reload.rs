@@ -48,7 +48,8 @@ pub struct Reloader<M: MakeProber> {
     /// The discovery loop's settings, when it runs ([`Reloader::watch_discovery`]).
     discovery_tx: Option<SettingsTx>,
     shard: Shard,
-    fleet: Fleet<M>,
+    /// The running replications (the tests read their names).
+    pub(super) fleet: Fleet<M>,
     /// The metrics and the status board: each (re)load is recorded on both.
     sinks: Sinks,
     /// The web configuration (`--web.config.file`), read again on every reload.
@@ -98,11 +99,6 @@ impl<M: MakeProber> Reloader<M> {
     /// How many replications run here.
     pub fn running(&self) -> usize {
         self.fleet.names().count()
-    }
-
-    #[cfg(test)]
-    pub fn running_names(&self) -> Vec<&str> {
-        self.fleet.names().collect()
     }
 
     /// From now on every reload also reads the web configuration again.

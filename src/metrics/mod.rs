@@ -139,18 +139,6 @@ impl Metrics {
             .remove(&(replication.to_owned(), destination.to_owned()));
     }
 
-    /// The Prometheus text exposition of everything, whole (the tests' view; `/metrics`
-    /// streams [`Metrics::encode_to`]).
-    #[cfg(test)]
-    pub fn encode(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(e) = self.encode_to(&mut out) {
-            return format!("# encoding failed: {e}\n");
-        }
-        // The encoder writes UTF-8 only (names, escaped label values, numbers).
-        String::from_utf8(out).unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
-    }
-
     /// Writes the text exposition to `out`, one family at a time: the same text as the
     /// `TextEncoder` over `Registry::gather()` (families by name, empty ones left out,
     /// series ordered by their label values), without holding every family at once.

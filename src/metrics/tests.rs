@@ -6,6 +6,19 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts, Side};
 
+impl Metrics {
+    /// The Prometheus text exposition of everything, whole (the tests' view; `/metrics`
+    /// streams [`Metrics::encode_to`]).
+    pub(crate) fn encode(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = self.encode_to(&mut out) {
+            return format!("# encoding failed: {e}\n");
+        }
+        // The encoder writes UTF-8 only (names, escaped label values, numbers).
+        String::from_utf8(out).unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
 /// The lines of one family (`# HELP`, `# TYPE` and its samples), as exported.
 fn family(text: &str, name: &str) -> Vec<String> {
     text.lines()
