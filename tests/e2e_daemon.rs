@@ -14,13 +14,6 @@ fn provision(lab: &Lab, scenarios: &[&str], extra: &[&str]) -> std::path::PathBu
     lab.provision(scenarios, &args)
 }
 
-/// Adds settings under `defaults:` of a provisioned configuration.
-fn with_defaults(config: &std::path::Path, lines: &str) {
-    let text = std::fs::read_to_string(config).expect("config");
-    let text = text.replacen("defaults:\n", &format!("defaults:\n{lines}"), 1);
-    std::fs::write(config, text).expect("config");
-}
-
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -16,11 +16,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn lab_dir() -> PathBuf {
+pub fn lab_dir() -> PathBuf {
     root().join("tests/lab")
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     lab_dir().join(".venv/bin/python")
 }
 

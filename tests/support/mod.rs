@@ -3,7 +3,9 @@
 //! as a user writes them), `tempdir`, `tools` (binaries a test needs: skipped outside CI,
 //! required in it), `prometheus` (a real Prometheus) and `backlog` (a bucket's backlog).
 
-#![allow(dead_code)] // each test crate uses a different part of this module
+// Each test crate (one per tests/*.rs file) uses a different part of this module, and its
+// re-exports are the paths the tests name (`support::Lab`, `support::binary()`).
+#![allow(dead_code, unused_imports)]
 
 pub mod backlog;
 pub mod daemon;
