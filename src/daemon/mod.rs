@@ -32,14 +32,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::emit::Sinks;
+use crate::estate::Current;
 use crate::http::{Shared, router};
 use crate::metrics::Metrics;
 use crate::status::Board;
 use crate::web::Live;
-pub use fleet::build_prober;
 use fleet::{Fleet, SdkProbers};
 use reload::Reloader;
-pub use shard::Shard;
+pub use shard::{Shard, ShardError};
 
 /// How `run` was asked to behave.
 pub struct Options {
@@ -85,7 +85,9 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let shard = opts.shard;
     metrics.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
-    let makers = SdkProbers::new(&loaded.config.aws, sinks.clone()).await;
+    // One pool of clients for the probes and discovery alike.
+    let current = Arc::new(Current::new(metrics.clone()));
+    let makers = SdkProbers::new(current.clone(), &loaded.config.aws, sinks.clone()).await;
     let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
     let mut reloader = Reloader::start(
         loaded.path,
@@ -100,7 +102,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let discovering = discover::spawn(
         reloader.watch_discovery(),
         triggers,
-        metrics.clone(),
+        current,
         sinks_board,
         stop_triggers.clone(),
     );

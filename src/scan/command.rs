@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::manifest::Manifest;
 use super::render::ScanReport;
 use super::{Budget, Options, Target, scan_replication};
-use crate::aws::clients::{Clients, acting_for};
+use crate::aws::clients::acting_for;
 use crate::config::{AwsSettings, Config};
+use crate::estate::Estate;
 use crate::metrics::Metrics;
 use crate::model::Side;
 
@@ -37,7 +38,8 @@ pub async fn scan_all(
         max_attempts: 1,
         ..config.aws.clone()
     };
-    let clients = Clients::new(&aws, Arc::new(Metrics::new())).await;
+    let estate = Estate::new(&aws, Arc::new(Metrics::new())).await;
+    let clients = estate.clients();
     let budget = Budget::new(rate);
     let mut replications = Vec::new();
     for rep in &config.replications {
