@@ -32,7 +32,10 @@ pub fn run(req: Request) -> Result<Ending, Error> {
     };
     let loaded = load_text(&req.config)?;
     let web = Arc::new(web::Live::load(req.web_config.as_deref())?);
-    logging::init(req.log_format, "info,aws_config=warn,aws_smithy_runtime=warn");
+    logging::init(
+        req.log_format,
+        "info,aws_config=warn,aws_smithy_runtime=warn",
+    );
     let opts = daemon::Options {
         listen: req.listen,
         grace: req.grace,

@@ -606,11 +606,7 @@ fn brief(e: &AwsError) -> String {
     const MAX: usize = 240;
     let text = match (e.class, e.message.as_deref()) {
         (ErrorClass::Credentials, Some(m)) => {
-            let refusal = m
-                .rfind("message: \"")
-                .map(|i| &m[i + 10..])
-                .map(|r| r.split('"').next().unwrap_or(r));
-            format!("AssumeRole refused: {}", refusal.unwrap_or(m))
+            format!("AssumeRole refused: {}", e.refusal.as_deref().unwrap_or(m))
         }
         _ => e.to_string(),
     };

@@ -29,10 +29,7 @@ impl SdkReaders<'_> {
         };
         let role = template.role(account, d.external_id.as_deref());
         let label = calls_label(account);
-        let store = self
-            .clients
-            .store(&label, side, region, Some(&role))
-            .await;
+        let store = self.clients.store(&label, side, region, Some(&role)).await;
         AccountReader { store, label }
     }
 }
