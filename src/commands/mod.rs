@@ -50,15 +50,23 @@ pub enum Error {
     NoDiscovery { path: PathBuf },
     #[error("--manifest {}: not a directory", dir.display())]
     NotADirectory { dir: PathBuf },
-    /// Anything else (the runtime, the daemon, a manifest that cannot be written).
+    /// The daemon could not start, or did not stop cleanly.
     #[error(transparent)]
-    Failed(#[from] anyhow::Error),
+    Daemon(#[from] crate::daemon::Error),
+    #[error(transparent)]
+    Manifest(#[from] crate::scan::command::ManifestError),
+    /// The tokio runtime could not be built.
+    #[error(transparent)]
+    Runtime(std::io::Error),
 }
 
 impl Error {
     /// A usage or configuration error (exit 2), not a failure of the work (exit 1).
     pub fn is_usage(&self) -> bool {
-        !matches!(self, Error::Failed(_))
+        !matches!(
+            self,
+            Error::Daemon(_) | Error::Manifest(_) | Error::Runtime(_)
+        )
     }
 }
 
@@ -101,5 +109,5 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Failed(e.into()))
+        .map_err(Error::Runtime)
 }

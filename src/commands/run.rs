@@ -44,9 +44,7 @@ pub fn run(req: Request) -> Result<Ending, Error> {
         web,
         lifecycle: req.lifecycle,
     };
-    runtime()?
-        .block_on(daemon::run(loaded, opts))
-        .map_err(|e| Error::Failed(e.into()))?;
+    runtime()?.block_on(daemon::run(loaded, opts))?;
     Ok(Ending::Clean)
 }
 

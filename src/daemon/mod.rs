@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,8 +62,21 @@ pub struct Loaded {
     pub config: Config,
 }
 
+/// Why the daemon could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the reload loop failed")]
+    ReloadLoop(#[source] tokio::task::JoinError),
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
+pub async fn run(loaded: Loaded, opts: Options) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let sinks = Sinks::new(metrics.clone(), Arc::new(Board::new()));
     let sinks_board = sinks.board.clone();
@@ -134,7 +146,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     shared.ready.store(false, Ordering::SeqCst);
     stop_triggers.cancel();
     let _ = discovering.await;
-    let reloader = serving.await.context("the reload loop failed")?;
+    let reloader = serving.await.map_err(Error::ReloadLoop)?;
     reloader.into_fleet().shutdown().await;
     server_stop.cancel();
     let _ = server.await;
@@ -192,10 +204,13 @@ async fn serve_http(
     shared: Arc<Shared>,
     listen: SocketAddr,
     web: Arc<Live>,
-) -> anyhow::Result<(JoinHandle<std::io::Result<()>>, CancellationToken)> {
+) -> Result<(JoinHandle<std::io::Result<()>>, CancellationToken), Error> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
     let stop = CancellationToken::new();
     let app = router(shared);
     let server = tokio::spawn(crate::web::serve(listener, app, web, stop.clone()));
