@@ -54,11 +54,11 @@ pub type SettingsTx = watch::Sender<Option<Settings>>;
 pub fn spawn(
     settings: watch::Receiver<Option<Settings>>,
     triggers: mpsc::Sender<Trigger>,
-    current: Arc<Current>,
+    estates: Arc<Current>,
     board: Arc<Board>,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(discovery_loop(settings, triggers, current, board, stop))
+    tokio::spawn(discovery_loop(settings, triggers, estates, board, stop))
 }
 
 async fn discovery_loop(

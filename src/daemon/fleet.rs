@@ -58,16 +58,16 @@ pub trait MakeProber: Sized + Send + Sync + 'static {
 /// Probers over the AWS SDK, their clients from the estate in force (shared with
 /// discovery).
 pub struct SdkProbers {
-    current: Arc<Current>,
+    estates: Arc<Current>,
     estate: Estate,
     sinks: Sinks,
 }
 
 impl SdkProbers {
-    pub async fn new(current: Arc<Current>, aws: &AwsSettings, sinks: Sinks) -> SdkProbers {
+    pub async fn new(estates: Arc<Current>, aws: &AwsSettings, sinks: Sinks) -> SdkProbers {
         SdkProbers {
-            estate: current.estate(aws).await,
-            current,
+            estate: estates.estate(aws).await,
+            estates,
             sinks,
         }
     }
@@ -87,7 +87,7 @@ impl MakeProber for SdkProbers {
     }
 
     async fn remake(&self, aws: &AwsSettings) -> SdkProbers {
-        SdkProbers::new(self.current.clone(), aws, self.sinks.clone()).await
+        SdkProbers::new(self.estates.clone(), aws, self.sinks.clone()).await
     }
 
     async fn make_scanner(&self, rep: &Replication) -> Option<Scanner> {

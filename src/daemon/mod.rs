@@ -98,8 +98,8 @@ pub async fn run(loaded: Loaded, opts: Options) -> Result<(), Error> {
     metrics.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
     // One pool of clients for the probes and discovery alike.
-    let current = Arc::new(Current::new(metrics.clone()));
-    let makers = SdkProbers::new(current.clone(), &loaded.config.aws, sinks.clone()).await;
+    let estates = Arc::new(Current::new(metrics.clone()));
+    let makers = SdkProbers::new(estates.clone(), &loaded.config.aws, sinks.clone()).await;
     let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
     let mut reloader = Reloader::start(
         loaded.path,
@@ -114,7 +114,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> Result<(), Error> {
     let discovering = discover::spawn(
         reloader.watch_discovery(),
         triggers,
-        current,
+        estates,
         sinks_board,
         stop_triggers.clone(),
     );
