@@ -93,11 +93,22 @@ impl Estate {
         hints: &Hints,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Pass {
-        let readers = SdkReaders {
+        discover(
+            &self.discovery_readers(d),
+            d,
+            canary_prefix,
+            hints,
+            progress,
+        )
+        .await
+    }
+
+    /// Discovery's readers: the roles of `d`'s templates, over this pool.
+    fn discovery_readers<'a>(&'a self, d: &'a Discovery) -> SdkReaders<'a> {
+        SdkReaders {
             clients: &self.clients,
             discovery: d,
-        };
-        discover(&readers, d, canary_prefix, hints, progress).await
+        }
     }
 }
 
@@ -138,6 +149,57 @@ impl Current {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::discovery::Readers;
+
+    /// Discovery over account 111 and an explicit replication from 111 to 222 with the
+    /// roles discovery's templates name for them: what discovery would find there.
+    const ESTATE: &str = "\
+aws: {endpoint_url: 'http://127.0.0.1:1'}
+discovery:
+  regions: [ap-northeast-1]
+  source_accounts: ['111111111111']
+  source_role_arn: arn:aws:iam::{account}:role/replicanary-source-probe
+  destination_role_arn: arn:aws:iam::{account}:role/replicanary-destination-probe
+  bucket_tag: {key: replicanary, value: enabled}
+replications:
+  - name: found
+    source:
+      bucket: src
+      region: ap-northeast-1
+      role_arn: arn:aws:iam::111111111111:role/replicanary-source-probe
+    destinations:
+      - bucket: dst
+        region: ap-northeast-1
+        role_arn: arn:aws:iam::222222222222:role/replicanary-destination-probe
+        expected_kms_key_arn: arn:aws:kms:ap-northeast-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab
+";
+
+    #[tokio::test]
+    async fn discovery_and_the_probes_share_one_client_per_role_and_region() {
+        let config = Config::parse(ESTATE).expect("a valid estate");
+        let Some(d) = &config.discovery else {
+            panic!("discovery is configured")
+        };
+        let metrics = Arc::new(Metrics::new());
+        let estate = Estate::new(&config.aws, metrics.clone()).await;
+        // Building probers and readers makes no call: clients are built, not used.
+        let sinks = Sinks::new(metrics, Arc::default());
+        let _prober = estate.prober(&config.replications[0], &sinks).await;
+        assert_eq!(
+            estate.clients().len(),
+            2,
+            "the prober's two sides, in the pool"
+        );
+        let readers = estate.discovery_readers(d);
+        readers.source("111111111111", "ap-northeast-1").await;
+        readers.destination("222222222222", "ap-northeast-1").await;
+        assert_eq!(
+            estate.clients().len(),
+            2,
+            "discovery reads with the probes' clients"
+        );
+    }
 
     fn lab(endpoint: &str) -> AwsSettings {
         AwsSettings {
