@@ -22,8 +22,8 @@ built="$(mktemp)"
 trap 'rm -f "$built"' EXIT
 cargo test --all-targets --no-run --message-format=json-render-diagnostics >"$built"
 
-step "replicanary: unit and end-to-end tests, ${TEST_LANES:-3} binaries at a time"
-tests/lab/.venv/bin/python scripts/test_lanes.py --lanes "${TEST_LANES:-3}" "$built"
+step "replicanary: unit and end-to-end tests, ${TEST_LANES:-2} binaries at a time"
+tests/lab/.venv/bin/python scripts/test_lanes.py --lanes "${TEST_LANES:-2}" "$built"
 
 # --- deploy/ --------------------------------------------------------------------------
 # promtool rule tests, PrometheusRule/IAM/runbook consistency, Kubernetes schemas, the
