@@ -57,7 +57,7 @@ fn log(v: &DestinationVerdict) {
     let findings = v
         .findings
         .as_ref()
-        .map(|f| f.iter().map(|f| f.id).collect::<Vec<_>>().join(","));
+        .map(|f| f.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(","));
     let e = v.aws_error.as_ref();
     let retain_until = v
         .replica

@@ -269,7 +269,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 for f in reader_findings(&v, &key, Some(&policy)) {
                     if !findings.iter().any(|g| {
                         g.id == f.id
-                            && (f.id.starts_with("cannot_inspect:")
+                            && (f.id.as_str().starts_with("cannot_inspect:")
                                 || g.explanation == f.explanation)
                     }) {
                         findings.push(f);
