@@ -110,7 +110,7 @@ fn log(v: &DestinationVerdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AwsError, ErrorClass, Finding};
+    use crate::model::{AwsError, ErrorClass, Finding, FindingId};
 
     /// The log line, the metrics and the board come from one value: what one shows, the
     /// others show.
@@ -129,7 +129,7 @@ mod tests {
         let mut v = DestinationVerdict::new("r", "d", Outcome::Undecryptable)
             .with_error(Some(AwsError::new("GetObject", ErrorClass::AccessDenied)));
         v.findings = Some(vec![Finding {
-            id: "replica_kms_denied",
+            id: FindingId::ReplicaKmsDenied,
             explanation: "KMS refuses".to_owned(),
             fix: "grant kms:Decrypt".to_owned(),
         }]);

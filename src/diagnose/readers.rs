@@ -198,7 +198,7 @@ mod tests {
     }
 
     fn ids(f: &[Finding]) -> Vec<&'static str> {
-        f.iter().map(|f| f.id).collect()
+        f.iter().map(|f| f.id.as_str()).collect()
     }
 
     #[test]
