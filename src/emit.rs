@@ -54,10 +54,12 @@ pub fn verdict(sinks: &Sinks, v: &DestinationVerdict, probe_seconds: f64) {
 
 fn log(v: &DestinationVerdict) {
     let latency_seconds = v.latency.map(|d| d.as_secs_f64());
-    let findings = v
-        .findings
-        .as_ref()
-        .map(|f| f.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(","));
+    let findings = v.findings.as_ref().map(|f| {
+        f.iter()
+            .map(|f| f.id.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     let e = v.aws_error.as_ref();
     let retain_until = v
         .replica

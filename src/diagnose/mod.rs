@@ -16,6 +16,7 @@ mod tests;
 
 use std::time::Duration;
 
+use crate::aws::precedence::{Reach, applying, contenders, reach};
 use crate::aws::{DefaultEncryption, DefaultRetention, RuleSetup};
 use crate::config::{Destination, KmsKeyArn, Replication};
 use crate::model::{DestinationVerdict, Finding, FindingId, Outcome};
@@ -298,8 +299,8 @@ fn rules<'r>(
     Some(winner)
 }
 
-/// The enabled rule to this destination that selects canaries (the highest priority among
-/// them), with every rule that does; or findings that say why there is none.
+/// The enabled rule to this destination that S3 applies to canaries, with every rule that
+/// selects them all; or findings that say why there is none.
 fn winning_rule<'r>(
     f: &mut Findings,
     rep: &Replication,
@@ -340,14 +341,17 @@ fn winning_rule<'r>(
         );
         return None;
     }
-    let covering: Vec<&RuleSetup> = enabled
+    // S3's precedence (aws/precedence.rs): the rule that selects every canary and comes
+    // first; rules that select only some canaries are passed over.
+    let ranked = contenders(rules, &dest.bucket, &key_prefix, &rep.canary_tags);
+    let covering: Vec<&RuleSetup> = ranked
         .iter()
-        .copied()
-        .filter(|r| r.selects(&key_prefix, &rep.canary_tags))
+        .filter(|c| c.reach == Reach::Every)
+        .map(|c| c.rule)
         .collect();
-    let Some(winner) = covering.iter().copied().max_by_key(|r| r.priority) else {
+    let Some(winner) = applying(&ranked) else {
         let r = enabled[0];
-        let why = if !r.selects(&r.prefix, &rep.canary_tags) {
+        let why = if reach(r, &r.prefix, &rep.canary_tags) == Reach::None {
             let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!(
                 "its filter requires the tags {}, which canaries do not carry (canary_tags)",

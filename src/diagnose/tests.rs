@@ -1,8 +1,8 @@
 //! Diagnosis from fixtures: the seed's correct setup has no findings, and each
 //! misconfiguration is named by its own finding.
 
-use super::setup::{DestinationSetup, SourceSetup, Unknown};
 use super::diagnose;
+use super::setup::{DestinationSetup, SourceSetup, Unknown};
 use crate::aws::{DefaultEncryption, ReplicationSetup, RuleSetup};
 use crate::config::{Config, Replication};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};

@@ -118,42 +118,222 @@ use Severity::{Critical, Info, Warning};
 
 /// The table: one row per [`FindingId`], in its order (checked when compiling).
 pub const FINDINGS: &[FindingSpec] = &[
-    row(F::SourceNotVersioned, "source_not_versioned", Critical, "the source bucket is not versioned"),
-    row(F::DestinationNotVersioned, "destination_not_versioned", Critical, "the destination bucket is not versioned"),
-    row(F::SourceNotSseKms, "source_not_sse_kms", Critical, "canaries are not SSE-KMS at the source"),
-    row(F::NoReplicationConfiguration, "no_replication_configuration", Critical, "the source bucket has no replication configuration"),
-    row(F::RuleDestinationMismatch, "rule_destination_mismatch", Critical, "no rule replicates to the destination, or its account differs"),
-    row(F::RuleDisabled, "rule_disabled", Critical, "the rule to the destination is disabled"),
-    row(F::RuleFilterExcludesCanaries, "rule_filter_excludes_canaries", Critical, "the rule's filter does not select the canaries"),
-    row(F::RuleShadowed, "rule_shadowed", Critical, "a rule of higher priority wins over the correct one"),
-    row(F::RuleSkipsSseKms, "rule_skips_sse_kms", Critical, "the rule does not select SSE-KMS objects"),
-    row(F::ReplicaKmsKeyMissing, "replica_kms_key_missing", Critical, "the rule names no ReplicaKmsKeyID"),
-    row(F::ReplicaKmsKeyOtherAccount, "replica_kms_key_other_account", Critical, "the rule's replica key belongs to another account"),
-    row(F::ReplicaKmsKeyOtherRegion, "replica_kms_key_other_region", Critical, "the rule's replica key is in another region"),
-    row(F::ReplicaKmsKeyNotExpected, "replica_kms_key_not_expected", Critical, "the rule's replica key is not the expected key"),
-    row(F::DestinationDefaultKeyNotExpected, "destination_default_key_not_expected", Critical, "the destination's default encryption is not the expected key"),
-    row(F::DestinationPolicyMissingReplicationRole, "destination_policy_missing_replication_role", Critical, "the destination bucket policy does not let the replication role in"),
-    row(F::ReplicationTimeControlDisabled, "replication_time_control_disabled", Warning, "the rule has no Replication Time Control"),
-    row(F::ReplicaKmsDenied, "replica_kms_denied", Critical, "KMS refuses the destination the replica's key"),
-    row(F::ReplicaOwnedBySourceAccount, "replica_owned_by_source_account", Critical, "replicas stay owned by the source account"),
-    row(F::ProbeRoleCannotReadReplica, "probe_role_cannot_read_replica", Warning, "replicanary's destination probe role may not read the replica"),
-    row(F::ProbeRoleCannotListBucket, "probe_role_cannot_list_bucket", Warning, "replicanary's destination probe role may not list the key's versions"),
-    row(F::ProbeRoleKmsDenied, "probe_role_kms_denied", Warning, "replicanary's destination probe role may not decrypt with the expected key"),
-    row(F::CanariesRetainedByObjectLock, "canaries_retained_by_object_lock", Info, "Object Lock keeps every canary replica for its retention"),
-    row(F::KmsKeyDisabled, "kms_key_disabled", Critical, "the replica's key is disabled"),
-    row(F::KmsKeyPendingDeletion, "kms_key_pending_deletion", Critical, "the replica's key is pending deletion"),
-    row(F::KmsKeyNotFound, "kms_key_not_found", Critical, "the replica's key does not exist"),
-    row(F::ExpectedKmsKeyUnknown, "expected_kms_key_unknown", Info, "no key is expected of the replicas, so their key is not judged"),
-    row(F::CannotInspectGetBucketReplication, "cannot_inspect:GetBucketReplication", Info, "the source probe role may not read the replication configuration"),
-    row(F::CannotInspectGetBucketVersioning, "cannot_inspect:GetBucketVersioning", Info, "a probe role may not read the bucket's versioning"),
-    row(F::CannotInspectGetBucketEncryption, "cannot_inspect:GetBucketEncryption", Info, "a probe role may not read the bucket's default encryption"),
-    row(F::CannotInspectGetBucketPolicy, "cannot_inspect:GetBucketPolicy", Info, "the destination probe role may not read the bucket policy"),
-    row(F::CannotInspectGetBucketOwnershipControls, "cannot_inspect:GetBucketOwnershipControls", Info, "the destination probe role may not read Object Ownership"),
-    row(F::CannotInspectGetObjectLockConfiguration, "cannot_inspect:GetObjectLockConfiguration", Info, "the destination probe role may not read the Object Lock configuration"),
-    row(F::ReaderKmsNotGranted, "reader_kms_not_granted", Critical, "the key policy does not allow the reader kms:Decrypt"),
-    row(F::ReaderS3Denied, "reader_s3_denied", Critical, "S3 refuses the reader the replica"),
-    row(F::ReaderCannotBeAssumed, "reader_cannot_be_assumed", Warning, "replicanary cannot assume the reader's role"),
-    row(F::CannotInspectGetKeyPolicy, "cannot_inspect:GetKeyPolicy", Info, "the destination probe role may not read the key policy"),
+    row(
+        F::SourceNotVersioned,
+        "source_not_versioned",
+        Critical,
+        "the source bucket is not versioned",
+    ),
+    row(
+        F::DestinationNotVersioned,
+        "destination_not_versioned",
+        Critical,
+        "the destination bucket is not versioned",
+    ),
+    row(
+        F::SourceNotSseKms,
+        "source_not_sse_kms",
+        Critical,
+        "canaries are not SSE-KMS at the source",
+    ),
+    row(
+        F::NoReplicationConfiguration,
+        "no_replication_configuration",
+        Critical,
+        "the source bucket has no replication configuration",
+    ),
+    row(
+        F::RuleDestinationMismatch,
+        "rule_destination_mismatch",
+        Critical,
+        "no rule replicates to the destination, or its account differs",
+    ),
+    row(
+        F::RuleDisabled,
+        "rule_disabled",
+        Critical,
+        "the rule to the destination is disabled",
+    ),
+    row(
+        F::RuleFilterExcludesCanaries,
+        "rule_filter_excludes_canaries",
+        Critical,
+        "the rule's filter does not select the canaries",
+    ),
+    row(
+        F::RuleShadowed,
+        "rule_shadowed",
+        Critical,
+        "a rule of higher priority wins over the correct one",
+    ),
+    row(
+        F::RuleSkipsSseKms,
+        "rule_skips_sse_kms",
+        Critical,
+        "the rule does not select SSE-KMS objects",
+    ),
+    row(
+        F::ReplicaKmsKeyMissing,
+        "replica_kms_key_missing",
+        Critical,
+        "the rule names no ReplicaKmsKeyID",
+    ),
+    row(
+        F::ReplicaKmsKeyOtherAccount,
+        "replica_kms_key_other_account",
+        Critical,
+        "the rule's replica key belongs to another account",
+    ),
+    row(
+        F::ReplicaKmsKeyOtherRegion,
+        "replica_kms_key_other_region",
+        Critical,
+        "the rule's replica key is in another region",
+    ),
+    row(
+        F::ReplicaKmsKeyNotExpected,
+        "replica_kms_key_not_expected",
+        Critical,
+        "the rule's replica key is not the expected key",
+    ),
+    row(
+        F::DestinationDefaultKeyNotExpected,
+        "destination_default_key_not_expected",
+        Critical,
+        "the destination's default encryption is not the expected key",
+    ),
+    row(
+        F::DestinationPolicyMissingReplicationRole,
+        "destination_policy_missing_replication_role",
+        Critical,
+        "the destination bucket policy does not let the replication role in",
+    ),
+    row(
+        F::ReplicationTimeControlDisabled,
+        "replication_time_control_disabled",
+        Warning,
+        "the rule has no Replication Time Control",
+    ),
+    row(
+        F::ReplicaKmsDenied,
+        "replica_kms_denied",
+        Critical,
+        "KMS refuses the destination the replica's key",
+    ),
+    row(
+        F::ReplicaOwnedBySourceAccount,
+        "replica_owned_by_source_account",
+        Critical,
+        "replicas stay owned by the source account",
+    ),
+    row(
+        F::ProbeRoleCannotReadReplica,
+        "probe_role_cannot_read_replica",
+        Warning,
+        "replicanary's destination probe role may not read the replica",
+    ),
+    row(
+        F::ProbeRoleCannotListBucket,
+        "probe_role_cannot_list_bucket",
+        Warning,
+        "replicanary's destination probe role may not list the key's versions",
+    ),
+    row(
+        F::ProbeRoleKmsDenied,
+        "probe_role_kms_denied",
+        Warning,
+        "replicanary's destination probe role may not decrypt with the expected key",
+    ),
+    row(
+        F::CanariesRetainedByObjectLock,
+        "canaries_retained_by_object_lock",
+        Info,
+        "Object Lock keeps every canary replica for its retention",
+    ),
+    row(
+        F::KmsKeyDisabled,
+        "kms_key_disabled",
+        Critical,
+        "the replica's key is disabled",
+    ),
+    row(
+        F::KmsKeyPendingDeletion,
+        "kms_key_pending_deletion",
+        Critical,
+        "the replica's key is pending deletion",
+    ),
+    row(
+        F::KmsKeyNotFound,
+        "kms_key_not_found",
+        Critical,
+        "the replica's key does not exist",
+    ),
+    row(
+        F::ExpectedKmsKeyUnknown,
+        "expected_kms_key_unknown",
+        Info,
+        "no key is expected of the replicas, so their key is not judged",
+    ),
+    row(
+        F::CannotInspectGetBucketReplication,
+        "cannot_inspect:GetBucketReplication",
+        Info,
+        "the source probe role may not read the replication configuration",
+    ),
+    row(
+        F::CannotInspectGetBucketVersioning,
+        "cannot_inspect:GetBucketVersioning",
+        Info,
+        "a probe role may not read the bucket's versioning",
+    ),
+    row(
+        F::CannotInspectGetBucketEncryption,
+        "cannot_inspect:GetBucketEncryption",
+        Info,
+        "a probe role may not read the bucket's default encryption",
+    ),
+    row(
+        F::CannotInspectGetBucketPolicy,
+        "cannot_inspect:GetBucketPolicy",
+        Info,
+        "the destination probe role may not read the bucket policy",
+    ),
+    row(
+        F::CannotInspectGetBucketOwnershipControls,
+        "cannot_inspect:GetBucketOwnershipControls",
+        Info,
+        "the destination probe role may not read Object Ownership",
+    ),
+    row(
+        F::CannotInspectGetObjectLockConfiguration,
+        "cannot_inspect:GetObjectLockConfiguration",
+        Info,
+        "the destination probe role may not read the Object Lock configuration",
+    ),
+    row(
+        F::ReaderKmsNotGranted,
+        "reader_kms_not_granted",
+        Critical,
+        "the key policy does not allow the reader kms:Decrypt",
+    ),
+    row(
+        F::ReaderS3Denied,
+        "reader_s3_denied",
+        Critical,
+        "S3 refuses the reader the replica",
+    ),
+    row(
+        F::ReaderCannotBeAssumed,
+        "reader_cannot_be_assumed",
+        Warning,
+        "replicanary cannot assume the reader's role",
+    ),
+    row(
+        F::CannotInspectGetKeyPolicy,
+        "cannot_inspect:GetKeyPolicy",
+        Info,
+        "the destination probe role may not read the key policy",
+    ),
 ];
 
 // The table has one row per id, in the enum's order: `spec` can index it.
@@ -259,14 +439,19 @@ mod tests {
             FindingId::CannotInspectGetBucketPolicy.runbook_anchor(),
             "finding-cannot_inspectgetbucketpolicy"
         );
-        assert_eq!(FindingId::RuleShadowed.runbook_anchor(), "finding-rule_shadowed");
+        assert_eq!(
+            FindingId::RuleShadowed.runbook_anchor(),
+            "finding-rule_shadowed"
+        );
         assert_eq!(
             FindingId::cannot_inspect("GetObjectLockConfiguration"),
             Some(FindingId::CannotInspectGetObjectLockConfiguration)
         );
         assert_eq!(FindingId::cannot_inspect("PutObject"), None);
         assert_eq!(
-            serde_json::to_string(&FindingId::ReaderS3Denied).ok().as_deref(),
+            serde_json::to_string(&FindingId::ReaderS3Denied)
+                .ok()
+                .as_deref(),
             Some("\"reader_s3_denied\"")
         );
     }

@@ -193,7 +193,12 @@ async fn each_reader_reads_the_replica_and_the_verdict_stays_ok() {
     assert_eq!(readers[1].store.calls(), ["GetObject", "HeadObject"]);
     assert_eq!(readers[3].store.calls(), ["GetObject"]);
     // Findings join the destination's.
-    let ids: Vec<&str> = v[0].findings.iter().flatten().map(|f| f.id.as_str()).collect();
+    let ids: Vec<&str> = v[0]
+        .findings
+        .iter()
+        .flatten()
+        .map(|f| f.id.as_str())
+        .collect();
     assert!(
         ids.contains(&"reader_s3_denied") && ids.contains(&"reader_cannot_be_assumed"),
         "{ids:?}"
