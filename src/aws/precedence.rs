@@ -80,7 +80,7 @@ pub fn contenders<'r>(
         })
         .filter(|c| c.reach != Reach::None)
         .collect();
-    out.sort_by(|a, b| (b.rule.priority, b.index).cmp(&(a.rule.priority, a.index)));
+    out.sort_by_key(|c| std::cmp::Reverse((c.rule.priority, c.index)));
     out
 }
 
