@@ -3,20 +3,24 @@
 //! canaries, and what it gets wrong) and discovery (which rules can be probed on their
 //! own) both ask it here.
 //!
-//! What AWS documents (Amazon S3 API Reference, `ReplicationRule`: `Priority` and `Filter`;
-//! the S3 User Guide's "Replication configuration file elements" says the same):
+//! What AWS documents — the Amazon S3 API Reference, `ReplicationRule`
+//! (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ReplicationRule.html: `Priority`,
+//! `Filter`, the deprecated `Prefix`), `ReplicationRuleFilter` and
+//! `ReplicationRuleAndOperator`; the S3 User Guide's "Replication configuration file
+//! elements" was not found to read, so nothing here rests on it alone:
 //! - A rule's `Filter` selects by key prefix, by tags, or both (`And`): an object is
 //!   selected when its key starts with the prefix and it carries every tag of the filter.
 //! - S3 tries to replicate an object according to every rule that selects it; when two or
 //!   more rules with the same destination bucket select it, the one with the highest
 //!   `Priority` applies ("the higher the number, the higher the priority"). Rules to other
 //!   destinations replicate it too.
-//! - Without a `Filter` the configuration is the earlier version, V1: the rule's own
-//!   `Prefix` selects, and it has no `Priority`. `aws/s3.rs` reads such a rule as a prefix
-//!   filter of priority 0. How S3 orders overlapping V1 rules is unverified.
+//! - Without a `Filter` S3 takes the configuration for the earlier version, V1 (API
+//!   Reference, `DeleteMarkerReplication`): the rule's own `Prefix` selects, and it has no
+//!   `Priority`. `aws/s3.rs` reads such a rule as a prefix filter of priority 0. How S3
+//!   orders overlapping V1 rules is unverified.
 //! - Equal priorities among rules to one destination that select the same object: which
 //!   one S3 applies is not documented (unverified). [`applying`] names the later rule in
-//!   the configuration (what diagnosis has always named); [`rivals`] counts a tie as a
+//!   the configuration, one answer for every reader of a report; [`rivals`] counts a tie as a
 //!   rule that may take the object, so discovery never probes a rule S3 may not apply.
 //! - A disabled rule selects nothing. Whether a rule that does not replicate SSE-KMS
 //!   objects still takes precedence over one that does is not documented (unverified):
