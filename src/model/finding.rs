@@ -208,6 +208,11 @@ impl FindingId {
         format!("finding-{}", self.as_str().to_lowercase().replace(':', ""))
     }
 
+    /// A `cannot_inspect:*` finding: a part of the setup a probe role may not read.
+    pub fn is_cannot_inspect(self) -> bool {
+        self.as_str().starts_with("cannot_inspect:")
+    }
+
     /// `cannot_inspect:<operation>` for a setup read the probe role was refused; `None` for
     /// an operation diagnosis does not read.
     pub fn cannot_inspect(operation: &str) -> Option<FindingId> {
@@ -269,6 +274,8 @@ mod tests {
             Some(FindingId::CannotInspectGetObjectLockConfiguration)
         );
         assert_eq!(FindingId::cannot_inspect("PutObject"), None);
+        assert_eq!(FindingId::all().filter(|i| i.is_cannot_inspect()).count(), 7);
+        assert!(!FindingId::ProbeRoleKmsDenied.is_cannot_inspect());
         assert_eq!(
             serde_json::to_string(&FindingId::ReaderS3Denied)
                 .ok()
