@@ -229,6 +229,43 @@ fn reads_the_role_may_not_make_are_cannot_inspect() {
     );
 }
 
+/// Each refused setup read names its own `cannot_inspect:` finding with its own action; an
+/// operation diagnosis does not read names nothing rather than another finding.
+#[test]
+fn a_refused_read_names_its_own_operation_only() {
+    let mut d = destination();
+    d.versioning = Err(Unknown::Denied("GetBucketVersioning"));
+    let rep = replication();
+    let found = diagnose(
+        &rep,
+        &rep.destinations[0],
+        &source_with(vec![rule()]),
+        &d,
+        None,
+    );
+    assert_eq!(ids(&found), ["cannot_inspect:GetBucketVersioning"]);
+    assert!(
+        found[0].fix.starts_with("grant s3:GetBucketVersioning on"),
+        "{found:?}"
+    );
+    let mut d = destination();
+    d.policy = Err(Unknown::Denied("PutObject"));
+    assert!(audit(&source_with(vec![rule()]), &d).is_empty());
+}
+
+/// Equal priorities: S3 does not say which rule applies; diagnosis names the later one.
+#[test]
+fn of_two_rules_of_equal_priority_the_later_is_judged() {
+    let mut wrong = rule();
+    wrong.id = "same-priority".to_owned();
+    wrong.selects_sse_kms = false;
+    assert_eq!(
+        audit(&source_with(vec![rule(), wrong.clone()]), &destination()),
+        ["rule_shadowed", "rule_skips_sse_kms"]
+    );
+    assert!(audit(&source_with(vec![wrong, rule()]), &destination()).is_empty());
+}
+
 fn verdict(outcome: Outcome, operation: &'static str, code: &str, key: &str) -> DestinationVerdict {
     let mut v = DestinationVerdict::new("audit", "audit-dev-s3", outcome)
         .with_replica(ReplicaFacts {

@@ -274,7 +274,10 @@ mod tests {
             Some(FindingId::CannotInspectGetObjectLockConfiguration)
         );
         assert_eq!(FindingId::cannot_inspect("PutObject"), None);
-        assert_eq!(FindingId::all().filter(|i| i.is_cannot_inspect()).count(), 7);
+        assert_eq!(
+            FindingId::all().filter(|i| i.is_cannot_inspect()).count(),
+            7
+        );
         assert!(!FindingId::ProbeRoleKmsDenied.is_cannot_inspect());
         assert_eq!(
             serde_json::to_string(&FindingId::ReaderS3Denied)
