@@ -320,7 +320,7 @@ impl Metrics {
                 .set(1.0);
         }
         if let Some(findings) = &v.findings {
-            let present: BTreeSet<&'static str> = findings.iter().map(|f| f.id).collect();
+            let present: BTreeSet<&'static str> = findings.iter().map(|f| f.id.as_str()).collect();
             let mut shown = self.findings_shown();
             let ever = shown.entry((r.to_owned(), d.to_owned())).or_default();
             for id in ever.union(&present) {

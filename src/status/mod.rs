@@ -16,6 +16,8 @@ mod process;
 pub mod unmonitored;
 
 #[cfg(test)]
+mod alert_rules_agree;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
