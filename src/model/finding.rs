@@ -196,14 +196,8 @@ impl FindingId {
     }
 
     /// Its section of docs/runbook.md (`### Finding `<label>``), as GitHub names the
-    /// anchor and the alert rules link to it: lower case, `:` dropped.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "no output shows it (outputs stay as they are); the check against the alert rules and the runbook reads it"
-        )
-    )]
+    /// anchor and the alert rules link to it: lower case, `:` dropped. The status page
+    /// links each finding there.
     pub fn runbook_anchor(self) -> String {
         format!("finding-{}", self.as_str().to_lowercase().replace(':', ""))
     }

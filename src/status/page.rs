@@ -17,7 +17,7 @@ use super::{Coverage, HISTORY_LEN, Row, SeenError, history_cell};
 use crate::model::{DestinationVerdict, Finding, Outcome, ReplicaFacts};
 
 /// The runbook, as the alert rules' `runbook_url` links to it; sections are
-/// `#verdict-<outcome>` and `#finding-<id>`.
+/// `#verdict-<outcome>` and `#finding-<id>` (`FindingId::runbook_anchor`).
 pub const RUNBOOK_URL: &str =
     "https://github.com/replicanary/replicanary/blob/main/docs/runbook.md";
 
@@ -469,8 +469,8 @@ fn findings_cell(h: &mut Html, findings: &[Finding]) {
     for f in findings {
         h.raw("<li><a class=\"finding\" href=\"")
             .attr(RUNBOOK_URL)
-            .raw("#finding-")
-            .attr(f.id.as_str())
+            .raw("#")
+            .attr(&f.id.runbook_anchor())
             .raw("\">")
             .text(f.id.as_str())
             .raw("</a><div class=\"why\">")

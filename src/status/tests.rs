@@ -625,3 +625,26 @@ fn history_memory_at_1000_destinations() {
     let cell_end = one_row[cell_start..].find("</td>").unwrap_or(0);
     println!("history cell: {} bytes", cell_end);
 }
+
+#[test]
+fn a_cannot_inspect_finding_links_to_its_runbook_section() {
+    // The runbook's heading `### Finding `cannot_inspect:GetBucketReplication`` is the
+    // anchor `finding-cannot_inspectgetbucketreplication` (lower case, `:` dropped), as the
+    // alert rules link to it; the label itself, with its colon and capitals, is no anchor.
+    let b = Board::new();
+    b.register_destination("r", "d");
+    let mut v = verdict("r", "d", Outcome::Error, 10);
+    v.findings = Some(vec![Finding {
+        id: FindingId::CannotInspectGetBucketReplication,
+        explanation: "why".into(),
+        fix: "fix".into(),
+    }]);
+    b.record(&v);
+    let html = page::render(&b.snapshot(), &header(), at(20));
+    assert!(
+        html.contains(&format!(
+            "href=\"{RUNBOOK_URL}#finding-cannot_inspectgetbucketreplication\">cannot_inspect:GetBucketReplication</a>"
+        )),
+        "{html}"
+    );
+}
