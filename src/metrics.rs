@@ -17,12 +17,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::Mutex;
 
-use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder,
 };
+
+use family::{Counters, Gauges, IntGauges, RemoveMatching};
 
 use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts, ScanClass, Side};
 
@@ -37,7 +38,7 @@ const DURATION_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800
 /// How late probes start against their planned slot.
 const LAG_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
-const RD: &[&str] = &["replication", "destination"];
+const RD: &[&str; 2] = &["replication", "destination"];
 
 /// What is exported per destination beyond the vectors themselves.
 #[derive(Debug, Default)]
@@ -76,31 +77,31 @@ pub struct ProcessState {
 
 /// Series per (replication, destination): the verdicts and what they measured.
 struct DestinationVecs {
-    probe_success: GaugeVec,
-    probes_total: IntCounterVec,
-    verdict: GaugeVec,
+    probe_success: Gauges<2>,
+    probes_total: Counters<3>,
+    verdict: Gauges<3>,
     replication_latency: HistogramVec,
-    last_replication_latency: GaugeVec,
-    replica_kms_key_match: GaugeVec,
-    replica_readable: GaugeVec,
-    last_probe_timestamp: GaugeVec,
-    last_success_timestamp: GaugeVec,
+    last_replication_latency: Gauges<2>,
+    replica_kms_key_match: Gauges<2>,
+    replica_readable: Gauges<2>,
+    last_probe_timestamp: Gauges<2>,
+    last_success_timestamp: Gauges<2>,
     probe_duration: HistogramVec,
-    finding: GaugeVec,
+    finding: Gauges<3>,
     readers: ReaderVecs,
 }
 
 /// Series per (replication, destination, reader): what each reader's read concluded.
 struct ReaderVecs {
-    probes_total: IntCounterVec,
-    readable: GaugeVec,
-    verdict: GaugeVec,
+    probes_total: Counters<4>,
+    readable: Gauges<3>,
+    verdict: Gauges<4>,
 }
 
 impl ReaderVecs {
     fn new(r: &Reg) -> ReaderVecs {
-        const RDR: &[&str] = &["replication", "destination", "reader"];
-        const RDRO: &[&str] = &["replication", "destination", "reader", "outcome"];
+        const RDR: &[&str; 3] = &["replication", "destination", "reader"];
+        const RDRO: &[&str; 4] = &["replication", "destination", "reader", "outcome"];
         ReaderVecs {
             probes_total: r.counter(
                 "replicanary_reader_probes_total",
@@ -129,10 +130,10 @@ impl ReaderVecs {
 
 /// Series per replication (and side).
 struct ReplicationVecs {
-    probe_interval: GaugeVec,
-    aws_requests: IntCounterVec,
-    cleanup_failures: IntCounterVec,
-    canaries_retained: IntGaugeVec,
+    probe_interval: Gauges<1>,
+    aws_requests: Counters<4>,
+    cleanup_failures: Counters<2>,
+    canaries_retained: IntGauges<2>,
 }
 
 /// Series of the whole process.
@@ -141,10 +142,10 @@ struct ProcessSeries {
     scheduling_lag: Histogram,
     config_reload_successful: IntGauge,
     config_reload_timestamp: Gauge,
-    discovered_replications: IntGaugeVec,
-    discovery_errors: IntCounterVec,
-    unmonitored_rules: IntGaugeVec,
-    shard_info: IntGaugeVec,
+    discovered_replications: IntGauges<2>,
+    discovery_errors: Counters<3>,
+    unmonitored_rules: IntGauges<2>,
+    shard_info: IntGauges<2>,
 }
 
 /// Creates metrics and registers them. Creation and registration only fail for invalid,
@@ -164,14 +165,19 @@ impl Reg<'_> {
             Err(e) => panic!("metric registration: {e}"),
         }
     }
-    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-        self.add(GaugeVec::new(Opts::new(name, help), labels))
+    fn gauge<const N: usize>(&self, name: &str, help: &str, labels: &[&str; N]) -> Gauges<N> {
+        self.add(Gauges::gauge(name, help, labels))
     }
-    fn int_gauge(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    fn int_gauge<const N: usize>(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str; N],
+    ) -> IntGauges<N> {
+        self.add(IntGauges::int_gauge(name, help, labels))
     }
-    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    fn counter<const N: usize>(&self, name: &str, help: &str, labels: &[&str; N]) -> Counters<N> {
+        self.add(Counters::counter(name, help, labels))
     }
     fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> HistogramVec {
         let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
@@ -181,7 +187,7 @@ impl Reg<'_> {
 
 impl DestinationVecs {
     fn new(r: &Reg) -> DestinationVecs {
-        const RDO: &[&str] = &["replication", "destination", "outcome"];
+        const RDO: &[&str; 3] = &["replication", "destination", "outcome"];
         DestinationVecs {
             probe_success: r.gauge(
                 "replicanary_probe_success",
@@ -258,7 +264,7 @@ impl DestinationVecs {
 
 impl ReplicationVecs {
     fn new(r: &Reg) -> ReplicationVecs {
-        const RS: &[&str] = &["replication", "side"];
+        const RS: &[&str; 2] = &["replication", "side"];
         ReplicationVecs {
             probe_interval: r.gauge(
                 "replicanary_probe_interval_seconds",
@@ -294,9 +300,9 @@ impl ReplicationVecs {
 
 /// Series of the background scan, per replication (and destination, class).
 struct ScanVecs {
-    objects: GaugeVec,
-    last_complete: GaugeVec,
-    progress: GaugeVec,
+    objects: Gauges<3>,
+    last_complete: Gauges<1>,
+    progress: Gauges<1>,
 }
 
 impl ScanVecs {
@@ -818,20 +824,10 @@ fn sort_series(family: &mut MetricFamily) {
 }
 
 /// Removes every series of `vec` whose labels include every one of `wanted`.
-fn remove_matching<B: MetricVecBuilder>(vec: &MetricVec<B>, wanted: &[(&str, &str)]) {
-    for family in vec.collect() {
-        for metric in family.get_metric() {
-            let labels: HashMap<&str, &str> = metric
-                .get_label()
-                .iter()
-                .map(|l| (l.name(), l.value()))
-                .collect();
-            if wanted.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                let _ = vec.remove(&labels);
-            }
-        }
-    }
+fn remove_matching(vec: &impl RemoveMatching, wanted: &[(&str, &str)]) {
+    vec.remove_matching(wanted);
 }
 
+mod family;
 #[cfg(test)]
 mod tests;
