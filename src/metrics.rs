@@ -19,10 +19,9 @@ use std::sync::Mutex;
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntGauge, Opts, Registry};
 
+use exposition::{Exposition, IntoExposition};
 use family::{Counters, Gauges, IntGauges, RemoveMatching};
 
 use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts, ScanClass, Side};
@@ -54,7 +53,7 @@ pub struct Metrics {
     #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests' oracle"))]
     registry: Registry,
     /// Every collector, in the order of their family names: what a scrape encodes.
-    collectors: Vec<Box<dyn Collector>>,
+    collectors: Vec<Box<dyn Exposition>>,
     dest: DestinationVecs,
     rep: ReplicationVecs,
     process: ProcessSeries,
@@ -152,14 +151,16 @@ struct ProcessSeries {
 /// duplicate or inconsistent names — fixed at compile time and caught by the unit tests.
 struct Reg<'r> {
     registry: &'r Registry,
-    collectors: RefCell<Vec<Box<dyn Collector>>>,
+    collectors: RefCell<Vec<Box<dyn Exposition>>>,
 }
 
 impl Reg<'_> {
-    fn add<T: Collector + Clone + 'static>(&self, made: prometheus::Result<T>) -> T {
+    fn add<T: IntoExposition>(&self, made: prometheus::Result<T>) -> T {
         match made.and_then(|c| self.registry.register(Box::new(c.clone())).map(|()| c)) {
             Ok(c) => {
-                self.collectors.borrow_mut().push(Box::new(c.clone()));
+                self.collectors
+                    .borrow_mut()
+                    .push(c.clone().into_exposition());
                 c
             }
             Err(e) => panic!("metric registration: {e}"),
@@ -792,12 +793,8 @@ impl Metrics {
     /// `TextEncoder` over `Registry::gather()` (families by name, empty ones left out,
     /// series ordered by their label values), without holding every family at once.
     pub fn encode_to(&self, out: &mut impl Write) -> prometheus::Result<()> {
-        let encoder = TextEncoder::new();
         for collector in &self.collectors {
-            let mut families = collector.collect();
-            families.retain(|f| !f.get_metric().is_empty());
-            families.iter_mut().for_each(sort_series);
-            encoder.encode(&families, out)?;
+            collector.encode(out)?;
         }
         Ok(())
     }
@@ -828,6 +825,7 @@ fn remove_matching(vec: &impl RemoveMatching, wanted: &[(&str, &str)]) {
     vec.remove_matching(wanted);
 }
 
+mod exposition;
 mod family;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use prometheus::TextEncoder;
+
 use super::*;
 use crate::model::{Finding, ReplicaFacts};
 
