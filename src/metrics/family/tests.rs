@@ -152,10 +152,14 @@ fn batches_encode_as_one_family() {
 
     const LABELS: [&str; 3] = ["replication", "destination", "outcome"];
     let ours = Counters::counter("t_total", "Help.", &LABELS).unwrap_or_else(|e| panic!("{e}"));
-    let theirs =
-        IntCounterVec::new(Opts::new("t_total", "Help."), &LABELS).unwrap_or_else(|e| panic!("{e}"));
+    let theirs = IntCounterVec::new(Opts::new("t_total", "Help."), &LABELS)
+        .unwrap_or_else(|e| panic!("{e}"));
     for i in 0..700 {
-        let v = [format!("r{i}"), format!("d{}", i % 7), ["ok", "error"][i % 2].to_owned()];
+        let v = [
+            format!("r{i}"),
+            format!("d{}", i % 7),
+            ["ok", "error"][i % 2].to_owned(),
+        ];
         ours.with_label_values(&v).set(i as u64);
         theirs.with_label_values(&v).inc_by(i as u64);
     }
@@ -171,5 +175,8 @@ fn batches_encode_as_one_family() {
     let empty = Gauges::gauge("g", "h", &["replication"]).unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     assert!(empty.encode(&mut out).is_ok());
-    assert!(out.is_empty(), "an empty family writes nothing, as the encoder leaves it out");
+    assert!(
+        out.is_empty(),
+        "an empty family writes nothing, as the encoder leaves it out"
+    );
 }
