@@ -66,20 +66,17 @@ impl<P: Atomic + 'static, const N: usize> Exposition for Family<P, N> {
     fn encode(&self, out: &mut dyn Write) -> prometheus::Result<()> {
         let encoder = TextEncoder::new();
         let mut text = Vec::new();
-        let mut first = true;
-        self.for_each_batch(BATCH, |batch| {
+        for (i, batch) in self.batches(BATCH).into_iter().enumerate() {
             text.clear();
             encoder.encode(&[batch], &mut text)?;
             // A batch after the first has no help (no `# HELP` line); its `# TYPE` line,
             // the first, was written with the first batch.
-            let start = match first {
-                true => 0,
-                false => text.iter().position(|&b| b == b'\n').map_or(0, |at| at + 1),
+            let start = match i {
+                0 => 0,
+                _ => text.iter().position(|&b| b == b'\n').map_or(0, |at| at + 1),
             };
-            first = false;
             out.write_all(&text[start..])?;
-            Ok::<(), prometheus::Error>(())
-        })?;
+        }
         Ok(())
     }
 }

@@ -171,14 +171,9 @@ impl<P: Atomic, const N: usize> Family<P, N> {
 }
 
 impl<P: Atomic, const N: usize> Family<P, N> {
-    /// Hands `each` the family in exposition order (by label values, labels by name),
-    /// `size` series per `MetricFamily`, one after the other: only one batch of messages
-    /// exists at a time. Only the first has the help text; nothing when it has no series.
-    pub fn for_each_batch<E>(
-        &self,
-        size: usize,
-        mut each: impl FnMut(MetricFamily) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// The family in exposition order (by label values, labels by name), `size` series
+    /// per `MetricFamily`; only the first has the help text. None when it has no series.
+    pub fn batches(&self, size: usize) -> Vec<MetricFamily> {
         let series = self.read();
         let mut sorted: Vec<([&str; N], &[u8], &Arc<P>)> = series
             .iter()
@@ -194,12 +189,15 @@ impl<P: Atomic, const N: usize> Family<P, N> {
             })
             .collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (i, chunk) in sorted.chunks(size.max(1)).enumerate() {
-            let mut f = self.family_header(i == 0);
-            f.set_metric(chunk.iter().map(|(_, k, v)| self.metric(k, v)).collect());
-            each(f)?;
-        }
-        Ok(())
+        sorted
+            .chunks(size.max(1))
+            .enumerate()
+            .map(|(i, chunk)| {
+                let mut f = self.family_header(i == 0);
+                f.set_metric(chunk.iter().map(|(_, k, v)| self.metric(k, v)).collect());
+                f
+            })
+            .collect()
     }
 
     fn family_header(&self, with_help: bool) -> MetricFamily {
