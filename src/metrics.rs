@@ -19,9 +19,10 @@ use std::sync::Mutex;
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
-use exposition::{Exposition, IntoExposition};
 use family::{Counters, Gauges, IntGauges, RemoveMatching};
 
 use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts, ScanClass, Side};
@@ -53,7 +54,7 @@ pub struct Metrics {
     #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests' oracle"))]
     registry: Registry,
     /// Every collector, in the order of their family names: what a scrape encodes.
-    collectors: Vec<Box<dyn Exposition>>,
+    collectors: Vec<Box<dyn Collector>>,
     dest: DestinationVecs,
     rep: ReplicationVecs,
     process: ProcessSeries,
@@ -151,16 +152,14 @@ struct ProcessSeries {
 /// duplicate or inconsistent names — fixed at compile time and caught by the unit tests.
 struct Reg<'r> {
     registry: &'r Registry,
-    collectors: RefCell<Vec<Box<dyn Exposition>>>,
+    collectors: RefCell<Vec<Box<dyn Collector>>>,
 }
 
 impl Reg<'_> {
-    fn add<T: IntoExposition>(&self, made: prometheus::Result<T>) -> T {
+    fn add<T: Collector + Clone + 'static>(&self, made: prometheus::Result<T>) -> T {
         match made.and_then(|c| self.registry.register(Box::new(c.clone())).map(|()| c)) {
             Ok(c) => {
-                self.collectors
-                    .borrow_mut()
-                    .push(c.clone().into_exposition());
+                self.collectors.borrow_mut().push(Box::new(c.clone()));
                 c
             }
             Err(e) => panic!("metric registration: {e}"),
@@ -793,8 +792,12 @@ impl Metrics {
     /// `TextEncoder` over `Registry::gather()` (families by name, empty ones left out,
     /// series ordered by their label values), without holding every family at once.
     pub fn encode_to(&self, out: &mut impl Write) -> prometheus::Result<()> {
+        let encoder = TextEncoder::new();
         for collector in &self.collectors {
-            collector.encode(out)?;
+            let mut families = collector.collect();
+            families.retain(|f| !f.get_metric().is_empty());
+            families.iter_mut().for_each(sort_series);
+            encoder.encode(&families, out)?;
         }
         Ok(())
     }
@@ -825,7 +828,6 @@ fn remove_matching(vec: &impl RemoveMatching, wanted: &[(&str, &str)]) {
     vec.remove_matching(wanted);
 }
 
-mod exposition;
 mod family;
 #[cfg(test)]
 mod tests;

@@ -170,54 +170,16 @@ impl<P: Atomic, const N: usize> Family<P, N> {
     }
 }
 
-impl<P: Atomic, const N: usize> Family<P, N> {
-    /// The family in exposition order (by label values, labels by name), `size` series
-    /// per `MetricFamily`; only the first has the help text. None when it has no series.
-    pub fn batches(&self, size: usize) -> Vec<MetricFamily> {
-        let series = self.read();
-        let mut sorted: Vec<([&str; N], &[u8], &Arc<P>)> = series
-            .iter()
-            .map(|(k, v)| {
-                let values = decode(k);
-                let in_order = std::array::from_fn(|j| {
-                    values
-                        .get(self.inner.by_name[j])
-                        .copied()
-                        .unwrap_or_default()
-                });
-                (in_order, &k[..], v)
-            })
-            .collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        sorted
-            .chunks(size.max(1))
-            .enumerate()
-            .map(|(i, chunk)| {
-                let mut f = self.family_header(i == 0);
-                f.set_metric(chunk.iter().map(|(_, k, v)| self.metric(k, v)).collect());
-                f
-            })
-            .collect()
-    }
-
-    fn family_header(&self, with_help: bool) -> MetricFamily {
-        let mut f = MetricFamily::default();
-        f.set_name(self.inner.desc.fq_name.clone());
-        if with_help {
-            f.set_help(self.inner.desc.help.clone());
-        }
-        f.set_field_type(self.inner.kind);
-        f
-    }
-}
-
 impl<P: Atomic + 'static, const N: usize> Collector for Family<P, N> {
     fn desc(&self) -> Vec<&Desc> {
         vec![&self.inner.desc]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut f = self.family_header(true);
+        let mut f = MetricFamily::default();
+        f.set_name(self.inner.desc.fq_name.clone());
+        f.set_help(self.inner.desc.help.clone());
+        f.set_field_type(self.inner.kind);
         let series = self.read();
         f.set_metric(series.iter().map(|(k, v)| self.metric(k, v)).collect());
         vec![f]

@@ -3,8 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use prometheus::TextEncoder;
-
 use super::*;
 use crate::model::{Finding, ReplicaFacts};
 

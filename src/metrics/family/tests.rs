@@ -144,39 +144,3 @@ fn keys_keep_values_apart_and_decode_back() {
     assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
     assert_eq!(decode(&key(&["ab", "", "ü\"\n"])), vec!["ab", "", "ü\"\n"]);
 }
-
-/// More series than one batch: the batches' text is the family's text, written once.
-#[test]
-fn batches_encode_as_one_family() {
-    use crate::metrics::exposition::Exposition;
-
-    const LABELS: [&str; 3] = ["replication", "destination", "outcome"];
-    let ours = Counters::counter("t_total", "Help.", &LABELS).unwrap_or_else(|e| panic!("{e}"));
-    let theirs = IntCounterVec::new(Opts::new("t_total", "Help."), &LABELS)
-        .unwrap_or_else(|e| panic!("{e}"));
-    for i in 0..700 {
-        let v = [
-            format!("r{i}"),
-            format!("d{}", i % 7),
-            ["ok", "error"][i % 2].to_owned(),
-        ];
-        ours.with_label_values(&v).set(i as u64);
-        theirs.with_label_values(&v).inc_by(i as u64);
-    }
-    assert_eq!(ours.batches(256).len(), 3);
-    let mut out = Vec::new();
-    if let Err(e) = ours.encode(&mut out) {
-        panic!("encode: {e}");
-    }
-    let expected = text(theirs.clone());
-    assert_eq!(expected.lines().count(), 702);
-    assert_eq!(String::from_utf8(out).unwrap_or_default(), expected);
-
-    let empty = Gauges::gauge("g", "h", &["replication"]).unwrap_or_else(|e| panic!("{e}"));
-    let mut out = Vec::new();
-    assert!(empty.encode(&mut out).is_ok());
-    assert!(
-        out.is_empty(),
-        "an empty family writes nothing, as the encoder leaves it out"
-    );
-}
