@@ -268,9 +268,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 v.get_error = Some(ErrorClass::AccessDenied);
                 for f in reader_findings(&v, &key, Some(&policy)) {
                     if !findings.iter().any(|g| {
-                        g.id == f.id
-                            && (f.id.starts_with("cannot_inspect:")
-                                || g.explanation == f.explanation)
+                        g.id == f.id && (f.id.is_cannot_inspect() || g.explanation == f.explanation)
                     }) {
                         findings.push(f);
                     }
