@@ -5,8 +5,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use prometheus::HistogramVec;
 use prometheus::core::Collector;
-use prometheus::{GaugeVec, HistogramVec, IntCounterVec};
+
+use super::family::{Counters, Gauges};
 
 use super::{Metrics, RD, Reg, remove_matching};
 use crate::model::{DestinationVerdict, Outcome, ReaderOutcome, ReplicaFacts};
@@ -21,31 +23,31 @@ const DURATION_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800
 
 /// Series per (replication, destination): the verdicts and what they measured.
 pub(super) struct DestinationVecs {
-    pub(super) probe_success: GaugeVec,
-    pub(super) probes_total: IntCounterVec,
-    pub(super) verdict: GaugeVec,
+    pub(super) probe_success: Gauges<2>,
+    pub(super) probes_total: Counters<3>,
+    pub(super) verdict: Gauges<3>,
     pub(super) replication_latency: HistogramVec,
-    pub(super) last_replication_latency: GaugeVec,
-    pub(super) replica_kms_key_match: GaugeVec,
-    pub(super) replica_readable: GaugeVec,
-    pub(super) last_probe_timestamp: GaugeVec,
-    pub(super) last_success_timestamp: GaugeVec,
+    pub(super) last_replication_latency: Gauges<2>,
+    pub(super) replica_kms_key_match: Gauges<2>,
+    pub(super) replica_readable: Gauges<2>,
+    pub(super) last_probe_timestamp: Gauges<2>,
+    pub(super) last_success_timestamp: Gauges<2>,
     pub(super) probe_duration: HistogramVec,
-    pub(super) finding: GaugeVec,
+    pub(super) finding: Gauges<3>,
     pub(super) readers: ReaderVecs,
 }
 
 /// Series per (replication, destination, reader): what each reader's read concluded.
 pub(super) struct ReaderVecs {
-    pub(super) probes_total: IntCounterVec,
-    pub(super) readable: GaugeVec,
-    pub(super) verdict: GaugeVec,
+    pub(super) probes_total: Counters<4>,
+    pub(super) readable: Gauges<3>,
+    pub(super) verdict: Gauges<4>,
 }
 
 impl ReaderVecs {
     fn new(r: &Reg) -> ReaderVecs {
-        const RDR: &[&str] = &["replication", "destination", "reader"];
-        const RDRO: &[&str] = &["replication", "destination", "reader", "outcome"];
+        const RDR: &[&str; 3] = &["replication", "destination", "reader"];
+        const RDRO: &[&str; 4] = &["replication", "destination", "reader", "outcome"];
         ReaderVecs {
             probes_total: r.counter(
                 "replicanary_reader_probes_total",
@@ -74,7 +76,7 @@ impl ReaderVecs {
 
 impl DestinationVecs {
     pub(super) fn new(r: &Reg) -> DestinationVecs {
-        const RDO: &[&str] = &["replication", "destination", "outcome"];
+        const RDO: &[&str; 3] = &["replication", "destination", "outcome"];
         DestinationVecs {
             probe_success: r.gauge(
                 "replicanary_probe_success",

@@ -13,6 +13,7 @@
 //! tens of megabytes of transient structures; one family at a time holds a few.
 
 mod destination;
+mod family;
 mod process;
 mod replication;
 mod scan;
@@ -22,19 +23,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::Mutex;
 
-use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, Registry, TextEncoder};
+
+use family::{Counters, Gauges, IntGauges, RemoveMatching};
 
 use destination::DestinationVecs;
 use process::ProcessSeries;
 use replication::ReplicationVecs;
 use scan::ScanVecs;
 
-const RD: &[&str] = &["replication", "destination"];
+const RD: &[&str; 2] = &["replication", "destination"];
 
 pub struct Metrics {
     /// Checks names at registration (duplicates, validity); the tests gather from it.
@@ -69,14 +69,19 @@ impl Reg<'_> {
             Err(e) => panic!("metric registration: {e}"),
         }
     }
-    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-        self.add(GaugeVec::new(Opts::new(name, help), labels))
+    fn gauge<const N: usize>(&self, name: &str, help: &str, labels: &[&str; N]) -> Gauges<N> {
+        self.add(Gauges::gauge(name, help, labels))
     }
-    fn int_gauge(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    fn int_gauge<const N: usize>(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str; N],
+    ) -> IntGauges<N> {
+        self.add(IntGauges::int_gauge(name, help, labels))
     }
-    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    fn counter<const N: usize>(&self, name: &str, help: &str, labels: &[&str; N]) -> Counters<N> {
+        self.add(Counters::counter(name, help, labels))
     }
     fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> HistogramVec {
         let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
@@ -175,19 +180,8 @@ fn sort_series(family: &mut MetricFamily) {
 }
 
 /// Removes every series of `vec` whose labels include every one of `wanted`.
-fn remove_matching<B: MetricVecBuilder>(vec: &MetricVec<B>, wanted: &[(&str, &str)]) {
-    for family in vec.collect() {
-        for metric in family.get_metric() {
-            let labels: HashMap<&str, &str> = metric
-                .get_label()
-                .iter()
-                .map(|l| (l.name(), l.value()))
-                .collect();
-            if wanted.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                let _ = vec.remove(&labels);
-            }
-        }
-    }
+fn remove_matching(vec: &impl RemoveMatching, wanted: &[(&str, &str)]) {
+    vec.remove_matching(wanted);
 }
 
 #[cfg(test)]

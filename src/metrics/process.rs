@@ -1,7 +1,9 @@
 //! Series of the whole process: canaries outstanding, scheduling lag, configuration
 //! loads, discovery, coverage and the shard.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntGauge, Opts};
+
+use super::family::{Counters, IntGauges};
 
 use super::{Metrics, Reg};
 
@@ -14,10 +16,10 @@ pub(super) struct ProcessSeries {
     pub(super) scheduling_lag: Histogram,
     pub(super) config_reload_successful: IntGauge,
     pub(super) config_reload_timestamp: Gauge,
-    pub(super) discovered_replications: IntGaugeVec,
-    pub(super) discovery_errors: IntCounterVec,
-    pub(super) unmonitored_rules: IntGaugeVec,
-    pub(super) shard_info: IntGaugeVec,
+    pub(super) discovered_replications: IntGauges<2>,
+    pub(super) discovery_errors: Counters<3>,
+    pub(super) unmonitored_rules: IntGauges<2>,
+    pub(super) shard_info: IntGauges<2>,
 }
 
 impl ProcessSeries {

@@ -1,22 +1,22 @@
 //! Series per replication (and side): its interval, AWS calls, cleanup failures and
 //! retained canaries.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec};
+use super::family::{Counters, Gauges, IntGauges};
 
 use super::{Metrics, Reg, remove_matching};
 use crate::model::Side;
 
 /// Series per replication (and side).
 pub(super) struct ReplicationVecs {
-    pub(super) probe_interval: GaugeVec,
-    pub(super) aws_requests: IntCounterVec,
-    pub(super) cleanup_failures: IntCounterVec,
-    pub(super) canaries_retained: IntGaugeVec,
+    pub(super) probe_interval: Gauges<1>,
+    pub(super) aws_requests: Counters<4>,
+    pub(super) cleanup_failures: Counters<2>,
+    pub(super) canaries_retained: IntGauges<2>,
 }
 
 impl ReplicationVecs {
     pub(super) fn new(r: &Reg) -> ReplicationVecs {
-        const RS: &[&str] = &["replication", "side"];
+        const RS: &[&str; 2] = &["replication", "side"];
         ReplicationVecs {
             probe_interval: r.gauge(
                 "replicanary_probe_interval_seconds",

@@ -1,16 +1,16 @@
 //! Series of the background scan: objects per class of the last complete pass, when it
 //! ended, and the progress of the pass under way.
 
-use prometheus::GaugeVec;
+use super::family::Gauges;
 
 use super::{Metrics, Reg, remove_matching};
 use crate::model::ScanClass;
 
 /// Series of the background scan, per replication (and destination, class).
 pub(super) struct ScanVecs {
-    pub(super) objects: GaugeVec,
-    pub(super) last_complete: GaugeVec,
-    pub(super) progress: GaugeVec,
+    pub(super) objects: Gauges<3>,
+    pub(super) last_complete: Gauges<1>,
+    pub(super) progress: Gauges<1>,
 }
 
 impl ScanVecs {

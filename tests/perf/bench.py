@@ -351,6 +351,27 @@ def stats_by_side(stats: dict) -> dict:
     return out
 
 
+def smaps_kib(pid: int, binary: str) -> dict:
+    """Resident KiB by kind of mapping (/proc/PID/smaps): `heap` (the main malloc arena,
+    brk), `anon` (other anonymous mappings: the other threads' malloc arenas, thread stacks,
+    large mmapped blocks), `binary` (our text and data), `libs` (shared libraries), `stack`
+    (the main thread's), `other`."""
+    out = {"heap": 0, "anon": 0, "binary": 0, "libs": 0, "stack": 0, "other": 0}
+    kind = "other"
+    real = os.path.realpath(binary)
+    with open(f"/proc/{pid}/smaps") as fh:
+        for line in fh:
+            parts = line.split()
+            if parts and re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", parts[0]):
+                path = parts[5] if len(parts) > 5 else ""
+                kind = ("heap" if path == "[heap]" else "stack" if path == "[stack]" else
+                        "anon" if not path else "binary" if os.path.realpath(path) == real else
+                        "libs" if ".so" in path else "other")
+            elif parts and parts[0] == "Rss:":
+                out[kind] += int(parts[1])
+    return out
+
+
 def sample_rss(pid: int, stop: threading.Event, into: list, period: float = 0.5) -> None:
     while not stop.is_set():
         try:
@@ -651,6 +672,7 @@ def scale_run(args, n: int, interval: float, window: float, tmp: str) -> dict:
             stop.set()
             sampler.join()
             load_end = loadavg()
+            hwm_window = status_kib(d.pid, "VmHWM")
             quiet: dict[str, list] = {"plain": [], "gzip": []}
             for _ in range(20):  # alternating, so that both see the same machine
                 for mode in quiet:
@@ -664,6 +686,7 @@ def scale_run(args, n: int, interval: float, window: float, tmp: str) -> dict:
                     if not line.startswith("#") else line.split(" ")[2]
                 families[fam] = families.get(fam, 0) + len(line) + 1
             hwm, rss, threads = status_kib(d.pid, "VmHWM"), status_kib(d.pid, "VmRSS"), threads_of(d.pid)
+            by_mapping = smaps_kib(d.pid, args.binary)
         finally:
             d.stop()
     finally:
@@ -688,6 +711,7 @@ def scale_run(args, n: int, interval: float, window: float, tmp: str) -> dict:
         "lab_requests_per_second": sum(sides.values()) / (w2 - w1),
         "requests_per_probe": own / probes if probes else None,
         "rss_median_kib": med(rss_samples), "rss_kib": rss, "peak_rss_kib": hwm, "threads": threads,
+        "peak_rss_window_kib": hwm_window, "rss_by_mapping_kib": by_mapping,
         "scrape_load_ms": {"median": med(scrape_times) * 1000, "max": max(scrape_times) * 1000},
         "scrape_quiet_ms": {"median": med([q["total"] for q in quiet["plain"]]) * 1000,
                             "p90": percentile([q["total"] for q in quiet["plain"]], 0.9) * 1000,
@@ -843,6 +867,19 @@ def report_scale(runs: list[dict]) -> str:
     return table(rows)
 
 
+def report_memory(runs: list[dict]) -> str:
+    """Where the resident memory is at the end of each scale run (after the quiet scrapes)."""
+    kinds = ["heap", "anon", "binary", "libs", "stack", "other"]
+    rows = [["replications", "peak in window", "peak (after 40 scrapes)", "RSS at end"] +
+            [f"{k} at end" for k in kinds]]
+    for r in runs:
+        m = r.get("rss_by_mapping_kib") or {}
+        rows.append([str(r["replications"]), fmt(r["peak_rss_window_kib"] / 1024, ".1f", " MiB"),
+                     fmt(r["peak_rss_kib"] / 1024, ".1f", " MiB"), fmt(r["rss_kib"] / 1024, ".1f", " MiB")] +
+                    [fmt(m.get(k, 0) / 1024, ".1f", " MiB") for k in kinds])
+    return table(rows)
+
+
 def report_scrapes(runs: list[dict]) -> str:
     rows = [["replications", "series", "plain: bytes", "plain: first byte p50 / max", "plain: total p50 / max",
              "gzip: bytes", "gzip: first byte p50 / max", "gzip: total p50 / max", "load avg (1 min) start → end"]]
@@ -962,6 +999,8 @@ def main(argv=None) -> None:
                     print(report_scale(runs), flush=True)
                     print("\n## /metrics at scale: plain and gzip (quiet, 20 scrapes each)\n")
                     print(report_scrapes(runs), flush=True)
+                    print("\n## Resident memory at scale: peaks, and by kind of mapping at the end\n")
+                    print(report_memory(runs), flush=True)
             if args.only == "readers":
                 import bench_readers
                 results["readers"] = bench_readers.run(sys.modules[__name__], args, tmp)
