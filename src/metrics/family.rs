@@ -57,11 +57,6 @@ impl<P: Atomic> Series<P> {
     pub fn set(&self, value: P::T) {
         self.0.set(value);
     }
-
-    #[cfg(test)]
-    pub fn get(&self) -> P::T {
-        self.0.get()
-    }
 }
 
 impl<const N: usize> Family<AtomicU64, N> {

@@ -6,6 +6,12 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, 
 
 use super::*;
 
+impl<P: Atomic> Series<P> {
+    fn get(&self) -> P::T {
+        self.0.get()
+    }
+}
+
 fn text(c: impl Collector + 'static) -> String {
     let registry = Registry::new();
     if let Err(e) = registry.register(Box::new(c)) {
