@@ -274,16 +274,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan_once(args),
         Command::Check(sel) => once(sel, |config| async move {
             let never = tokio_util::sync::CancellationToken::new();
-            on_every_prober(&config, move |mut prober| {
+            on_every_prober(&config, move |prober| {
                 let never = never.clone();
-                async move { prober.probe(&never).await.unwrap_or_default() }
+                async move {
+                    let mut monitor = daemon::Monitor::new(prober);
+                    monitor.probe(&never).await.given().unwrap_or_default()
+                }
             })
             .await
         }),
         Command::Audit(sel) => once(sel, |config| async move {
-            on_every_prober(&config, |mut prober| async move {
+            on_every_prober(&config, |prober| async move {
                 let replication = prober.replication.name.clone();
-                prober
+                daemon::Monitor::new(prober)
                     .audit()
                     .await
                     .into_iter()

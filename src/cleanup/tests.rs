@@ -1,9 +1,10 @@
 //! The deletion rule, the ledger's backoff and bounds, and the sweeps: unit tests and
 //! property tests.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::sweep::sweep;
+use super::sweep::{SweepLimits, SweepMemory, sweep_bucket};
 use super::*;
 use crate::canary::carries_marker;
 use crate::metrics::Metrics;
@@ -53,8 +54,7 @@ fn sweep_considers_only_old_canary_keys() {
 #[test]
 fn only_canary_keys_may_be_deleted_as_written() {
     let w = |key: &str| Written {
-        side: Side::Source,
-        destination: None,
+        site: Site::Source,
         bucket: "b".to_owned(),
         key: key.to_owned(),
         version_id: "v".to_owned(),
@@ -88,8 +88,7 @@ mod ledger_bounds {
 
     fn written(i: usize) -> Written {
         Written {
-            side: Side::Destination,
-            destination: Some(0),
+            site: Site::Destination(0),
             bucket: "dst".to_owned(),
             key: key(i),
             version_id: format!("v{i}"),
@@ -251,7 +250,7 @@ mod ledger_bounds {
         let store = MemStore::bucket(SystemTime::now(), objects(1)).locked(&key(0), "v0", until);
         let stores = std::slice::from_ref(&store);
         l.add(written(0));
-        l.note_retention(Some(0), &key(0), "v0", until);
+        l.note_retention(Site::Destination(0), &key(0), "v0", until);
         for minute in 0..60 {
             l.flush_at(
                 &store,
@@ -371,8 +370,7 @@ mod ledger_bounds {
         let stores = std::slice::from_ref(&store);
         for i in 0..40 {
             l.add_uncertain(Uncertain {
-                side: Side::Destination,
-                destination: Some(0),
+                site: Site::Destination(0),
                 bucket: "dst".to_owned(),
                 key: key(i),
                 until: sim.t0 + Duration::from_secs(120),
@@ -425,8 +423,7 @@ mod ledger_bounds {
         let store = MemStore::bucket(SystemTime::now(), objs).locked(&key(0), "v0", until);
         let stores = std::slice::from_ref(&store);
         l.add_uncertain(Uncertain {
-            side: Side::Destination,
-            destination: Some(0),
+            site: Site::Destination(0),
             bucket: "dst".to_owned(),
             key: key(0),
             until: sim.t0 + Duration::from_secs(30),
@@ -453,6 +450,24 @@ mod ledger_bounds {
         assert_eq!(l.pending(), 0);
         assert_eq!(metrics.canaries_outstanding(), 0);
     }
+}
+
+/// One sweep of one bucket with the default limits, nothing remembered or skipped.
+async fn sweep<S: crate::aws::ObjectStore>(
+    store: &S,
+    bucket: &str,
+    key_prefix: &str,
+    min_age: Duration,
+    now: SystemTime,
+) -> SweepReport {
+    let s = Sweep {
+        bucket,
+        key_prefix,
+        min_age,
+        now,
+        limits: SweepLimits::default(),
+    };
+    sweep_bucket(store, &s, &mut SweepMemory::default(), &HashSet::new()).await
 }
 
 // ---- the sweeps' bounds and memory -------------------------------------------------------
@@ -736,7 +751,7 @@ mod props {
         /// The ledger accepts only canary keys under the prefix with a version id.
         #[test]
         fn written_rule((p, key) in with_prefix(key_for), version in "[A-Za-z0-9]{0,3}") {
-            let w = Written { side: Side::Source, destination: None, bucket: "b".into(), key: key.clone(), version_id: version.clone() };
+            let w = Written { site: Site::Source, bucket: "b".into(), key: key.clone(), version_id: version.clone() };
             prop_assert_eq!(may_delete_written(&p, &w), oracle_canary_key(&p, &key) && !version.is_empty());
         }
 
@@ -797,8 +812,7 @@ mod props {
             // Retried at once (a zero interval): every flush may retry.
             let mut ledger = Ledger::new("r", &p, Retry::every(Duration::ZERO), metrics.clone());
             let written: Vec<Written> = writes.iter().map(|(key, version, dest)| Written {
-                side: if dest.is_some() { Side::Destination } else { Side::Source },
-                destination: *dest,
+                site: dest.map_or(Site::Source, Site::Destination),
                 bucket: dest.map_or("src".to_owned(), |i| format!("dst{i}")),
                 key: key.clone(),
                 version_id: version.clone(),
@@ -883,12 +897,12 @@ mod props {
             for (n, new) in probes.iter().enumerate() {
                 for _ in 0..*new {
                     let i = written.len();
-                    let w = Written { side: Side::Destination, destination: Some(0), bucket: "dst".into(), key: key(i), version_id: format!("v{i}") };
+                    let w = Written { site: Site::Destination(0), bucket: "dst".into(), key: key(i), version_id: format!("v{i}") };
                     ledger.add(w.clone());
                     if let Some(until) = locks.get(&(key(i), format!("v{i}"))) {
                         // Half of them had their date shown by a HeadObject.
                         if i % 2 == 0 {
-                            ledger.note_retention(Some(0), &w.key, &w.version_id, *until);
+                            ledger.note_retention(Site::Destination(0), &w.key, &w.version_id, *until);
                             told.insert((w.key.clone(), w.version_id.clone()));
                         }
                     }

@@ -40,6 +40,7 @@ pub use fleet::build_prober;
 use fleet::{Fleet, SdkProbers};
 use reload::Reloader;
 pub use shard::Shard;
+pub use task::Monitor;
 
 /// How `run` was asked to behave.
 pub struct Options {

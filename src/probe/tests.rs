@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::Prober;
 use crate::aws::{AwsError, ErrorClass, ObjectHead};
 use crate::config::Config;
+use crate::daemon::Monitor;
 use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::model::Outcome;
@@ -51,17 +52,19 @@ fn replica(sse: &str, key: Option<&str>) -> Result<ObjectHead, AwsError> {
     })
 }
 
-fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Prober<MemStore>, Arc<Metrics>) {
+fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Monitor<MemStore>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let rep = config(destinations.len()).replications.remove(0);
     let sinks = Sinks::new(metrics.clone(), Arc::default());
-    (Prober::new(rep, source, destinations, sinks), metrics)
+    let p = Prober::new(rep, source, destinations, sinks);
+    (Monitor::new(p), metrics)
 }
 
-async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {
+async fn outcomes(p: &mut Monitor<MemStore>) -> Vec<Outcome> {
     let verdicts = p
         .probe(&CancellationToken::new())
         .await
+        .given()
         .expect("not cancelled");
     verdicts.iter().map(|v| v.outcome).collect()
 }
@@ -70,7 +73,7 @@ async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {
 fn pair(
     source_heads: Vec<Result<ObjectHead, AwsError>>,
     dest: impl FnOnce(MemStore) -> MemStore,
-) -> Prober<MemStore> {
+) -> Monitor<MemStore> {
     let body = SharedBody::default();
     let source = MemStore::new(&body).heads(source_heads);
     prober(source, vec![dest(MemStore::new(&body))]).0
@@ -81,7 +84,11 @@ async fn healthy_replication_is_ok_with_a_latency() {
     let mut p = pair(vec![status("PENDING"), status("COMPLETED")], |d| {
         d.heads(vec![replica("aws:kms", Some(EXPECTED))])
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     let latency = v[0].latency.expect("latency measured");
     assert!(
@@ -110,12 +117,12 @@ async fn no_status_is_not_replicated_and_no_destination_is_asked() {
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::NotReplicated]);
     assert!(
-        p.destinations[0].calls().is_empty(),
+        p.prober.destinations[0].calls().is_empty(),
         "{:?}",
-        p.destinations[0].calls()
+        p.prober.destinations[0].calls()
     );
     assert_eq!(
-        p.source.count("HeadObject"),
+        p.prober.source.count("HeadObject"),
         2,
         "status absence is confirmed once"
     );
@@ -140,7 +147,7 @@ async fn pending_past_the_timeout_is_replication_timeout() {
         started.elapsed().as_millis() >= 200,
         "waited for replication_timeout"
     );
-    let polls = p.source.count("HeadObject");
+    let polls = p.prober.source.count("HeadObject");
     // 200 ms at 10, 20, 40, 40, … ms: about 7 polls, not 20.
     assert!((4..=10).contains(&polls), "{polls} polls");
 }
@@ -178,7 +185,11 @@ async fn the_seeds_trap_is_undecryptable() {
         d.heads(vec![replica("aws:kms", Some(OTHER))])
             .get(Err(denied))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Undecryptable);
     assert_eq!(v[0].replica.readable, Some(false));
     assert_eq!(v[0].replica.key_matches, Some(false));
@@ -305,7 +316,11 @@ async fn an_unversioned_source_is_source_write_failed() {
         MemStore::new(&body).put(Ok(None)),
         vec![MemStore::new(&body)],
     );
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::SourceWriteFailed);
     assert!(
         v[0].reason
@@ -338,14 +353,18 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
     let dest = MemStore::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
     *dest.delete_fails.lock().unwrap() = 1;
     let (mut p, metrics) = prober(source, vec![dest]);
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     let key = v[0].key.clone().expect("key");
     assert_eq!(
-        *p.source.deleted.lock().unwrap(),
+        *p.prober.source.deleted.lock().unwrap(),
         [("src-bucket".to_owned(), key.clone(), "v1".to_owned())]
     );
     assert!(
-        p.destinations[0].deleted.lock().unwrap().is_empty(),
+        p.prober.destinations[0].deleted.lock().unwrap().is_empty(),
         "the first replica delete failed"
     );
     assert_eq!(metrics.canaries_outstanding(), 1);
@@ -355,13 +374,13 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
         )
     );
     // Not retried before one interval (1m) has passed...
-    p.flush_deletes().await;
-    assert!(p.destinations[0].deleted.lock().unwrap().is_empty());
-    assert_eq!(p.destinations[0].count("DeleteObject"), 1);
+    p.janitor.flush(p.prober.stores()).await;
+    assert!(p.prober.destinations[0].deleted.lock().unwrap().is_empty());
+    assert_eq!(p.prober.destinations[0].count("DeleteObject"), 1);
     // ...but the last flush, at shutdown, tries it once more.
     p.finish().await;
     assert_eq!(
-        *p.destinations[0].deleted.lock().unwrap(),
+        *p.prober.destinations[0].deleted.lock().unwrap(),
         [("dst-bucket-0".to_owned(), key, "v1".to_owned())]
     );
     assert_eq!(metrics.canaries_outstanding(), 0);
@@ -375,7 +394,7 @@ async fn nothing_is_deleted_when_nothing_was_written() {
         vec![MemStore::new(&body)],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::SourceWriteFailed]);
-    assert!(!p.source.calls().contains(&"DeleteObject".to_owned()));
+    assert!(!p.prober.source.calls().contains(&"DeleteObject".to_owned()));
     assert_eq!(metrics.canaries_outstanding(), 0);
 }
 
@@ -410,15 +429,15 @@ fn placed(
     yaml: &str,
     source_heads: Vec<Result<ObjectHead, AwsError>>,
     dest_heads: Vec<Result<ObjectHead, AwsError>>,
-) -> Prober<MemStore> {
+) -> Monitor<MemStore> {
     let body = SharedBody::default();
     let rep = Config::parse(yaml).expect("valid").replications.remove(0);
-    Prober::new(
+    Monitor::new(Prober::new(
         rep,
         MemStore::new(&body).heads(source_heads),
         vec![MemStore::new(&body).heads(dest_heads)],
         Sinks::new(Arc::new(Metrics::new()), Arc::default()),
-    )
+    ))
 }
 
 const PLACED: &str = concat!(
@@ -440,12 +459,12 @@ async fn canaries_go_under_the_rule_prefix_with_the_rule_tags() {
         vec![replica("aws:kms", Some(EXPECTED))],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
-    let puts = p.source.puts.lock().unwrap().clone();
+    let puts = p.prober.source.puts.lock().unwrap().clone();
     assert_eq!(puts.len(), 1);
     let (key, tags) = &puts[0];
     assert!(key.starts_with("logs/odd dir/replicanary/r/"), "{key}");
     assert!(
-        crate::canary::is_canary_key(&p.replication.key_prefix(), key),
+        crate::canary::is_canary_key(&p.prober.replication.key_prefix(), key),
         "{key}"
     );
     assert_eq!(
@@ -455,7 +474,7 @@ async fn canaries_go_under_the_rule_prefix_with_the_rule_tags() {
             ("team".to_owned(), "storage".to_owned())
         ]
     );
-    let deleted = p.source.deleted.lock().unwrap().clone();
+    let deleted = p.prober.source.deleted.lock().unwrap().clone();
     assert_eq!(
         deleted.len(),
         1,
@@ -492,17 +511,21 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![refused()]).listing(Ok(vec!["v1"]))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Unreadable, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.listed, Some(true));
     assert_eq!(v[0].replica.readable, Some(false));
     assert_eq!(
-        p.destinations[0].deleted.lock().unwrap().len(),
+        p.prober.destinations[0].deleted.lock().unwrap().len(),
         1,
         "the listed replica is deleted"
     );
     assert_eq!(
-        p.destinations[0].count("GetObject"),
+        p.prober.destinations[0].count("GetObject"),
         1,
         "the first GetObject is not repeated"
     );
@@ -511,7 +534,11 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
         d.heads(vec![refused()])
             .listing(Ok(vec!["another-version"]))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::ReplicaMissing, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.listed, Some(false));
     // The listing refused too: existence cannot be told.
@@ -519,7 +546,11 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
         d.heads(vec![refused()])
             .listing(Err(err(ErrorClass::AccessDenied, 403, "AccessDenied")))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Unreadable);
     assert_eq!(v[0].replica.listed, None);
     assert_eq!(
@@ -555,7 +586,7 @@ async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
         outcomes(&mut p).await,
         [Outcome::Ok, Outcome::ReplicationFailed]
     );
-    assert_eq!(p.destinations[0].count("HeadObject"), 3);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 3);
     // A listed replica refused under FAILED is not waited for: it is there.
     let body = SharedBody::default();
     let refused = MemStore::new(&body)
@@ -574,7 +605,7 @@ async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
         outcomes(&mut p).await,
         [Outcome::Unreadable, Outcome::ReplicationFailed]
     );
-    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 1);
 }
 
 #[tokio::test]
@@ -584,8 +615,12 @@ async fn without_an_expected_key_the_replica_key_is_not_judged() {
         vec![status("COMPLETED")],
         vec![replica("aws:kms", Some(OTHER))],
     );
-    p.replication.destinations[0].expected_kms_key = None;
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    p.prober.replication.destinations[0].expected_kms_key = None;
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.key_matches, None, "not judged");
     assert_eq!(v[0].expected_kms_key, "");
@@ -597,7 +632,7 @@ async fn without_an_expected_key_the_replica_key_is_not_judged() {
         vec![status("COMPLETED")],
         vec![replica("AES256", None)],
     );
-    p.replication.destinations[0].expected_kms_key = None;
+    p.prober.replication.destinations[0].expected_kms_key = None;
     assert_eq!(outcomes(&mut p).await, [Outcome::NotKmsEncrypted]);
 }
 
@@ -608,13 +643,17 @@ async fn a_healthy_destination_costs_one_get_and_no_head() {
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![replica("aws:kms", Some(EXPECTED))])
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.kms_key.as_deref(), Some(EXPECTED));
     assert_eq!(v[0].replica.readable, Some(true));
     // The GetObject, then the replica's delete: no HeadObject.
     assert_eq!(
-        p.destinations[0].calls(),
+        p.prober.destinations[0].calls(),
         ["GetObject", "DeleteObject"],
         "one read of the replica"
     );
@@ -628,8 +667,8 @@ async fn a_get_refused_by_kms_is_told_by_one_head() {
             .get(Err(denied))
     });
     assert_eq!(outcomes(&mut p).await, [Outcome::Undecryptable]);
-    assert_eq!(p.destinations[0].count("GetObject"), 1);
-    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("GetObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 1);
 }
 
 #[tokio::test]
@@ -645,11 +684,15 @@ async fn an_archived_replica_is_judged_by_its_head_after_the_get_failed() {
         d.heads(vec![archived("aws:kms", EXPECTED)])
             .get(invalid_state())
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert!(v[0].replica.read_skipped, "judged by its headers alone");
     assert_eq!(v[0].replica.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
-    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 1);
     // Its headers still decide the key.
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![archived("aws:kms", OTHER)])
@@ -673,5 +716,5 @@ async fn a_get_that_found_nothing_is_read_again_once_the_replica_arrived() {
         vec![missing(), missing(), replica("aws:kms", Some(EXPECTED))],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
-    assert_eq!(p.destinations[0].count("GetObject"), 2);
+    assert_eq!(p.prober.destinations[0].count("GetObject"), 2);
 }
