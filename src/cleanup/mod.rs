@@ -13,7 +13,7 @@
 //! Every delete addresses one version id. Nothing here can delete a key's current
 //! version "in general", list-and-delete a prefix, or touch a key outside the prefix.
 
-mod janitor;
+pub mod janitor;
 mod ledger;
 mod sweep;
 

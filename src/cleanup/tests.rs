@@ -946,3 +946,90 @@ mod props {
         }
     }
 }
+
+// ---- the janitor: what a probe left ------------------------------------------------------
+
+mod janitor {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::super::janitor::{Janitor, Leftovers};
+    use super::*;
+    use crate::aws::Stores;
+    use crate::canary::Canary;
+    use crate::config::{Config, Replication};
+    use crate::testing::{MemStore, SharedBody};
+
+    fn replication(cleanup: bool) -> Replication {
+        let yaml = format!(
+            "defaults: {{cleanup: {cleanup}}}\nreplications:\n  - name: r\n    source: {{bucket: src-bucket, region: ap-northeast-1}}\n    destinations:\n      - {{name: d, bucket: dst-bucket, region: ap-northeast-1, expected_kms_key_arn: 'arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab'}}\n"
+        );
+        Config::parse(&yaml).expect("valid").replications.remove(0)
+    }
+
+    /// A probe's leftovers: the source version, its replica under Object Lock, and the
+    /// key watched on every destination.
+    fn leftovers(rep: &Replication, until: SystemTime) -> (String, Leftovers) {
+        let key = Canary::new(&rep.key_prefix(), SystemTime::now()).key;
+        let mut left = Leftovers::default();
+        left.wrote(Site::Source, &key, "v1");
+        left.wrote(Site::Destination(0), &key, "v1");
+        left.retained_until(Site::Destination(0), until);
+        left.watch_destinations(&key, Instant::now());
+        (key, left)
+    }
+
+    #[tokio::test]
+    async fn the_janitor_deletes_what_a_probe_left_never_before_its_retention() {
+        let rep = replication(true);
+        let metrics = Arc::new(Metrics::new());
+        let mut janitor = Janitor::new(&rep, metrics.clone());
+        let body = SharedBody::default();
+        let (source, destination) = (MemStore::new(&body), MemStore::new(&body));
+        let stores = Stores {
+            source: &source,
+            destinations: std::slice::from_ref(&destination),
+        };
+        let until = SystemTime::now() + Duration::from_secs(3600);
+        let (key, left) = leftovers(&rep, until);
+        janitor.record(&rep, stores, left).await;
+        assert_eq!(
+            *source.deleted.lock().unwrap(),
+            [("src-bucket".to_owned(), key, "v1".to_owned())]
+        );
+        assert_eq!(
+            destination.count("DeleteObject"),
+            0,
+            "the replica is retained until its date"
+        );
+        assert_eq!(
+            destination.count("ListObjectVersions"),
+            1,
+            "the uncertain key is listed"
+        );
+        assert_eq!(metrics.canaries_outstanding(), 1);
+        assert!(
+            metrics.encode().contains(
+                "replicanary_canaries_retained{replication=\"r\",side=\"destination\"} 1"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn without_cleanup_the_janitor_takes_nothing_over() {
+        let rep = replication(false);
+        let metrics = Arc::new(Metrics::new());
+        let mut janitor = Janitor::new(&rep, metrics.clone());
+        let body = SharedBody::default();
+        let (source, destination) = (MemStore::new(&body), MemStore::new(&body));
+        let stores = Stores {
+            source: &source,
+            destinations: std::slice::from_ref(&destination),
+        };
+        let (_, left) = leftovers(&rep, SystemTime::now());
+        janitor.record(&rep, stores, left).await;
+        janitor.finish(stores).await;
+        assert!(source.calls().is_empty(), "{:?}", source.calls());
+        assert!(destination.calls().is_empty(), "{:?}", destination.calls());
+        assert_eq!(metrics.canaries_outstanding(), 0);
+    }
+}

@@ -19,6 +19,10 @@ use crate::canary;
 use crate::model::{AwsError, DestinationVerdict, Outcome, ReplicaFacts};
 
 /// How one destination's check ended.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a return value, moved once and never stored"
+)]
 pub(super) enum Checked {
     /// Its verdict, and whether the replica was seen (and so must be deleted).
     Judged {

@@ -15,6 +15,10 @@ use crate::aws::{ErrorClass, ObjectHead, ObjectStore, SetupReader};
 use crate::model::{AwsError, DestinationVerdict, Outcome, ReplicaFacts};
 
 /// What inspecting a replica concluded.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a return value, moved once and never stored"
+)]
 pub(super) enum Inspection {
     /// HeadObject showed the replica; `waited`: only after looking more than once.
     Replica { head: ObjectHead, waited: bool },

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Prober;
+use super::{Prober, Verdicts};
+use crate::aws::Site;
 use crate::aws::{AwsError, ErrorClass, ObjectHead};
+use crate::cleanup::janitor::{Watch, WrittenVersion};
 use crate::config::Config;
 use crate::daemon::Monitor;
 use crate::emit::Sinks;
@@ -717,4 +719,78 @@ async fn a_get_that_found_nothing_is_read_again_once_the_replica_arrived() {
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
     assert_eq!(p.prober.destinations[0].count("GetObject"), 2);
+}
+
+#[tokio::test]
+async fn the_probe_alone_deletes_and_emits_nothing_and_says_what_it_left() {
+    let body = SharedBody::default();
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let locked = Ok(ObjectHead {
+        retain_until: Some(until),
+        ..replica("aws:kms", Some(EXPECTED)).expect("a head")
+    });
+    let source = MemStore::new(&body).heads(vec![status("COMPLETED")]);
+    let (mut m, metrics) = prober(source, vec![MemStore::new(&body).heads(vec![locked])]);
+    let probe = m.prober.probe(&CancellationToken::new()).await;
+    let Verdicts::Given(v) = &probe.verdicts else {
+        panic!("not cancelled: {:?}", probe.verdicts);
+    };
+    assert_eq!(v[0].outcome, Outcome::Ok);
+    assert_eq!(v[0].findings, None, "findings are the setup cache's");
+    let key = v[0].key.clone().expect("key");
+    assert!(!m.prober.source.calls().contains(&"DeleteObject".to_owned()));
+    assert!(
+        !m.prober.destinations[0]
+            .calls()
+            .contains(&"DeleteObject".to_owned())
+    );
+    assert!(
+        metrics.encode().contains(
+            "replicanary_probes_total{destination=\"d0\",outcome=\"ok\",replication=\"r\"} 0"
+        ),
+        "emitting is the caller's"
+    );
+    let version = |site, retain_until| WrittenVersion {
+        site,
+        key: key.clone(),
+        version_id: "v1".to_owned(),
+        retain_until,
+    };
+    assert_eq!(
+        probe.leftovers.written,
+        [
+            version(Site::Source, None),
+            version(Site::Destination(0), Some(until))
+        ]
+    );
+    assert!(probe.leftovers.watches.is_empty());
+}
+
+#[tokio::test]
+async fn a_cancelled_probe_says_so_and_leaves_its_key_watched() {
+    let body = SharedBody::default();
+    let source = MemStore::new(&body).heads(vec![status("PENDING")]);
+    let (mut m, _) = prober(source, vec![MemStore::new(&body)]);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let probe = m.prober.probe(&cancel).await;
+    assert!(
+        matches!(probe.verdicts, Verdicts::Cancelled),
+        "{:?}",
+        probe.verdicts
+    );
+    let [w] = probe.leftovers.written.as_slice() else {
+        panic!("the source version only: {:?}", probe.leftovers.written);
+    };
+    assert_eq!(w.site, Site::Source);
+    assert!(
+        matches!(probe.leftovers.watches.as_slice(), [Watch::Destinations { key, .. }] if *key == w.key),
+        "{:?}",
+        probe.leftovers.watches
+    );
+    // A cancelled round still deletes the canary it wrote (the one above was the probe
+    // alone: nothing of it was handed to the janitor).
+    let verdicts = m.probe(&cancel).await;
+    assert!(verdicts.given().is_none());
+    assert_eq!(m.prober.source.count("DeleteObject"), 1);
 }

@@ -193,7 +193,7 @@ async fn each_reader_reads_the_replica_and_the_verdict_stays_ok() {
         ]
     );
     // HEAD only after a failed GET, never after a credentials failure.
-    let readers = &p.readers[0];
+    let readers = &p.prober.readers[0];
     assert_eq!(readers[0].store.calls(), ["GetObject"]);
     assert_eq!(readers[1].store.calls(), ["GetObject", "HeadObject"]);
     assert_eq!(readers[3].store.calls(), ["GetObject"]);
@@ -255,7 +255,11 @@ async fn without_a_replica_every_reader_is_skipped_and_reads_nothing() {
         "{:?}",
         v[0].readers
     );
-    assert!(p.readers[0].iter().all(|r| r.store.calls().is_empty()));
+    assert!(
+        p.prober.readers[0]
+            .iter()
+            .all(|r| r.store.calls().is_empty())
+    );
     assert_eq!(
         series(
             &metrics,
@@ -339,7 +343,11 @@ async fn an_archived_replica_is_skipped_by_every_reader() {
         "{:?}",
         v[0].readers
     );
-    assert!(p.readers[0].iter().all(|r| r.store.calls().is_empty()));
+    assert!(
+        p.prober.readers[0]
+            .iter()
+            .all(|r| r.store.calls().is_empty())
+    );
 }
 
 #[tokio::test]
@@ -375,7 +383,9 @@ async fn audit_names_a_key_policy_it_cannot_read_once_per_destination() {
     let ids: Vec<&str> = entries[0].1.iter().map(|f| f.id).collect();
     assert_eq!(ids, ["cannot_inspect:GetKeyPolicy"], "{entries:?}");
     assert!(
-        p.readers[0].iter().all(|r| r.store.calls().is_empty()),
+        p.prober.readers[0]
+            .iter()
+            .all(|r| r.store.calls().is_empty()),
         "audit reads nothing as the readers"
     );
 }
