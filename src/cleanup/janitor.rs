@@ -32,6 +32,8 @@ pub struct WrittenVersion {
     pub version_id: String,
     /// Not deleted before then: the date its headers showed, if any.
     pub retain_until: Option<SystemTime>,
+    /// Already counted in `replicanary_canaries_outstanding` (by the probe, as it wrote it).
+    pub counted: bool,
 }
 
 /// A key to watch for versions nobody saw.
@@ -48,13 +50,15 @@ pub enum Watch {
 }
 
 impl Leftovers {
-    /// The probe wrote (or saw the replica of) `version_id` of `key` at `site`.
-    pub fn wrote(&mut self, site: Site, key: &str, version_id: &str) {
+    /// The probe wrote (or saw the replica of) `version_id` of `key` at `site`; `counted`:
+    /// it counted the version outstanding already.
+    pub fn wrote(&mut self, site: Site, key: &str, version_id: &str, counted: bool) {
         self.written.push(WrittenVersion {
             site,
             key: key.to_owned(),
             version_id: version_id.to_owned(),
             retain_until: None,
+            counted,
         });
     }
 
@@ -144,12 +148,17 @@ impl Janitor {
                 Site::Source => &rep.source.bucket,
                 Site::Destination(i) => &rep.destinations[i].bucket,
             };
-            self.ledger.add(Written {
+            let written = Written {
                 site: w.site,
                 bucket: bucket.clone(),
                 key: w.key.clone(),
                 version_id: w.version_id.clone(),
-            });
+            };
+            if w.counted {
+                self.ledger.add_counted(written);
+            } else {
+                self.ledger.add(written);
+            }
             // Object Lock keeps the version until then: not deleted before.
             if let Some(until) = w.retain_until {
                 self.ledger

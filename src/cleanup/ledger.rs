@@ -128,25 +128,36 @@ impl Ledger {
 
     /// Records a version as written (and counts it outstanding).
     pub fn add(&mut self, w: Written) {
-        self.push(w, None, true);
+        if self.push(w, None, true) {
+            self.metrics.canary_written();
+        }
     }
 
-    fn push(&mut self, w: Written, retain_until: Option<SystemTime>, fresh: bool) {
+    /// Records a version that was counted outstanding as it was written (the probe counts
+    /// its canary at once; the ledger takes it over after the probe). One the ledger does
+    /// not take is counted out again.
+    pub fn add_counted(&mut self, w: Written) {
+        if !self.push(w, None, true) {
+            self.metrics.canary_deleted();
+        }
+    }
+
+    /// Whether the version was taken (it is tracked now, and was not before).
+    fn push(&mut self, w: Written, retain_until: Option<SystemTime>, fresh: bool) -> bool {
         if !may_delete_written(&self.key_prefix, &w) {
             tracing::error!(replication = %self.replication, key = %w.key, "refusing to track a non-canary key for deletion");
-            return;
+            return false;
         }
         let same =
             |e: &Entry| e.w.site == w.site && e.w.key == w.key && e.w.version_id == w.version_id;
         if self.pending.iter().any(same) {
-            return;
+            return false;
         }
         if self.pending.len() >= MAX_PENDING {
             tracing::error!(replication = %self.replication, key = %w.key, version_id = %w.version_id,
                 "too many canaries wait for deletion; this one is left to the periodic sweep");
-            return;
+            return false;
         }
-        self.metrics.canary_written();
         self.pending.push(Entry {
             w,
             retain_until,
@@ -155,6 +166,7 @@ impl Ledger {
             next_try: None,
             fresh,
         });
+        true
     }
 
     /// Records what a HeadObject showed of a written version: its Object Lock retain-until
@@ -374,7 +386,9 @@ impl Ledger {
         for (w, retain_until) in found {
             tracing::info!(replication = %self.replication, side = w.side().as_str(), key = %w.key,
                 version_id = %w.version_id, "found a canary version left by a failed write; deleting it");
-            self.push(w, retain_until, false);
+            if self.push(w, retain_until, false) {
+                self.metrics.canary_written();
+            }
         }
     }
 

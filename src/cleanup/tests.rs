@@ -971,8 +971,8 @@ mod janitor {
     fn leftovers(rep: &Replication, until: SystemTime) -> (String, Leftovers) {
         let key = Canary::new(&rep.key_prefix(), SystemTime::now()).key;
         let mut left = Leftovers::default();
-        left.wrote(Site::Source, &key, "v1");
-        left.wrote(Site::Destination(0), &key, "v1");
+        left.wrote(Site::Source, &key, "v1", false);
+        left.wrote(Site::Destination(0), &key, "v1", false);
         left.retained_until(Site::Destination(0), until);
         left.watch_destinations(&key, Instant::now());
         (key, left)

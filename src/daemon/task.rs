@@ -31,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::{ObjectStore, SetupReader};
 use crate::cleanup::Janitor;
 use crate::diagnose::cache::SetupCache;
-use crate::emit;
+use crate::emit::{self, Sinks};
 use crate::metrics::Metrics;
-use crate::model::Finding;
+use crate::model::{DestinationVerdict, Finding};
 use crate::probe::{Prober, Verdicts};
 
 /// Sweeps running at once in the whole process, at most.
@@ -72,10 +72,7 @@ impl<S: ObjectStore + SetupReader> Monitor<S> {
             .attach(rep, stores, probe.verdicts.as_mut_slice())
             .await;
         janitor.record(rep, stores, probe.leftovers).await;
-        let elapsed = probe.started.elapsed().as_secs_f64();
-        for v in probe.verdicts.as_slice() {
-            emit::verdict(prober.sinks(), v, elapsed);
-        }
+        emit_all(prober.sinks(), probe.verdicts.as_slice(), probe.started);
         probe.verdicts
     }
 
@@ -96,6 +93,14 @@ impl<S: ObjectStore + SetupReader> Monitor<S> {
     pub async fn audit(&mut self) -> Vec<(String, Vec<Finding>)> {
         let stores = self.prober.stores();
         self.cache.audit(&self.prober.replication, stores).await
+    }
+}
+
+/// Emits a round's verdicts, each with the round's duration so far.
+fn emit_all(sinks: &Sinks, verdicts: &[DestinationVerdict], started: std::time::Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    for v in verdicts {
+        emit::verdict(sinks, v, elapsed);
     }
 }
 

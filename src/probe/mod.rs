@@ -241,7 +241,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             // 5. Each reader reads that replica as itself (never changes the verdict).
             verdict.readers = self.read_as_readers(i, &w, replica_seen, &verdict).await;
             if replica_seen {
-                left.wrote(site, &canary.key, &version_id);
+                self.wrote(left, site, &canary.key, &version_id);
                 // Object Lock on the destination keeps the replica until then.
                 if let Some(until) = verdict.replica.retain_until {
                     left.retained_until(site, until);
@@ -253,5 +253,15 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             verdicts.push(verdict);
         }
         Verdicts::Given(verdicts)
+    }
+
+    /// A version now exists that cleanup must delete: left to the janitor, and (with
+    /// cleanup on) counted in `replicanary_canaries_outstanding` from now on.
+    fn wrote(&self, left: &mut Leftovers, site: Site, key: &str, version_id: &str) {
+        let counted = self.replication.settings.cleanup;
+        if counted {
+            self.sinks.metrics.canary_written();
+        }
+        left.wrote(site, key, version_id, counted);
     }
 }

@@ -755,6 +755,7 @@ async fn the_probe_alone_deletes_and_emits_nothing_and_says_what_it_left() {
         key: key.clone(),
         version_id: "v1".to_owned(),
         retain_until,
+        counted: true,
     };
     assert_eq!(
         probe.leftovers.written,
@@ -764,6 +765,20 @@ async fn the_probe_alone_deletes_and_emits_nothing_and_says_what_it_left() {
         ]
     );
     assert!(probe.leftovers.watches.is_empty());
+    assert_eq!(
+        metrics.canaries_outstanding(),
+        2,
+        "counted outstanding from the write on"
+    );
+    let stores = m.prober.stores();
+    m.janitor
+        .record(&m.prober.replication, stores, probe.leftovers)
+        .await;
+    assert_eq!(
+        metrics.canaries_outstanding(),
+        1,
+        "the source version deleted, the replica retained: each counted once"
+    );
 }
 
 #[tokio::test]

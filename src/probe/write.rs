@@ -66,7 +66,7 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                 ));
             }
         };
-        left.wrote(Site::Source, &canary.key, &version_id);
+        self.wrote(left, Site::Source, &canary.key, &version_id);
         w.version_id = Some(version_id);
         Ok(w)
     }
