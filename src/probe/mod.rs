@@ -151,7 +151,8 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
     }
 
     /// Runs one probe: its verdicts (or `Cancelled` when `cancel` stopped it first) and
-    /// what it left for the janitor. It attaches no findings, deletes and emits nothing.
+    /// what it left for the janitor. It attaches no findings, deletes nothing and emits no
+    /// verdict; it only counts the versions it writes as outstanding.
     pub async fn probe(&mut self, cancel: &CancellationToken) -> Probe {
         let started = Instant::now();
         let canary = Canary::new(&self.replication.key_prefix(), SystemTime::now());
