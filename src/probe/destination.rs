@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::decide::{Answer, Decision, Replica, SourceSaid, Stage, decide, judge};
-use super::inspect::Inspection;
+use super::inspect::{Inspection, is_replica};
 use super::{Prober, WrittenCanary};
 use crate::aws::{GotObject, ObjectHead, ObjectStore, SetupReader};
 use crate::canary;
@@ -173,9 +173,4 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
             .with_reason(reason)
             .with_replica(facts)
     }
-}
-
-/// Whether HeadObject shows a replica (as opposed to some other object version).
-pub(super) fn is_replica(head: &ObjectHead) -> bool {
-    head.replication_status.as_deref() == Some("REPLICA")
 }

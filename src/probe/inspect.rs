@@ -8,7 +8,6 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::decide::{Answer, Decision, SourceSaid, Stage, decide};
-use super::destination::is_replica;
 use super::poll::Backoff;
 use super::{Prober, WrittenCanary};
 use crate::aws::{ErrorClass, ObjectHead, ObjectStore, SetupReader};
@@ -178,4 +177,9 @@ enum Listed {
 /// `s3:ListBucket` — the object is not there.
 fn is_refusal(e: &AwsError) -> bool {
     matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Forbidden)
+}
+
+/// Whether HeadObject shows a replica (as opposed to some other object version).
+pub(super) fn is_replica(head: &ObjectHead) -> bool {
+    head.replication_status.as_deref() == Some("REPLICA")
 }
