@@ -41,8 +41,28 @@ pub struct Shared {
     pub lifecycle: bool,
 }
 
-/// How a reload ended: a short summary, or every configuration error (one line each).
-pub type ReloadAnswer = Result<String, Vec<String>>;
+/// How a reload ended: a short summary, or why it was refused.
+pub type ReloadAnswer = Result<String, ReloadRefused>;
+
+/// A refused reload: every error of the configuration (and web configuration) files, one
+/// line each (file, field path, message). The running configuration stays.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .lines.join("\n"))]
+pub struct ReloadRefused {
+    lines: Vec<String>,
+}
+
+impl ReloadRefused {
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+}
+
+impl From<Vec<String>> for ReloadRefused {
+    fn from(lines: Vec<String>) -> ReloadRefused {
+        ReloadRefused { lines }
+    }
+}
 
 /// A reload asked for over HTTP, answered on `reply` once it is done.
 pub struct ReloadRequest {
@@ -183,8 +203,8 @@ async fn reload(State(s): State<Arc<Shared>>) -> Response {
     }
     match answer.await {
         Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")).into_response(),
-        Ok(Err(errors)) => {
-            let mut body = errors.join("\n");
+        Ok(Err(refused)) => {
+            let mut body = refused.to_string();
             body.push('\n');
             (StatusCode::BAD_REQUEST, body).into_response()
         }

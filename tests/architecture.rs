@@ -21,12 +21,14 @@ const LAYERS: &[&str] = &[
     "cleanup",
     "emit",
     "probe",
+    "estate",
     "scan",
     "report",
     "logging",
     "http",
     "web",
     "daemon",
+    "commands",
     "main",
 ];
 

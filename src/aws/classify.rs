@@ -157,7 +157,7 @@ pub fn from_sdk<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> 
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {
-    if let Some(class) = credentials_failure(err) {
+    if let Some((class, refusal)) = credentials_failure(err) {
         let code = if class == ErrorClass::Transient {
             "connection"
         } else {
@@ -166,6 +166,7 @@ where
         return AwsError {
             code: Some(code.to_owned()),
             message: Some(error_chain(err)),
+            refusal,
             ..AwsError::new(operation, class)
         };
     }
@@ -191,12 +192,14 @@ where
         message,
         request_id: err.meta().request_id().map(str::to_owned),
         status,
+        refusal: None,
     }
 }
 
 /// If `err` failed because credentials could not be had, whether that is transient
-/// (STS throttled or unreachable) or a refusal (`credentials_failed`).
-fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<ErrorClass> {
+/// (STS throttled or unreachable) or a refusal (`credentials_failed`); for a refusal of
+/// `AssumeRole`, STS's own message.
+fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<(ErrorClass, Option<String>)> {
     let mut cur = Some(err);
     let mut creds: Option<&CredentialsError> = None;
     while let Some(e) = cur {
@@ -208,21 +211,21 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<ErrorClass> {
     }
     let creds = creds?;
     if matches!(creds, CredentialsError::ProviderTimedOut(_)) {
-        return Some(ErrorClass::Transient);
+        return Some((ErrorClass::Transient, None));
     }
     let mut cur: Option<&(dyn StdError + 'static)> = creds.source();
     while let Some(e) = cur {
         if let Some(sts) = e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
             let inner = from_sdk("AssumeRole", sts);
             return Some(if inner.class == ErrorClass::Transient {
-                ErrorClass::Transient
+                (ErrorClass::Transient, None)
             } else {
-                ErrorClass::Credentials
+                (ErrorClass::Credentials, inner.message)
             });
         }
         cur = e.source();
     }
-    Some(ErrorClass::Credentials)
+    Some((ErrorClass::Credentials, None))
 }
 
 /// The whole `source()` chain as one line: the SDK's top-level messages alone are vague.
@@ -384,6 +387,7 @@ mod tests {
             message: None,
             request_id: None,
             status: Some(400),
+            refusal: None,
         };
         assert_eq!(code_label(&e), "other");
         e.code = Some("KMS.DisabledException".to_owned());
@@ -392,5 +396,40 @@ mod tests {
         e.class = ErrorClass::NotFound;
         e.status = Some(404);
         assert_eq!(code_label(&e), "NotFound");
+    }
+
+    #[test]
+    fn a_refused_assume_role_keeps_sts_own_message() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_sdk_s3::error::ErrorMetadata;
+        use aws_sdk_s3::operation::get_object::GetObjectError;
+        use aws_sdk_s3::primitives::SdkBody;
+        let said = "User: arn:aws:sts::111122223333:assumed-role/base/x is not authorized to perform: sts:AssumeRole";
+        let status = 403.try_into().expect("a status");
+        let sts: SdkError<AssumeRoleError, HttpResponse> = SdkError::service_error(
+            AssumeRoleError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message(said)
+                    .build(),
+            ),
+            HttpResponse::new(status, SdkBody::empty()),
+        );
+        let s3: SdkError<GetObjectError, HttpResponse> =
+            SdkError::construction_failure(CredentialsError::provider_error(sts));
+        let e = from_sdk("GetObject", &s3);
+        assert_eq!(e.class, ErrorClass::Credentials);
+        assert_eq!(e.refusal.as_deref(), Some(said));
+        assert!(
+            e.message.as_deref().is_some_and(|m| m.contains(said)),
+            "{e:?}"
+        );
+
+        // The base chain refusing: no STS answer to quote.
+        let s3: SdkError<GetObjectError, HttpResponse> =
+            SdkError::construction_failure(CredentialsError::not_loaded("no credentials"));
+        let e = from_sdk("GetObject", &s3);
+        assert_eq!(e.class, ErrorClass::Credentials);
+        assert_eq!(e.refusal, None);
     }
 }

@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::triggers::Trigger;
-use crate::aws::clients::Clients;
 use crate::config::{AwsSettings, Config, Discovery, ProbeSettings, Replication};
-use crate::discovery::{Discoverer, Pass, Progress, SdkReaders, discover};
+use crate::discovery::{Discoverer, Pass, Progress};
+use crate::estate::{Current, Estate};
 use crate::metrics::Metrics;
 use crate::status::{Board, Coverage};
 
@@ -49,26 +49,26 @@ impl Settings {
 /// equal settings) asks for a pass now.
 pub type SettingsTx = watch::Sender<Option<Settings>>;
 
-/// Starts the discovery loop; it ends when `stop` is cancelled.
+/// Starts the discovery loop over the estate in force (the probes' clients); it ends
+/// when `stop` is cancelled.
 pub fn spawn(
     settings: watch::Receiver<Option<Settings>>,
     triggers: mpsc::Sender<Trigger>,
-    metrics: Arc<Metrics>,
+    estates: Arc<Current>,
     board: Arc<Board>,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(discovery_loop(settings, triggers, metrics, board, stop))
+    tokio::spawn(discovery_loop(settings, triggers, estates, board, stop))
 }
 
 async fn discovery_loop(
     mut settings: watch::Receiver<Option<Settings>>,
     triggers: mpsc::Sender<Trigger>,
-    metrics: Arc<Metrics>,
+    estates: Arc<Current>,
     board: Arc<Board>,
     stop: CancellationToken,
 ) {
     let mut discoverer = Discoverer::default();
-    let mut clients: Option<(AwsSettings, Clients)> = None;
     let mut handed_over = false;
     loop {
         let current = settings.borrow_and_update().clone();
@@ -79,17 +79,14 @@ async fn discovery_loop(
                     return;
                 }
                 handed_over = false;
-                discoverer.clear_coverage(&metrics);
+                discoverer.clear_coverage(estates.metrics());
                 discoverer = Discoverer::default();
                 board.set_coverage(None);
                 None
             }
             Some(s) => {
-                if clients.as_ref().is_none_or(|(aws, _)| *aws != s.aws) {
-                    clients = Some((s.aws.clone(), Clients::new(&s.aws, metrics.clone()).await));
-                }
-                let Some((_, c)) = &clients else { return };
-                let Some(found) = one_pass(c, &s, &mut discoverer, &metrics, &board, &stop).await
+                let estate = estates.estate(&s.aws).await;
+                let Some(found) = one_pass(&estate, &s, &mut discoverer, &board, &stop).await
                 else {
                     return;
                 };
@@ -110,22 +107,18 @@ async fn discovery_loop(
 
 /// One pass, settled against the previous ones; `None`: stopped.
 async fn one_pass(
-    clients: &Clients,
+    estate: &Estate,
     s: &Settings,
     discoverer: &mut Discoverer,
-    metrics: &Metrics,
     board: &Board,
     stop: &CancellationToken,
 ) -> Option<Vec<Replication>> {
-    let readers = SdkReaders {
-        clients,
-        discovery: &s.discovery,
-    };
+    let metrics: &Metrics = estate.metrics();
     let hints = discoverer.hints();
     let progress = |p: Progress<'_>| tracing::debug!(progress = ?p, "discovery");
     let pass = tokio::select! {
         () = stop.cancelled() => return None,
-        pass = discover(&readers, &s.discovery, &s.defaults.canary_prefix, &hints, &progress) => pass,
+        pass = estate.discover(&s.discovery, &s.defaults.canary_prefix, &hints, &progress) => pass,
     };
     let found = discoverer.settle(&pass, metrics);
     let unmonitored = discoverer.settle_coverage(&pass, &s.explicit, metrics);

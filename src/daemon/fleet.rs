@@ -31,13 +31,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::scan::{Scanner, build_scanner};
 use super::task::{SWEEPS_AT_ONCE, Stops, replication_loop};
-use crate::aws::clients::{Clients, acting_for};
+use crate::aws::clients::acting_for;
 use crate::aws::s3::S3Store;
 use crate::aws::{ObjectStore, SetupReader};
 use crate::config::{AwsSettings, Replication};
 use crate::emit::Sinks;
-use crate::model::Side;
-use crate::probe::{Prober, ReaderStore};
+use crate::estate::{Current, Estate};
+use crate::probe::Prober;
 
 /// Builds the prober of a replication: over the SDK in the daemon, in memory in tests.
 pub trait MakeProber: Sized + Send + Sync + 'static {
@@ -55,19 +55,20 @@ pub trait MakeProber: Sized + Send + Sync + 'static {
     }
 }
 
-/// Probers over the AWS SDK, their clients from one shared pool.
+/// Probers over the AWS SDK, their clients from the estate in force (shared with
+/// discovery).
 pub struct SdkProbers {
-    clients: Clients,
+    estates: Arc<Current>,
+    estate: Estate,
     sinks: Sinks,
-    aws: AwsSettings,
 }
 
 impl SdkProbers {
-    pub async fn new(aws: &AwsSettings, sinks: Sinks) -> SdkProbers {
+    pub async fn new(estates: Arc<Current>, aws: &AwsSettings, sinks: Sinks) -> SdkProbers {
         SdkProbers {
-            clients: Clients::new(aws, sinks.metrics.clone()).await,
+            estate: estates.estate(aws).await,
+            estates,
             sinks,
-            aws: aws.clone(),
         }
     }
 }
@@ -76,59 +77,22 @@ impl MakeProber for SdkProbers {
     type Store = S3Store;
 
     async fn make(&self, rep: &Replication) -> Prober<S3Store> {
-        let prober = build_prober(rep, &self.clients, &self.sinks, &self.aws).await;
+        let prober = self.estate.prober(rep, &self.sinks).await;
         tracing::debug!(
             replication = %rep.name,
-            aws_clients = self.clients.len(),
+            aws_clients = self.estate.clients().len(),
             "prober built; S3 clients are shared by the replications"
         );
         prober
     }
 
     async fn remake(&self, aws: &AwsSettings) -> SdkProbers {
-        SdkProbers::new(aws, self.sinks.clone()).await
+        SdkProbers::new(self.estates.clone(), aws, self.sinks.clone()).await
     }
 
     async fn make_scanner(&self, rep: &Replication) -> Option<Scanner> {
-        build_scanner(rep, &self.clients, &self.sinks).await
+        build_scanner(rep, self.estate.clients(), &self.sinks).await
     }
-}
-
-/// A prober for one replication, with the (shared) clients of each side.
-pub async fn build_prober(
-    rep: &Replication,
-    clients: &Clients,
-    sinks: &Sinks,
-    aws: &AwsSettings,
-) -> Prober<S3Store> {
-    let s = &rep.source;
-    let source = clients
-        .store(&rep.name, Side::Source, &s.region, s.role.as_ref())
-        .await;
-    let mut destinations = Vec::with_capacity(rep.destinations.len());
-    for d in &rep.destinations {
-        let store = clients
-            .store(&rep.name, Side::Destination, &d.region, d.role.as_ref())
-            .await;
-        destinations.push(store);
-    }
-    let mut readers = Vec::with_capacity(rep.destinations.len());
-    for d in &rep.destinations {
-        let mut stores = Vec::with_capacity(d.readers.len());
-        for r in &d.readers {
-            let store = clients
-                .store(&rep.name, Side::Destination, &d.region, Some(&r.role))
-                .await;
-            stores.push(ReaderStore {
-                reader: r.clone(),
-                store,
-            });
-        }
-        readers.push(stores);
-    }
-    Prober::new(rep.clone(), source, destinations, sinks.clone())
-        .with_attempt_timeout(aws.attempt_timeout)
-        .with_readers(readers)
 }
 
 /// What a reconcile has to do, by name.

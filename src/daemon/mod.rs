@@ -25,21 +25,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::emit::Sinks;
+use crate::estate::Current;
 use crate::http::{Shared, router};
 use crate::metrics::Metrics;
 use crate::status::Board;
 use crate::web::Live;
-pub use fleet::build_prober;
 use fleet::{Fleet, SdkProbers};
 use reload::Reloader;
-pub use shard::Shard;
+pub use shard::{Shard, ShardError};
 pub use task::Monitor;
 
 /// How `run` was asked to behave.
@@ -64,8 +63,21 @@ pub struct Loaded {
     pub config: Config,
 }
 
+/// Why the daemon could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the reload loop failed")]
+    ReloadLoop(#[source] tokio::task::JoinError),
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
+pub async fn run(loaded: Loaded, opts: Options) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new());
     let sinks = Sinks::new(metrics.clone(), Arc::new(Board::new()));
     let sinks_board = sinks.board.clone();
@@ -86,7 +98,9 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let shard = opts.shard;
     metrics.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
-    let makers = SdkProbers::new(&loaded.config.aws, sinks.clone()).await;
+    // One pool of clients for the probes and discovery alike.
+    let estates = Arc::new(Current::new(metrics.clone()));
+    let makers = SdkProbers::new(estates.clone(), &loaded.config.aws, sinks.clone()).await;
     let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
     let mut reloader = Reloader::start(
         loaded.path,
@@ -101,7 +115,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     let discovering = discover::spawn(
         reloader.watch_discovery(),
         triggers,
-        metrics.clone(),
+        estates,
         sinks_board,
         stop_triggers.clone(),
     );
@@ -133,7 +147,7 @@ pub async fn run(loaded: Loaded, opts: Options) -> anyhow::Result<()> {
     shared.ready.store(false, Ordering::SeqCst);
     stop_triggers.cancel();
     let _ = discovering.await;
-    let reloader = serving.await.context("the reload loop failed")?;
+    let reloader = serving.await.map_err(Error::ReloadLoop)?;
     reloader.into_fleet().shutdown().await;
     server_stop.cancel();
     let _ = server.await;
@@ -191,10 +205,13 @@ async fn serve_http(
     shared: Arc<Shared>,
     listen: SocketAddr,
     web: Arc<Live>,
-) -> anyhow::Result<(JoinHandle<std::io::Result<()>>, CancellationToken)> {
+) -> Result<(JoinHandle<std::io::Result<()>>, CancellationToken), Error> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
     let stop = CancellationToken::new();
     let app = router(shared);
     let server = tokio::spawn(crate::web::serve(listener, app, web, stop.clone()));

@@ -126,9 +126,9 @@ impl<M: MakeProber> Reloader<M> {
                 self.web_failed = true;
                 self.metrics.config_loaded(false, unix_now());
                 if let Err(config_errors) = answer {
-                    errors.extend(config_errors);
+                    errors.extend_from_slice(config_errors.lines());
                 }
-                Err(errors)
+                Err(errors.into())
             }
         }
     }
@@ -217,7 +217,7 @@ impl<M: MakeProber> Reloader<M> {
                     fingerprint: now,
                     errors: errors.clone(),
                 };
-                return Err(errors);
+                return Err(errors.into());
             }
         };
         self.discovery = DiscoverySettings::of(&config);
@@ -259,7 +259,7 @@ impl<M: MakeProber> Reloader<M> {
                     "configuration file unchanged since the reload that failed: the running configuration stays"
                 );
             }
-            Err(self.seen.errors.clone())
+            Err(self.seen.errors.clone().into())
         }
     }
 

@@ -16,21 +16,30 @@ pub struct Shard {
     count: u32,
 }
 
+/// Why `--shard-index` and `--shard-count` cannot go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("--shard-count must be at least 1")]
+    NoShards,
+    #[error(
+        "--shard-index must be below --shard-count: shards are numbered 0 to {} for \
+         --shard-count {count}, got --shard-index {index}",
+        .count - 1
+    )]
+    IndexTooHigh { index: u32, count: u32 },
+}
+
 impl Shard {
     /// An unsharded instance: it probes every replication.
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 
     /// Shard `index` of `count`; needs `count ≥ 1` and `0 ≤ index < count`.
-    pub fn new(index: u32, count: u32) -> Result<Shard, String> {
+    pub fn new(index: u32, count: u32) -> Result<Shard, ShardError> {
         if count == 0 {
-            return Err("--shard-count must be at least 1".to_owned());
+            return Err(ShardError::NoShards);
         }
         if index >= count {
-            return Err(format!(
-                "--shard-index must be below --shard-count: shards are numbered 0 to {} for \
-                 --shard-count {count}, got --shard-index {index}",
-                count - 1
-            ));
+            return Err(ShardError::IndexTooHigh { index, count });
         }
         Ok(Shard { index, count })
     }

@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 use crate::model::UnmonitoredRule;
 
 pub use read::{Progress, Readers, discover};
-pub use reason::SkipReason;
+pub use reason::{SkipReason, Unprobed};
 pub use rules::Placement;
 pub use sdk::SdkReaders;
 

@@ -15,7 +15,9 @@ use tokio::sync::OnceCell;
 
 use super::coverage;
 use super::rules::{self, Planned};
-use super::{AccountFrom, Found, FoundDestination, Hints, KeyFrom, Pass, Scope, Skip, SkipReason};
+use super::{
+    AccountFrom, Found, FoundDestination, Hints, KeyFrom, Pass, Scope, Skip, SkipReason, Unprobed,
+};
 use crate::aws::{AwsError, BucketHome, ErrorClass, EstateReader, ReplicationSetup};
 use crate::config::{Discovery, KmsKeyArn, is_region};
 
@@ -295,7 +297,7 @@ impl Scope {
 }
 
 /// A destination as resolved once per pass, or why it cannot be probed.
-type Resolved = Result<FoundDestination, (SkipReason, String)>;
+type Resolved = Result<FoundDestination, Unprobed>;
 /// (destination bucket, the rule's account, source account, source region).
 type CacheKey = (String, Option<String>, String, String);
 
@@ -346,7 +348,7 @@ impl<R: Readers> Resolver<'_, R> {
             i += 1;
             match dest {
                 Ok(destination) => scope.found.push(self.found(&scope, bucket, p, destination)),
-                Err((reason, detail)) => {
+                Err(Unprobed { reason, detail }) => {
                     if reason.keeps_previous() {
                         scope.kept_buckets.insert((*bucket).to_owned());
                     }
@@ -456,7 +458,7 @@ impl<R: Readers> Resolver<'_, R> {
         bucket: &str,
         source_account: &str,
         region: &str,
-    ) -> Result<(String, AccountFrom, String), (SkipReason, String)> {
+    ) -> Result<(String, AccountFrom, String), Unprobed> {
         // The owner found last time first, then the source account, then the others.
         let hint = self.hints.owners.get(bucket).map(String::as_str);
         let mut candidates: Vec<&str> = hint.into_iter().collect();
@@ -470,13 +472,13 @@ impl<R: Readers> Resolver<'_, R> {
             match self.home(account, bucket, region).await {
                 Ok(r) => return Ok((account.to_owned(), AccountFrom::BucketOwner, r)),
                 Err(e) if e.class == ErrorClass::NotFound => {
-                    return Err((
+                    return Err(Unprobed::new(
                         SkipReason::Error,
                         format!("there is no bucket {bucket} (HeadBucket: 404)"),
                     ));
                 }
                 Err(e) if e.class == ErrorClass::Transient => {
-                    return Err((
+                    return Err(Unprobed::new(
                         SkipReason::Throttled,
                         format!("cannot tell who owns {bucket}: {}", brief(&e)),
                     ));
@@ -484,7 +486,7 @@ impl<R: Readers> Resolver<'_, R> {
                 Err(_) => asked.push(account),
             }
         }
-        Err((
+        Err(Unprobed::new(
             SkipReason::DestinationAccountUnknown,
             format!(
                 "the rule names no Destination.Account and none of the accounts {} owns {bucket} as their destination role sees it",
@@ -499,7 +501,7 @@ impl<R: Readers> Resolver<'_, R> {
         bucket: &str,
         account: &str,
         region: &str,
-    ) -> Result<(Option<KmsKeyArn>, KeyFrom), (SkipReason, String)> {
+    ) -> Result<(Option<KmsKeyArn>, KeyFrom), Unprobed> {
         if let Some(k) = self.d.expected_kms_keys.get(bucket) {
             return Ok((Some(k.clone()), KeyFrom::Override));
         }
@@ -508,7 +510,7 @@ impl<R: Readers> Resolver<'_, R> {
             Ok(enc) => enc,
             Err(e) if matches!(e.class, ErrorClass::Transient | ErrorClass::Credentials) => {
                 let reason = SkipReason::of_destination_read(&e);
-                return Err((
+                return Err(Unprobed::new(
                     reason,
                     format!("cannot read {bucket}'s default encryption: {}", brief(&e)),
                 ));
@@ -549,26 +551,26 @@ impl<R: Readers> Resolver<'_, R> {
 }
 
 /// Why a destination the rule names an account for cannot be used.
-fn home_refused(account: &str, bucket: &str, e: &AwsError) -> (SkipReason, String) {
+fn home_refused(account: &str, bucket: &str, e: &AwsError) -> Unprobed {
     match e.class {
-        ErrorClass::Credentials => (
+        ErrorClass::Credentials => Unprobed::new(
             SkipReason::DestinationRoleUnavailable,
             format!(
                 "cannot act as the destination probe role of {account}: {}",
                 brief(e)
             ),
         ),
-        ErrorClass::NotFound => (
+        ErrorClass::NotFound => Unprobed::new(
             SkipReason::Error,
             format!("there is no bucket {bucket} (HeadBucket: 404)"),
         ),
-        ErrorClass::AccessDenied | ErrorClass::Forbidden => (
+        ErrorClass::AccessDenied | ErrorClass::Forbidden => Unprobed::new(
             SkipReason::AccessDenied,
             format!(
                 "HeadBucket of {bucket} as the destination role of {account} was refused: another account owns it, or the role may not s3:ListBucket it"
             ),
         ),
-        _ => (
+        _ => Unprobed::new(
             SkipReason::of_destination_read(e),
             format!(
                 "cannot read {bucket} as the destination role of {account}: {}",
@@ -606,11 +608,7 @@ fn brief(e: &AwsError) -> String {
     const MAX: usize = 240;
     let text = match (e.class, e.message.as_deref()) {
         (ErrorClass::Credentials, Some(m)) => {
-            let refusal = m
-                .rfind("message: \"")
-                .map(|i| &m[i + 10..])
-                .map(|r| r.split('"').next().unwrap_or(r));
-            format!("AssumeRole refused: {}", refusal.unwrap_or(m))
+            format!("AssumeRole refused: {}", e.refusal.as_deref().unwrap_or(m))
         }
         _ => e.to_string(),
     };

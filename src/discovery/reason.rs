@@ -9,6 +9,20 @@
 
 use crate::model::{AwsError, ErrorClass};
 
+/// Why a bucket or rule is not probed: its bounded reason, and the detail for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} — {detail}")]
+pub struct Unprobed {
+    pub reason: SkipReason,
+    pub detail: String,
+}
+
+impl Unprobed {
+    pub fn new(reason: SkipReason, detail: String) -> Unprobed {
+        Unprobed { reason, detail }
+    }
+}
+
 /// A skipped bucket or rule's reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {

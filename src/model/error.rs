@@ -44,6 +44,10 @@ pub struct AwsError {
     pub message: Option<String>,
     pub request_id: Option<String>,
     pub status: Option<u16>,
+    /// A [`ErrorClass::Credentials`] failure because STS refused `AssumeRole`: STS's own
+    /// message (`User: … is not authorized to perform: sts:AssumeRole …`), without the
+    /// SDK's layers of wrapping that `message` carries.
+    pub refusal: Option<String>,
 }
 
 impl AwsError {
@@ -56,6 +60,7 @@ impl AwsError {
             message: None,
             request_id: None,
             status: None,
+            refusal: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! one rate.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,13 +14,24 @@ use tokio_util::sync::CancellationToken;
 use super::manifest::Manifest;
 use super::render::ScanReport;
 use super::{Budget, Options, Target, scan_replication};
-use crate::aws::clients::{Clients, acting_for};
+use crate::aws::clients::acting_for;
 use crate::config::{AwsSettings, Config};
+use crate::estate::Estate;
 use crate::metrics::Metrics;
 use crate::model::Side;
 
 /// A progress line this often when stderr is not a terminal.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// A manifest that could not be written: the scan stops.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot write a manifest in {}: {error}", dir.display())]
+    Create { dir: PathBuf, error: std::io::Error },
+    /// Its last rows could not be written out.
+    #[error(transparent)]
+    Finish(std::io::Error),
+}
 
 /// Scans every replication of `config` (already narrowed to the selected ones).
 pub async fn scan_all(
@@ -29,7 +40,7 @@ pub async fn scan_all(
     rate: u32,
     manifest_dir: Option<&Path>,
     stop: &CancellationToken,
-) -> anyhow::Result<ScanReport> {
+) -> Result<ScanReport, ManifestError> {
     let started = Instant::now();
     // One attempt per SDK call: every retry goes through the scan's own budget, so that
     // retries after throttling wait for the rate too, and `requests` counts them all.
@@ -37,7 +48,8 @@ pub async fn scan_all(
         max_attempts: 1,
         ..config.aws.clone()
     };
-    let clients = Clients::new(&aws, Arc::new(Metrics::new())).await;
+    let estate = Estate::new(&aws, Arc::new(Metrics::new())).await;
+    let clients = estate.clients();
     let budget = Budget::new(rate);
     let mut replications = Vec::new();
     for rep in &config.replications {
@@ -57,8 +69,11 @@ pub async fn scan_all(
                     .await,
             );
             manifests.push(match manifest_dir {
-                Some(dir) => Some(Manifest::create(dir, &rep.name, &d.name).map_err(|e| {
-                    anyhow::anyhow!("cannot write a manifest in {}: {e}", dir.display())
+                Some(dir) => Some(Manifest::create(dir, &rep.name, &d.name).map_err(|error| {
+                    ManifestError::Create {
+                        dir: dir.to_owned(),
+                        error,
+                    }
                 })?),
                 None => None,
             });
@@ -88,7 +103,7 @@ pub async fn scan_all(
         };
         drop(targets);
         for m in manifests.into_iter().flatten() {
-            let (path, rows) = m.finish()?;
+            let (path, rows) = m.finish().map_err(ManifestError::Finish)?;
             eprintln!("manifest: {} ({rows} rows)", path.display());
         }
         replications.push(result);

@@ -95,7 +95,8 @@ async fn an_invalid_file_keeps_the_running_configuration_and_names_every_error()
         .replace("key/1111aaaa", "alias/1111aaaa");
     file.write(&bad);
     for cause in [Cause::Signal, Cause::FileChanged] {
-        let errors = r.reload_file(cause).await.expect_err("invalid");
+        let refused = r.reload_file(cause).await.expect_err("invalid");
+        let errors = refused.lines();
         assert!(
             errors
                 .iter()
@@ -130,7 +131,8 @@ async fn an_invalid_file_keeps_the_running_configuration_and_names_every_error()
     assert_eq!(r.running_names(), ["a"]);
     // An unreadable file is an error too.
     std::fs::remove_file(&file.path).expect("remove");
-    let errors = r.reload_file(Cause::Signal).await.expect_err("unreadable");
+    let refused = r.reload_file(Cause::Signal).await.expect_err("unreadable");
+    let errors = refused.lines();
     assert!(errors[0].contains("cannot read the file"), "{errors:?}");
     assert_eq!(r.running_names(), ["a"]);
     r.into_fleet().shutdown().await;
