@@ -10,7 +10,7 @@
             action the policies grant is needed by a row;
 - runbook:  every alert's runbook_url points at a heading of docs/runbook.md, and the
             runbook has a section for every alert, every verdict and every finding id (the
-            src/diagnose/mod.rs FINDING_IDS);
+            FINDINGS table of src/model/finding.rs);
 - kubernetes OUT [KUBECTL_DIR]: renders both variants of deploy/kubernetes (the HA pair,
             kustomization.yaml, and the shards, sharded/) into OUT/pair.yaml and
             OUT/sharded.yaml (the core kinds, for kubernetes-validate) and checks their shape:
@@ -372,8 +372,8 @@ def check_runbook() -> list[str]:
     for outcome in OUTCOMES:
         if f"verdict-{outcome}" not in anchors:
             errors.append(f"docs/runbook.md: no section 'Verdict `{outcome}`'")
-    # Every finding id the daemon can give (FINDING_IDS in src/diagnose/mod.rs, the one
-    # list) has a section, and no section is left for a finding that no longer exists.
+    # Every finding id the daemon can give (the FINDINGS table of src/model/finding.rs, the
+    # one list) has a section, and no section is left for a finding that no longer exists.
     finding_ids = rust_finding_ids()
     for finding in finding_ids:
         if slug(f"Finding `{finding}`") not in anchors:
@@ -383,16 +383,19 @@ def check_runbook() -> list[str]:
             errors.append(f"docs/runbook.md: section for unknown finding {m.group(1)!r}")
     if not errors:
         print(f"ok: docs/runbook.md has a section for each of {len(alerts)} alerts (runbook_url anchors), "
-              f"{len(OUTCOMES)} verdicts and {len(finding_ids)} findings (src/diagnose/mod.rs FINDING_IDS)")
+              f"{len(OUTCOMES)} verdicts and {len(finding_ids)} findings (src/model/finding.rs FINDINGS)")
     return errors
 
 
 def rust_finding_ids() -> list[str]:
-    """The string literals of `pub const FINDING_IDS: &[&str] = &[...];` (comments skipped)."""
-    src = (ROOT / "src/diagnose/mod.rs").read_text()
-    block = src.split("pub const FINDING_IDS", 1)[1].split("];", 1)[0]
+    """The labels of `pub const FINDINGS: &[FindingSpec] = &[row(F::Id, "label", ...), ...];`."""
+    src = (ROOT / "src/model/finding.rs").read_text()
+    block = src.split("pub const FINDINGS", 1)[1].split("];", 1)[0]
     block = re.sub(r"//[^\n]*", "", block)
-    return re.findall(r'"([^"\\]+)"', block)
+    ids = re.findall(r'row\(\s*F::\w+,\s*"([^"\\]+)"', block)
+    if not ids:
+        raise SystemExit("src/model/finding.rs: no rows found in FINDINGS")
+    return ids
 
 
 def check_queries(out: Path) -> list[str]:

@@ -54,10 +54,12 @@ pub fn verdict(sinks: &Sinks, v: &DestinationVerdict, probe_seconds: f64) {
 
 fn log(v: &DestinationVerdict) {
     let latency_seconds = v.latency.map(|d| d.as_secs_f64());
-    let findings = v
-        .findings
-        .as_ref()
-        .map(|f| f.iter().map(|f| f.id).collect::<Vec<_>>().join(","));
+    let findings = v.findings.as_ref().map(|f| {
+        f.iter()
+            .map(|f| f.id.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     let e = v.aws_error.as_ref();
     let retain_until = v
         .replica
@@ -110,7 +112,7 @@ fn log(v: &DestinationVerdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AwsError, ErrorClass, Finding};
+    use crate::model::{AwsError, ErrorClass, Finding, FindingId};
 
     /// The log line, the metrics and the board come from one value: what one shows, the
     /// others show.
@@ -129,7 +131,7 @@ mod tests {
         let mut v = DestinationVerdict::new("r", "d", Outcome::Undecryptable)
             .with_error(Some(AwsError::new("GetObject", ErrorClass::AccessDenied)));
         v.findings = Some(vec![Finding {
-            id: "replica_kms_denied",
+            id: FindingId::ReplicaKmsDenied,
             explanation: "KMS refuses".to_owned(),
             fix: "grant kms:Decrypt".to_owned(),
         }]);

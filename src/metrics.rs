@@ -647,7 +647,7 @@ impl Metrics {
                 .set(1.0);
         }
         if let Some(findings) = &v.findings {
-            let present: BTreeSet<&'static str> = findings.iter().map(|f| f.id).collect();
+            let present: BTreeSet<&'static str> = findings.iter().map(|f| f.id.as_str()).collect();
             for id in s.findings.union(&present) {
                 let value = if present.contains(id) { 1.0 } else { 0.0 };
                 self.dest.finding.with_label_values(&[r, d, id]).set(value);

@@ -9,6 +9,7 @@
 
 pub mod classify;
 pub mod clients;
+pub mod precedence;
 pub mod s3;
 pub mod scan;
 pub mod setup;

@@ -6,7 +6,8 @@
 pub struct RuleSetup {
     pub id: String,
     pub enabled: bool,
-    /// V2 rules: higher wins among rules to the same destination.
+    /// V2 rules: higher wins among rules to the same destination (`precedence.rs`); 0 for
+    /// a V1 rule, which has none.
     pub priority: i32,
     /// The key prefix the rule's filter (or legacy `Prefix`) selects; empty = everything.
     pub prefix: String,
@@ -24,12 +25,6 @@ pub struct RuleSetup {
 }
 
 impl RuleSetup {
-    /// Whether the rule's filter selects every key beginning with `key_prefix` that
-    /// carries the tags `tags`.
-    pub fn selects(&self, key_prefix: &str, tags: &[(String, String)]) -> bool {
-        key_prefix.starts_with(&self.prefix) && self.tags.iter().all(|t| tags.contains(t))
-    }
-
     /// The destination bucket's name, from its ARN.
     pub fn destination_bucket_name(&self) -> &str {
         self.destination_bucket

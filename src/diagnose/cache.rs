@@ -228,9 +228,7 @@ impl SetupCache {
                 v.get_error = Some(ErrorClass::AccessDenied);
                 for f in reader_findings(&v, &key, Some(&policy)) {
                     if !findings.iter().any(|g| {
-                        g.id == f.id
-                            && (f.id.starts_with("cannot_inspect:")
-                                || g.explanation == f.explanation)
+                        g.id == f.id && (f.id.is_cannot_inspect() || g.explanation == f.explanation)
                     }) {
                         findings.push(f);
                     }

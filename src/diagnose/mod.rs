@@ -17,60 +17,20 @@ mod tests;
 
 use std::time::Duration;
 
+use crate::aws::precedence::{Reach, applying, contenders, reach};
 use crate::aws::{DefaultEncryption, DefaultRetention, RuleSetup};
 use crate::config::{Destination, KmsKeyArn, Replication};
-use crate::model::{DestinationVerdict, Finding, Outcome};
+use crate::model::{DestinationVerdict, Finding, FindingId, Outcome};
 use setup::{DestinationSetup, Read, SourceSetup, Unknown};
 
 /// How long a read of the setup is reused before it is read again.
 pub const SETUP_TTL: Duration = Duration::from_secs(300);
 
-/// Every finding id, for documentation and tests.
-pub const FINDING_IDS: &[&str] = &[
-    "source_not_versioned",
-    "destination_not_versioned",
-    "source_not_sse_kms",
-    "no_replication_configuration",
-    "rule_destination_mismatch",
-    "rule_disabled",
-    "rule_filter_excludes_canaries",
-    "rule_shadowed",
-    "rule_skips_sse_kms",
-    "replica_kms_key_missing",
-    "replica_kms_key_other_account",
-    "replica_kms_key_other_region",
-    "replica_kms_key_not_expected",
-    "destination_default_key_not_expected",
-    "destination_policy_missing_replication_role",
-    "replication_time_control_disabled",
-    "replica_kms_denied",
-    "replica_owned_by_source_account",
-    "probe_role_cannot_read_replica",
-    "probe_role_cannot_list_bucket",
-    "probe_role_kms_denied",
-    "canaries_retained_by_object_lock",
-    "kms_key_disabled",
-    "kms_key_pending_deletion",
-    "kms_key_not_found",
-    "expected_kms_key_unknown",
-    "cannot_inspect:GetBucketReplication",
-    "cannot_inspect:GetBucketVersioning",
-    "cannot_inspect:GetBucketEncryption",
-    "cannot_inspect:GetBucketPolicy",
-    "cannot_inspect:GetBucketOwnershipControls",
-    "cannot_inspect:GetObjectLockConfiguration",
-    // Readers (diagnose/readers.rs): why a reader cannot read the replica.
-    "reader_kms_not_granted",
-    "reader_s3_denied",
-    "reader_cannot_be_assumed",
-    "cannot_inspect:GetKeyPolicy",
-];
-
 #[derive(Default)]
 struct Findings(Vec<Finding>);
 
 impl Findings {
-    fn add(&mut self, id: &'static str, explanation: impl Into<String>, fix: impl Into<String>) {
+    fn add(&mut self, id: FindingId, explanation: impl Into<String>, fix: impl Into<String>) {
         if !self.0.iter().any(|f| f.id == id) {
             self.0.push(Finding {
                 id,
@@ -80,27 +40,32 @@ impl Findings {
         }
     }
 
+    /// `cannot_inspect:<operation>` for a setup read the probe role was refused.
     fn cannot_inspect(&mut self, unknown: &Unknown, side: &str, bucket: &str) {
-        if let Unknown::Denied(op) = unknown {
-            let id = FINDING_IDS
-                .iter()
-                .find(|id| id.strip_prefix("cannot_inspect:") == Some(op))
-                .copied()
-                .unwrap_or("cannot_inspect:GetBucketPolicy");
-            let action = match *op {
-                "GetBucketReplication" => "s3:GetReplicationConfiguration",
-                "GetBucketEncryption" => "s3:GetEncryptionConfiguration",
-                "GetBucketPolicy" => "s3:GetBucketPolicy",
-                "GetBucketOwnershipControls" => "s3:GetBucketOwnershipControls",
-                "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration",
-                _ => "s3:GetBucketVersioning",
-            };
-            self.add(
-                id,
-                format!("the {side} probe role may not call {op} on {bucket}, so that part of the setup was not checked"),
-                format!("grant {action} on arn:aws:s3:::{bucket} to the {side} probe role (deploy/iam/*-diagnosis-policy.json), or ignore this"),
-            );
-        }
+        let Unknown::Denied(op) = unknown else {
+            return;
+        };
+        // Diagnosis reads nothing else: an operation without a finding names no cause.
+        let Some(id) = FindingId::cannot_inspect(op) else {
+            return;
+        };
+        let action = match id {
+            FindingId::CannotInspectGetBucketReplication => "s3:GetReplicationConfiguration",
+            FindingId::CannotInspectGetBucketEncryption => "s3:GetEncryptionConfiguration",
+            FindingId::CannotInspectGetBucketPolicy => "s3:GetBucketPolicy",
+            FindingId::CannotInspectGetBucketOwnershipControls => "s3:GetBucketOwnershipControls",
+            FindingId::CannotInspectGetObjectLockConfiguration => {
+                "s3:GetBucketObjectLockConfiguration"
+            }
+            FindingId::CannotInspectGetBucketVersioning => "s3:GetBucketVersioning",
+            // GetKeyPolicy is the readers' (diagnose/readers.rs), not a setup read.
+            _ => return,
+        };
+        self.add(
+            id,
+            format!("the {side} probe role may not call {op} on {bucket}, so that part of the setup was not checked"),
+            format!("grant {action} on arn:aws:s3:::{bucket} to the {side} probe role (deploy/iam/*-diagnosis-policy.json), or ignore this"),
+        );
     }
 }
 
@@ -119,14 +84,14 @@ pub fn diagnose(
         &source.versioning,
         "source",
         src_bucket,
-        "source_not_versioned",
+        FindingId::SourceNotVersioned,
     );
     versioning(
         &mut f,
         &destination.versioning,
         "destination",
         &dest.bucket,
-        "destination_not_versioned",
+        FindingId::DestinationNotVersioned,
     );
     key_unknown(&mut f, dest);
     let canary_kms = source_encryption(&mut f, rep, source);
@@ -137,7 +102,7 @@ pub fn diagnose(
         }
         Ok(None) => {
             f.add(
-                "no_replication_configuration",
+                FindingId::NoReplicationConfiguration,
                 format!("the source bucket {src_bucket} has no replication configuration"),
                 format!(
                     "add a replication rule to {src_bucket} with destination arn:aws:s3:::{}",
@@ -177,7 +142,7 @@ fn key_unknown(f: &mut Findings, dest: &Destination) {
     if dest.expected_kms_key.is_none() {
         let bucket = &dest.bucket;
         f.add(
-            "expected_kms_key_unknown",
+            FindingId::ExpectedKmsKeyUnknown,
             format!("no key is expected of replicas in {bucket}: discovery.expected_kms_keys names none for it, and its default encryption names no SSE-KMS key (or could not be read), so a replica under the wrong key is not caught (wrong_kms_key is not judged)"),
             format!("name the key in discovery.expected_kms_keys.{bucket}, or set {bucket}'s default encryption to SSE-KMS with the key replicas must be under"),
         );
@@ -215,7 +180,7 @@ fn replica_owner(
         }
     };
     f.add(
-        "replica_owned_by_source_account",
+        FindingId::ReplicaOwnedBySourceAccount,
         format!(
             "replicas stay owned by the source account: the rule to {} ({}) has no owner override and the destination bucket's Object Ownership is {setting}, so S3 refuses the destination account its replicas",
             dest.bucket, winner.id
@@ -243,7 +208,7 @@ fn source_encryption(f: &mut Findings, rep: &Replication, source: &SourceSetup) 
         };
     if !canary_kms {
         f.add(
-            "source_not_sse_kms",
+            FindingId::SourceNotSseKms,
             format!("the source bucket {bucket}'s default encryption is not SSE-KMS, so canaries (and its objects) are not KMS-encrypted"),
             "set the source bucket's default encryption to SSE-KMS, or give `source.sse_kms_key_id` in the configuration",
         );
@@ -270,7 +235,7 @@ fn destination_encryption(f: &mut Findings, dest: &Destination, read: &Read<Defa
                     }
                 });
             f.add(
-                "destination_default_key_not_expected",
+                FindingId::DestinationDefaultKeyNotExpected,
                 format!("the destination bucket {}'s default encryption is {now}, not SSE-KMS with the expected key", dest.bucket),
                 format!("set {}'s default encryption to SSE-KMS with {expected} (and S3 Bucket Keys)", dest.bucket),
             );
@@ -291,7 +256,7 @@ fn destination_policy(f: &mut Findings, dest: &Destination, read: &Read<String>,
     match read {
         Ok(Some(p)) if policy::grants_replication(p, role, &dest.bucket) != Some(false) => {}
         Ok(p) => f.add(
-            "destination_policy_missing_replication_role",
+            FindingId::DestinationPolicyMissingReplicationRole,
             format!(
                 "the destination bucket {}'s policy {} s3:ReplicateObject to the replication role {role}",
                 dest.bucket,
@@ -306,7 +271,7 @@ fn destination_policy(f: &mut Findings, dest: &Destination, read: &Read<String>,
     }
 }
 
-fn versioning(f: &mut Findings, read: &Read<String>, side: &str, bucket: &str, id: &'static str) {
+fn versioning(f: &mut Findings, read: &Read<String>, side: &str, bucket: &str, id: FindingId) {
     match read {
         Ok(Some(s)) if s == "Enabled" => {}
         Ok(s) => f.add(
@@ -335,8 +300,8 @@ fn rules<'r>(
     Some(winner)
 }
 
-/// The enabled rule to this destination that selects canaries (the highest priority among
-/// them), with every rule that does; or findings that say why there is none.
+/// The enabled rule to this destination that S3 applies to canaries, with every rule that
+/// selects them all; or findings that say why there is none.
 fn winning_rule<'r>(
     f: &mut Findings,
     rep: &Replication,
@@ -354,7 +319,7 @@ fn winning_rule<'r>(
             .map(|r| r.destination_bucket.as_str())
             .collect();
         f.add(
-            "rule_destination_mismatch",
+            FindingId::RuleDestinationMismatch,
             format!(
                 "no replication rule of {} replicates to {} (rules go to: {})",
                 rep.source.bucket,
@@ -368,7 +333,7 @@ fn winning_rule<'r>(
     let enabled: Vec<&RuleSetup> = to_dest.iter().copied().filter(|r| r.enabled).collect();
     if enabled.is_empty() {
         f.add(
-            "rule_disabled",
+            FindingId::RuleDisabled,
             format!(
                 "the replication rule to {} ({}) is disabled",
                 dest.bucket, to_dest[0].id
@@ -377,14 +342,17 @@ fn winning_rule<'r>(
         );
         return None;
     }
-    let covering: Vec<&RuleSetup> = enabled
+    // S3's precedence (aws/precedence.rs): the rule that selects every canary and comes
+    // first; rules that select only some canaries are passed over.
+    let ranked = contenders(rules, &dest.bucket, &key_prefix, &rep.canary_tags);
+    let covering: Vec<&RuleSetup> = ranked
         .iter()
-        .copied()
-        .filter(|r| r.selects(&key_prefix, &rep.canary_tags))
+        .filter(|c| c.reach == Reach::Every)
+        .map(|c| c.rule)
         .collect();
-    let Some(winner) = covering.iter().copied().max_by_key(|r| r.priority) else {
+    let Some(winner) = applying(&ranked) else {
         let r = enabled[0];
-        let why = if !r.selects(&r.prefix, &rep.canary_tags) {
+        let why = if reach(r, &r.prefix, &rep.canary_tags) == Reach::None {
             let tags: Vec<String> = r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
             format!(
                 "its filter requires the tags {}, which canaries do not carry (canary_tags)",
@@ -397,7 +365,7 @@ fn winning_rule<'r>(
             )
         };
         f.add(
-            "rule_filter_excludes_canaries",
+            FindingId::RuleFilterExcludesCanaries,
             format!("the rule to {} ({}) does not select canaries: {why}", dest.bucket, r.id),
             format!("widen the rule's filter to cover `{key_prefix}`, or set canary_prefix inside the replicated prefix"),
         );
@@ -420,7 +388,7 @@ fn winner_checks(
         && acct != owner
     {
         f.add(
-            "rule_destination_mismatch",
+            FindingId::RuleDestinationMismatch,
             format!("the rule's Destination.Account is {acct}, but the destination belongs to account {owner}"),
             format!("set Destination.Account to the destination bucket's owner ({owner})"),
         );
@@ -438,7 +406,7 @@ fn winner_checks(
     let judged = dest.expected_kms_key.is_some();
     if judged && !correct(winner) && covering.iter().any(|r| correct(r)) {
         f.add(
-            "rule_shadowed",
+            FindingId::RuleShadowed,
             format!(
                 "rule {} (priority {}) wins over a correct rule to the same destination",
                 winner.id, winner.priority
@@ -448,7 +416,7 @@ fn winner_checks(
     }
     if canary_kms && !winner.selects_sse_kms {
         f.add(
-            "rule_skips_sse_kms",
+            FindingId::RuleSkipsSseKms,
             format!("the rule to {} ({}) does not select SSE-KMS encrypted objects, so S3 skips them", dest.bucket, winner.id),
             format!(
                 "enable SourceSelectionCriteria.SseKmsEncryptedObjects (\"Replicate objects encrypted with AWS KMS\") on the rule, with ReplicaKmsKeyID {expected}"
@@ -458,7 +426,7 @@ fn winner_checks(
     match winner.replica_kms_key_id.as_deref() {
         // Without SSE-KMS selection S3 does not take a ReplicaKmsKeyID: named above.
         None if canary_kms && winner.selects_sse_kms => f.add(
-            "replica_kms_key_missing",
+            FindingId::ReplicaKmsKeyMissing,
             format!(
                 "the rule to {} ({}) has no ReplicaKmsKeyID",
                 dest.bucket, winner.id
@@ -474,7 +442,7 @@ fn winner_checks(
     }
     if verdict.is_some_and(|v| v.outcome == Outcome::ReplicationTimeout) && !winner.time_control {
         f.add(
-            "replication_time_control_disabled",
+            FindingId::ReplicationTimeControlDisabled,
             "the rule has no S3 Replication Time Control, so S3 promises no 15-minute replication",
             "enable Replication Time Control (and replication metrics) on the rule, or raise replication_timeout",
         );
@@ -503,14 +471,14 @@ fn replica_key(f: &mut Findings, dest: &Destination, expected: &KmsKeyArn, key: 
     if parts.len() == 6 && parts[0] == "arn" {
         if parts[4] != expected.account() {
             f.add(
-                "replica_kms_key_other_account",
+                FindingId::ReplicaKmsKeyOtherAccount,
                 format!("the rule's ReplicaKmsKeyID {key} is a key of account {}, not of the destination account {}", parts[4], expected.account()),
                 format!("set ReplicaKmsKeyID to a customer-managed key of the destination account: {expected}"),
             );
         }
         if parts[3] != dest.region {
             f.add(
-                "replica_kms_key_other_region",
+                FindingId::ReplicaKmsKeyOtherRegion,
                 format!("the rule's ReplicaKmsKeyID {key} is in {}, not in the destination bucket's region {}", parts[3], dest.region),
                 format!("set ReplicaKmsKeyID to a key in {}: {expected}", dest.region),
             );
@@ -522,7 +490,7 @@ fn replica_key(f: &mut Findings, dest: &Destination, expected: &KmsKeyArn, key: 
         return;
     }
     f.add(
-        "replica_kms_key_not_expected",
+        FindingId::ReplicaKmsKeyNotExpected,
         format!("the rule's ReplicaKmsKeyID is {key}, not the expected {expected}"),
         format!("set Destination.EncryptionConfiguration.ReplicaKmsKeyID to {expected} (or fix expected_kms_key_arn)"),
     );
@@ -558,13 +526,13 @@ fn head_refusal(
         // The replica is there; if the setup does not make it the source account's, the
         // refusal is about replicanary's own role (its IAM policy or the bucket policy).
         Some(true) if source_owned == Some(false) => f.add(
-            "probe_role_cannot_read_replica",
+            FindingId::ProbeRoleCannotReadReplica,
             format!("the replica is in {bucket} and owned by the destination account, but S3 refuses the destination probe role HeadObject on it: the role's IAM policy or the bucket policy denies it (replicanary's own access, not the replication)"),
             format!("allow the destination probe role s3:GetObject and s3:GetObjectVersion on arn:aws:s3:::{bucket}/<canary_prefix>* (deploy/iam/destination-probe-policy.json), and check the bucket policy for a Deny"),
         ),
         Some(_) => {}
         None => f.add(
-            "probe_role_cannot_list_bucket",
+            FindingId::ProbeRoleCannotListBucket,
             "S3 answered HeadObject with 403 and the destination probe role may not list the key's versions either, so a missing replica cannot be told from one S3 refuses (a missing object answers 403 without s3:ListBucket)",
             format!("allow the destination probe role s3:ListBucket and s3:ListBucketVersions on arn:aws:s3:::{bucket} (deploy/iam/destination-probe-policy.json: ReplicaExistence, SweepReplicas)"),
         ),
@@ -622,7 +590,7 @@ fn retained(f: &mut Findings, rep: &Replication, dest: &Destination, period: Dur
         .ceil()
         .max(1.0);
     f.add(
-        "canaries_retained_by_object_lock",
+        FindingId::CanariesRetainedByObjectLock,
         format!(
             "the destination bucket {} keeps every canary replica for about {} ({from}): at one canary every {}, about {held:.0} replicas are held at any time; replicanary deletes each once its retain-until date has passed",
             dest.bucket,
@@ -658,17 +626,17 @@ fn kms_refusal(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
         .unwrap_or_default();
     match code {
         "KMS.DisabledException" => f.add(
-            "kms_key_disabled",
+            FindingId::KmsKeyDisabled,
             format!("the replica's KMS key {key} is disabled"),
             "enable the key (kms enable-key) — every replica under it is unreadable until then",
         ),
         "KMS.KMSInvalidStateException" => f.add(
-            "kms_key_pending_deletion",
+            FindingId::KmsKeyPendingDeletion,
             format!("the replica's KMS key {key} is pending deletion (or otherwise unusable)"),
             "cancel the key deletion (kms cancel-key-deletion) and enable the key",
         ),
         "KMS.NotFoundException" => f.add(
-            "kms_key_not_found",
+            FindingId::KmsKeyNotFound,
             format!("the replica's KMS key {key} does not exist"),
             format!("point ReplicaKmsKeyID at an existing key of the destination account: {}", expected_text(dest)),
         ),
@@ -680,12 +648,12 @@ fn kms_refusal(f: &mut Findings, dest: &Destination, v: &DestinationVerdict) {
             .as_deref()
             .zip(dest.expected_kms_key.as_ref())
             .is_some_and(|(k, e)| e.matches(k)) => f.add(
-            "probe_role_kms_denied",
+            FindingId::ProbeRoleKmsDenied,
             format!("the replica is under the expected key {key}, but KMS refuses the destination probe role kms:Decrypt: the role's IAM policy or the key policy does not allow it (replicanary's own access, not the replication)"),
             format!("allow the destination probe role kms:Decrypt on {key} (deploy/iam/destination-probe-policy.json: ExpectedKey), and let the key policy allow the account's IAM policies or the role"),
         ),
         _ => f.add(
-            "replica_kms_denied",
+            FindingId::ReplicaKmsDenied,
             format!("KMS refuses the destination role the replica's key {key}: nobody the probe can act as may decrypt it"),
             format!(
                 "grant the destination account kms:Decrypt in the key policy of {key}, or set the rule's ReplicaKmsKeyID to {} (the replication role needs kms:Encrypt on it)",

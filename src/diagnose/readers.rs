@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::policy::{conditions_hold, glob, strings};
-use crate::model::{AwsError, ErrorClass, Finding, ReaderOutcome, ReaderVerdict};
+use crate::model::{AwsError, ErrorClass, Finding, FindingId, ReaderOutcome, ReaderVerdict};
 
 /// What the key policy says about one role's `kms:Decrypt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +75,14 @@ pub fn reader_findings(
 ) -> Vec<Finding> {
     let name = &r.reader;
     let arn = &r.role_arn;
-    let finding = |id: &'static str, explanation: String, fix: String| Finding {
+    let finding = |id: FindingId, explanation: String, fix: String| Finding {
         id,
         explanation,
         fix,
     };
     match r.outcome {
         ReaderOutcome::CredentialsFailed => vec![finding(
-            "reader_cannot_be_assumed",
+            FindingId::ReaderCannotBeAssumed,
             format!(
                 "replicanary could not assume the reader role {arn} (reader `{name}`), so it could not prove that this principal can read the replicas"
             ),
@@ -91,7 +91,7 @@ pub fn reader_findings(
             ),
         )],
         ReaderOutcome::Unreadable => vec![finding(
-            "reader_s3_denied",
+            FindingId::ReaderS3Denied,
             format!(
                 "S3 refuses the reader `{name}` ({arn}) the replica: HeadObject and GetObject are both refused, so the refusal is S3's, not KMS's"
             ),
@@ -102,7 +102,7 @@ pub fn reader_findings(
         ReaderOutcome::Undecryptable => match key_policy {
             Some(Ok(policy)) => match decrypt_grant(policy, arn) {
                 Some(KeyGrant::None) => vec![finding(
-                    "reader_kms_not_granted",
+                    FindingId::ReaderKmsNotGranted,
                     format!(
                         "the key policy of {key_arn} has no statement that allows the reader `{name}` ({arn}) kms:Decrypt: KMS refuses it the replicas' key, although S3 lets it see them"
                     ),
@@ -116,7 +116,7 @@ pub fn reader_findings(
             },
             Some(Err(e)) if matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Forbidden) => {
                 vec![finding(
-                    "cannot_inspect:GetKeyPolicy",
+                    FindingId::CannotInspectGetKeyPolicy,
                     format!(
                         "the destination probe role may not call kms:GetKeyPolicy on {key_arn}, so whether its key policy allows the reader `{name}` kms:Decrypt was not checked"
                     ),
@@ -198,7 +198,7 @@ mod tests {
     }
 
     fn ids(f: &[Finding]) -> Vec<&'static str> {
-        f.iter().map(|f| f.id).collect()
+        f.iter().map(|f| f.id.as_str()).collect()
     }
 
     #[test]

@@ -14,11 +14,10 @@
 //!   priority, where S3's choice is not documented — may select its canaries: that rule's
 //!   settings would replicate them (`shadowed`).
 //!
-//! "May select": the other rule's prefix is a prefix of the canaries' key prefix (it
-//! selects every canary) or starts with it (it selects some), and each of its tags is
-//! among the canaries' tags. Whether a rule that does not replicate SSE-KMS objects still
-//! takes precedence over one that does is not documented; such a rule counts as selecting
-//! too, so a canary is never judged by a rule that might not be the one replicating it.
+//! "May select" and the precedence are S3's, as `aws/precedence.rs` reads them: the other
+//! rule's filter reaches every canary or some of them, and it is a rival when its priority
+//! is not lower. A rule that does not replicate SSE-KMS objects counts too, so a canary is
+//! never judged by a rule that might not be the one replicating it.
 //!
 //! The same test tells whether a canary also replicates elsewhere: another enabled rule
 //! to **another** destination that may select it makes the source's status cover two
@@ -26,6 +25,7 @@
 //! the other destination's.
 
 use crate::aws::RuleSetup;
+use crate::aws::precedence::{Contender, Reach, contenders, reach, rivals};
 use crate::canary;
 use crate::config::check_bucket;
 pub(crate) use crate::config::{MAX_KEY_BYTES, MAX_OBJECT_TAGS};
@@ -123,34 +123,28 @@ fn candidate(
             ),
         ));
     }
-    let others = rules
-        .iter()
-        .enumerate()
-        .filter(|(j, r)| *j != i && r.enabled);
-    let mut source_fans_out = false;
-    for (_, other) in others {
-        if !may_select(other, &key_prefix, &tags) {
-            continue;
-        }
-        let Ok(other_destination) = destination_of(other) else {
-            continue;
+    // Another destination's rule that may select the canaries replicates them too.
+    let source_fans_out = rules.iter().enumerate().any(|(j, other)| {
+        j != i
+            && other.enabled
+            && reach(other, &key_prefix, &tags) != Reach::None
+            && destination_of(other).is_ok_and(|d| d != destination)
+    });
+    let ranked = contenders(rules, &destination, &key_prefix, &tags);
+    let rival = rivals(&ranked, i).find(|c| destination_of(c.rule).is_ok());
+    if let Some(Contender { rule: other, .. }) = rival {
+        let than = if other.priority > rule.priority {
+            "a higher"
+        } else {
+            "the same"
         };
-        if other_destination != destination {
-            source_fans_out = true;
-        } else if other.priority >= rule.priority {
-            let than = if other.priority > rule.priority {
-                "a higher"
-            } else {
-                "the same"
-            };
-            return Err((
-                SkipReason::Shadowed,
-                format!(
-                    "rule `{}` ({than} priority, {}) to the same destination may select its canaries",
-                    other.id, other.priority
-                ),
-            ));
-        }
+        return Err((
+            SkipReason::Shadowed,
+            format!(
+                "rule `{}` ({than} priority, {}) to the same destination may select its canaries",
+                other.id, other.priority
+            ),
+        ));
     }
     Ok(Planned {
         rule_id: rule.id.clone(),
@@ -226,11 +220,4 @@ fn canary_tags(filter: &[(String, String)]) -> Result<Vec<(String, String)>, (Sk
         ));
     }
     Ok(tags)
-}
-
-/// Whether `rule` may select canaries under `key_prefix` carrying `tags`.
-pub fn may_select(rule: &RuleSetup, key_prefix: &str, tags: &[(String, String)]) -> bool {
-    let prefix_overlaps =
-        key_prefix.starts_with(&rule.prefix) || rule.prefix.starts_with(key_prefix);
-    prefix_overlaps && rule.tags.iter().all(|t| tags.contains(t))
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::model::{Finding, ReplicaFacts};
+use crate::model::{Finding, FindingId, ReplicaFacts};
 
 /// The lines of one family (`# HELP`, `# TYPE` and its samples), as exported.
 fn family(text: &str, name: &str) -> Vec<String> {
@@ -40,8 +40,10 @@ fn verdict(r: &str, d: &str, outcome: Outcome, at: f64) -> DestinationVerdict {
 fn findings(ids: &[&'static str]) -> Option<Vec<Finding>> {
     Some(
         ids.iter()
-            .map(|id| Finding {
-                id,
+            .map(|label| Finding {
+                id: FindingId::all()
+                    .find(|id| id.as_str() == *label)
+                    .unwrap_or_else(|| panic!("{label} is no finding")),
                 explanation: String::new(),
                 fix: String::new(),
             })
@@ -190,9 +192,9 @@ fn a_verdict_updates_its_series() {
 fn findings_drop_to_zero_and_stay_exported() {
     let m = Metrics::new();
     let mut v = verdict("r", "d", Outcome::WrongKmsKey, 1.0);
-    v.findings = findings(&["a_finding", "b_finding"]);
+    v.findings = findings(&["kms_key_disabled", "kms_key_not_found"]);
     m.record_verdict(&v);
-    v.findings = findings(&["b_finding", "c_finding"]);
+    v.findings = findings(&["kms_key_not_found", "kms_key_pending_deletion"]);
     m.record_verdict(&v);
     // `error` looked at nothing: the findings stand as they were.
     let mut e = verdict("r", "d", Outcome::Error, 2.0);
@@ -201,9 +203,9 @@ fn findings_drop_to_zero_and_stay_exported() {
     assert_eq!(
         samples(&m.encode(), "replicanary_finding"),
         [
-            "replicanary_finding{destination=\"d\",finding=\"a_finding\",replication=\"r\"} 0",
-            "replicanary_finding{destination=\"d\",finding=\"b_finding\",replication=\"r\"} 1",
-            "replicanary_finding{destination=\"d\",finding=\"c_finding\",replication=\"r\"} 1",
+            "replicanary_finding{destination=\"d\",finding=\"kms_key_disabled\",replication=\"r\"} 0",
+            "replicanary_finding{destination=\"d\",finding=\"kms_key_not_found\",replication=\"r\"} 1",
+            "replicanary_finding{destination=\"d\",finding=\"kms_key_pending_deletion\",replication=\"r\"} 1",
         ]
     );
 }
@@ -249,7 +251,7 @@ fn a_removed_replication_takes_its_series_along() {
         m.register_destination(r, "d");
         let mut v = verdict(r, "d", Outcome::WrongKmsKey, 1.0);
         v.latency = Some(Duration::from_secs(1));
-        v.findings = findings(&["a_finding"]);
+        v.findings = findings(&["kms_key_disabled"]);
         m.record_verdict(&v);
         m.aws_request(r, Side::Source, "PutObject", "ok");
         m.cleanup_failed(r, Side::Destination);
@@ -280,7 +282,7 @@ fn a_dropped_destination_takes_only_its_own_series_along() {
     for d in ["gone", "stays"] {
         m.register_destination("r", d);
         let mut v = verdict("r", d, Outcome::WrongKmsKey, 1.0);
-        v.findings = findings(&["a_finding"]);
+        v.findings = findings(&["kms_key_disabled"]);
         m.record_verdict(&v);
     }
     m.aws_request("r", Side::Source, "PutObject", "ok");
@@ -289,7 +291,7 @@ fn a_dropped_destination_takes_only_its_own_series_along() {
     assert!(!text.contains("destination=\"gone\""), "{text}");
     for line in [
         "replicanary_probes_total{destination=\"stays\",outcome=\"wrong_kms_key\",replication=\"r\"} 1\n",
-        "replicanary_finding{destination=\"stays\",finding=\"a_finding\",replication=\"r\"} 1\n",
+        "replicanary_finding{destination=\"stays\",finding=\"kms_key_disabled\",replication=\"r\"} 1\n",
         "replicanary_probe_interval_seconds{replication=\"r\"} 60\n",
         "replicanary_aws_requests_total{code=\"ok\",operation=\"PutObject\",replication=\"r\",side=\"source\"} 1\n",
     ] {

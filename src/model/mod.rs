@@ -16,7 +16,7 @@ pub mod verdict;
 
 pub use coverage::UnmonitoredRule;
 pub use error::{AwsError, ErrorClass};
-pub use finding::Finding;
+pub use finding::{Finding, FindingId};
 pub use outcome::Outcome;
 pub use reader::{ReaderOutcome, ReaderVerdict};
 pub use scan_class::ScanClass;

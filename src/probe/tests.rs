@@ -626,7 +626,12 @@ async fn without_an_expected_key_the_replica_key_is_not_judged() {
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.key_matches, None, "not judged");
     assert_eq!(v[0].expected_kms_key, "");
-    let ids: Vec<&str> = v[0].findings.iter().flatten().map(|f| f.id).collect();
+    let ids: Vec<&str> = v[0]
+        .findings
+        .iter()
+        .flatten()
+        .map(|f| f.id.as_str())
+        .collect();
     assert_eq!(ids, ["expected_kms_key_unknown"]);
     // A replica that is not SSE-KMS at all is still caught.
     let mut p = placed(

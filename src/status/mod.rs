@@ -15,6 +15,8 @@ pub mod page;
 pub mod unmonitored;
 
 #[cfg(test)]
+mod alert_rules_agree;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

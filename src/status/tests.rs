@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::page::{self, ConfigLoad, Header, RUNBOOK_URL};
 use super::{Board, Row};
-use crate::model::{AwsError, DestinationVerdict, ErrorClass, Finding, Outcome, ReplicaFacts};
+use crate::model::{
+    AwsError, DestinationVerdict, ErrorClass, Finding, FindingId, Outcome, ReplicaFacts,
+};
 
 const EXPECTED: &str =
     "arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab";
@@ -38,7 +40,7 @@ fn ok(rep: &str, dest: &str, secs: u64) -> DestinationVerdict {
     v
 }
 
-fn finding(id: &'static str, fix: &str) -> Finding {
+fn finding(id: FindingId, fix: &str) -> Finding {
     Finding {
         id,
         explanation: format!("why {id}"),
@@ -72,7 +74,7 @@ fn undecryptable(rep: &str, dest: &str, secs: u64) -> DestinationVerdict {
         ..ReplicaFacts::default()
     };
     v.findings = Some(vec![finding(
-        "replica_kms_key_other_account",
+        FindingId::ReplicaKmsKeyOtherAccount,
         "set ReplicaKmsKeyID to a key of the destination account",
     )]);
     v

@@ -60,12 +60,13 @@ def run(cmd: list[str], the_lab, env: dict, timeout: float) -> dict:
     lab_cpu0, req0, t0 = proc_cpu(the_lab.proc.pid), lab_requests(the_lab), time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = t0 + timeout
-    hwm_kib = 0
+    hwm_kib, loads = 0, []
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         hwm_kib = max(hwm_kib, vm_hwm_kib(proc.pid))
+        loads.append(os.getloadavg()[0])
         if time.monotonic() > deadline:
             proc.kill()
             raise SystemExit(f"timeout: {cmd[0]}")
@@ -83,6 +84,8 @@ def run(cmd: list[str], the_lab, env: dict, timeout: float) -> dict:
         "ru_maxrss_kib": ru.ru_maxrss,
         "lab_cpu_seconds": proc_cpu(the_lab.proc.pid) - lab_cpu0,
         "lab_requests": lab_requests(the_lab) - req0,
+        # The 1-minute load average while it ran (other processes on the machine).
+        "load_min_median_max": [min(loads), sorted(loads)[len(loads) // 2], max(loads)] if loads else None,
         "stdout": out[-4000:],
         "stderr": err[-2000:],
     }
@@ -111,14 +114,15 @@ def main(argv=None) -> None:
                 "start": written, "count": chunk, "source_kms_key_arn": sc.source_key_arn,
                 "replica_kms_key_arn": dest.expected_kms_key_arn})
             written += chunk
-        print(f"lab: {written} objects written in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        write_seconds = time.monotonic() - t0
+        print(f"lab: {written} objects written in {write_seconds:.1f} s", file=sys.stderr)
         tmp = tempfile.mkdtemp(prefix="scan-bench-")
         config = Path(tmp) / "config.yaml"
         config.write_text(provision.render_config(world))
         env = {"PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": provision.MONITOR_ACCOUNT,
                "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true",
                "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
-        results = {"objects": args.objects, "load_before": os.getloadavg()}
+        results = {"objects": args.objects, "load_before": os.getloadavg(), "write_seconds": write_seconds}
         timeout = 60 + args.objects / 20
         results["replicanary"] = run(
             [args.binary, "scan", "--config", str(config), "--prefix", "bench/", "--format", "json",
@@ -142,7 +146,7 @@ def main(argv=None) -> None:
     print(f"\n{n} objects (ok per replicanary: {results['replicanary']['counts']['ok']}); "
           f"load average before {results['load_before'][0]:.2f}, after {results['load_after'][0]:.2f}")
     print(f"{'':>12} {'objects/s':>10} {'req/object':>11} {'peak RSS':>10} {'CPU s':>7} "
-          f"{'CPU/object':>11} {'lab CPU':>8} {'lab req/s':>10}")
+          f"{'CPU/object':>11} {'lab CPU':>8} {'lab req/s':>10} {'req/lab-CPU-s':>14} {'load (min/med/max)':>19}")
     for name in ("replicanary", "reference"):
         r = results.get(name)
         if not r:
@@ -150,7 +154,9 @@ def main(argv=None) -> None:
         print(f"{name:>12} {n / r['wall_seconds']:>10.0f} {r['lab_requests'] / n:>11.3f} "
               f"{r['peak_rss_kib'] / 1024:>8.1f}Mi {r['cpu_seconds']:>7.2f} "
               f"{r['cpu_seconds'] / n * 1e6:>9.0f}µs {r['lab_cpu_seconds'] / r['wall_seconds']:>7.0%} "
-              f"{r['lab_requests'] / r['wall_seconds']:>10.0f}")
+              f"{r['lab_requests'] / r['wall_seconds']:>10.0f} "
+              f"{r['lab_requests'] / max(r['lab_cpu_seconds'], 1e-9):>14.0f} "
+              f"{'/'.join(f'{x:.1f}' for x in r['load_min_median_max'] or []):>19}")
     if "reference" in results:
         ratio = results["reference"]["cpu_seconds"] / max(results["replicanary"]["cpu_seconds"], 1e-9)
         print(f"CPU per object: the reference spends {ratio:.1f}x replicanary's")

@@ -5,8 +5,9 @@ use proptest::prelude::*;
 
 use super::fake::rule;
 use crate::aws::RuleSetup;
+use crate::aws::precedence::{Reach, reach};
 use crate::discovery::SkipReason;
-use crate::discovery::rules::{MAX_KEY_BYTES, may_select, plan};
+use crate::discovery::rules::{MAX_KEY_BYTES, plan};
 
 const PREFIX: &str = "replicanary/";
 
@@ -206,13 +207,13 @@ proptest! {
             let me = rules.iter().find(|r| r.id == p.rule_id).expect("a rule of the bucket");
             let key_prefix = format!("{}{PREFIX}{}/", p.placement.prefix, p.name);
             prop_assert!(me.enabled);
-            prop_assert!(may_select(me, &key_prefix, &p.placement.tags));
+            prop_assert_eq!(reach(me, &key_prefix, &p.placement.tags), Reach::Every);
             prop_assert!(key_prefix.len() + 33 <= MAX_KEY_BYTES);
             for other in rules.iter().filter(|r| r.enabled && r.id != p.rule_id) {
-                if other.destination_bucket_name() == p.destination_bucket && may_select(other, &key_prefix, &p.placement.tags) {
+                if other.destination_bucket_name() == p.destination_bucket && reach(other, &key_prefix, &p.placement.tags) != Reach::None {
                     prop_assert!(other.priority < p.priority, "{} shadowed by {}", p.rule_id, other.id);
                 }
-                if other.destination_bucket_name() != p.destination_bucket && may_select(other, &key_prefix, &p.placement.tags) {
+                if other.destination_bucket_name() != p.destination_bucket && reach(other, &key_prefix, &p.placement.tags) != Reach::None {
                     prop_assert!(p.source_fans_out);
                 }
             }

@@ -198,7 +198,12 @@ async fn each_reader_reads_the_replica_and_the_verdict_stays_ok() {
     assert_eq!(readers[1].store.calls(), ["GetObject", "HeadObject"]);
     assert_eq!(readers[3].store.calls(), ["GetObject"]);
     // Findings join the destination's.
-    let ids: Vec<&str> = v[0].findings.iter().flatten().map(|f| f.id).collect();
+    let ids: Vec<&str> = v[0]
+        .findings
+        .iter()
+        .flatten()
+        .map(|f| f.id.as_str())
+        .collect();
     assert!(
         ids.contains(&"reader_s3_denied") && ids.contains(&"reader_cannot_be_assumed"),
         "{ids:?}"
@@ -362,7 +367,7 @@ async fn the_key_policy_is_read_once_for_several_probes_and_a_refusal_is_named()
         assert_eq!(v[0].outcome, Outcome::Ok);
         let nokms = &v[0].readers[1];
         assert_eq!(nokms.outcome, R::Undecryptable);
-        let ids: Vec<&str> = nokms.findings.iter().map(|f| f.id).collect();
+        let ids: Vec<&str> = nokms.findings.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(
             ids,
             ["cannot_inspect:GetKeyPolicy"],
@@ -380,7 +385,7 @@ async fn the_key_policy_is_read_once_for_several_probes_and_a_refusal_is_named()
 async fn audit_names_a_key_policy_it_cannot_read_once_per_destination() {
     let (mut p, _) = prober("COMPLETED", vec![Ok(replica())]);
     let entries = p.audit().await;
-    let ids: Vec<&str> = entries[0].1.iter().map(|f| f.id).collect();
+    let ids: Vec<&str> = entries[0].1.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["cannot_inspect:GetKeyPolicy"], "{entries:?}");
     assert!(
         p.prober.readers[0]
