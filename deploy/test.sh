@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n--> %s\n' "$*"; }
-in_ci() { [[ -n "${CI:-}" && "${CI}" != "false" && "${CI}" != "0" ]]; }
+# shellcheck source=scripts/in_ci.sh
+source scripts/in_ci.sh
 
 VENV=deploy/.venv
 STAMP="$VENV/.requirements.sha256"

@@ -33,6 +33,19 @@ impl Sinks {
         self.board.remove_replication(replication);
     }
 
+    /// Records a (re)load of the configuration at `at_unix`: its gauges, and the status
+    /// page's header.
+    pub fn config_loaded(&self, successful: bool, at_unix: f64) {
+        self.metrics.config_loaded(successful, at_unix);
+        self.board.config_loaded(successful, at_unix);
+    }
+
+    /// This instance's shard: `replicanary_shard_info`, and the status page's header.
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.metrics.set_shard(index, count);
+        self.board.set_shard(index, count);
+    }
+
     /// Removes one destination of a replication from `/metrics` and the status page.
     pub fn remove_destination(&self, replication: &str, destination: &str) {
         self.metrics.remove_destination(replication, destination);
@@ -113,6 +126,7 @@ fn log(v: &DestinationVerdict) {
 mod tests {
     use super::*;
     use crate::model::{AwsError, ErrorClass, Finding, FindingId};
+    use crate::status::ProcessState;
 
     /// The log line, the metrics and the board come from one value: what one shows, the
     /// others show.
@@ -153,5 +167,23 @@ mod tests {
             row.last_error.as_ref().map(|e| e.error.operation),
             Some("GetObject")
         );
+    }
+
+    /// A load and the shard reach both: the gauges on `/metrics`, the page's header on the
+    /// board (the board keeps the failed load's time, which no series holds).
+    #[test]
+    fn loads_and_the_shard_reach_the_metrics_and_the_board() {
+        let sinks = Sinks::new(Arc::new(Metrics::new()), Arc::new(Board::new()));
+        assert_eq!(sinks.board.process_state(), ProcessState::default());
+        sinks.set_shard(1, 3);
+        sinks.config_loaded(true, 100.0);
+        sinks.config_loaded(false, 160.0);
+        let s = sinks.board.process_state();
+        assert_eq!(s.shard, Some((1, 3)));
+        assert_eq!(s.last_load, Some((false, 160.0)));
+        assert_eq!(s.last_successful_load, Some(100.0));
+        let text = sinks.metrics.encode();
+        assert!(text.contains("replicanary_config_last_reload_successful 0"));
+        assert!(text.contains("replicanary_shard_info{count=\"3\",index=\"1\"} 1"));
     }
 }

@@ -217,7 +217,7 @@ async fn reload(State(s): State<Arc<Shared>>) -> Response {
 async fn status_page(State(s): State<Arc<Shared>>) -> Response {
     let (metrics, board) = (s.metrics.clone(), s.board.clone());
     let render = move || {
-        let mut head = header(&metrics);
+        let mut head = header(&metrics, &board);
         head.coverage = board.coverage();
         page::render(&board.snapshot(), &head, SystemTime::now())
     };
@@ -240,9 +240,10 @@ async fn status_page(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// The page's header, read from the metrics: the page shows what `/metrics` exports.
-fn header(metrics: &Metrics) -> Header {
-    let state = metrics.process_state();
+/// The page's header: the process facts the board keeps (the shard, the configuration
+/// loads) and the canaries outstanding as `/metrics` exports them.
+fn header(metrics: &Metrics, board: &Board) -> Header {
+    let state = board.process_state();
     let at = |unix: f64| UNIX_EPOCH + Duration::try_from_secs_f64(unix).unwrap_or_default();
     Header {
         version: env!("CARGO_PKG_VERSION"),

@@ -188,7 +188,7 @@ fn without_the_optional_read_permissions_verdicts_stay_right() {
     );
 }
 
-/// The real estates' setups (issue 10), read by `audit` and seen by `check`: each named by
+/// The real estates' setups, read by `audit` and seen by `check`: each named by
 /// the finding of its cause, the healthy and archive setups by none.
 #[test]
 fn real_estate_setups_are_named_by_audit_and_check() {

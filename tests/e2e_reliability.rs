@@ -1,4 +1,5 @@
-//! Issue 6, campaigns 1 and 2: transient faults never page, real failures still do.
+//! Transient faults never page, real failures still do; credentials, secrets, hostile
+//! responses; users' objects survive crashes and sweeps.
 //!
 //! Each test starts its own lab and daemon over the healthy scenario (three replications
 //! of it, so that 50 probes take seconds, not minutes) and the wrong-key scenario, injects
@@ -605,7 +606,7 @@ fn a_put_that_times_out_leaves_no_orphaned_canary() {
     stop_and_assert_clean(&lab, daemon);
 }
 
-// ---- Campaign 3: credentials --------------------------------------------------------------
+// ---- Credentials ---------------------------------------------------------------------------
 
 fn assume_role_ok(m: &Metrics, replication: &str, side: &str) -> f64 {
     m.sum(
@@ -763,7 +764,7 @@ iam.update_assume_role_policy(RoleName="replicanary-source-wrong-key{SUFFIX}", P
     assert_no_overlap_and_no_panic(&daemon);
 }
 
-// ---- Campaign 7: secrets ------------------------------------------------------------------
+// ---- Secrets ---------------------------------------------------------------------------------
 
 /// Every log line at RUST_LOG=trace and every metric: no secret access key (the base one,
 /// and every session's, as the lab recorded them), no session token, no SigV4 signature.
@@ -864,7 +865,7 @@ fn no_secret_appears_in_trace_logs_or_metrics() {
     assert!(leaks.is_empty(), "secrets leak:\n{}", leaks.join("\n"));
 }
 
-// ---- Campaign 5: hostile responses ----------------------------------------------------------
+// ---- Hostile responses -----------------------------------------------------------------------
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -987,11 +988,12 @@ fn hostile_replica_bodies_and_headers_are_bounded() {
     stop_and_assert_clean(&lab, daemon);
 }
 
-// ---- Campaign 4, end to end: users' objects survive crashes and sweeps ---------------------
+// ---- Users' objects survive crashes and sweeps -----------------------------------------------
 
-/// Users' objects that look more and more like canaries, in the source and destination
-/// buckets of both scenarios, survive four SIGKILLs at random moments of probing, the
-/// start-up sweeps after each, and a clean shutdown; the crashes' own canaries are swept.
+/// Users' objects that look more and more like canaries (and an older version of a user
+/// key under the prefix), in the source and destination buckets of both scenarios, survive
+/// four SIGKILLs at random moments of probing, the start-up sweeps after each, and a clean
+/// shutdown; the crashes' own canaries and a marker-carrying leftover are swept.
 #[test]
 fn user_objects_survive_repeated_sigkills_and_sweeps() {
     let (lab, config) = world(&[]);
@@ -1032,7 +1034,18 @@ fn user_objects_survive_repeated_sigkills_and_sweeps() {
             let v = s3.put(&bucket, &key, &body, meta);
             keep.push((bucket.clone(), key, v, body));
         }
+        // Two versions of a user key under the prefix: the older one survives too.
+        let notes = "replicanary/healthy/notes.txt";
+        for body in ["older notes", "newer notes"] {
+            let v = s3.put(&bucket, notes, body, &[]);
+            keep.push((bucket.clone(), notes.to_owned(), v, body.to_owned()));
+        }
     }
+    // A leftover of an earlier run: canary-shaped, with the marker, older than
+    // sweep_min_age. The only object here a sweep may delete.
+    let leftover_key = "replicanary/healthy/20250101T000000Z-00000000000000ff";
+    let leftover_bucket = format!("rc-healthy-src{SUFFIX}");
+    let leftover = src.put(&leftover_bucket, leftover_key, "old canary", &marker);
     let survivors = |when: &str| {
         for (bucket, key, version, body) in &keep {
             let s3 = if bucket.contains("-src") { &src } else { &dst };
@@ -1073,6 +1086,12 @@ fn user_objects_survive_repeated_sigkills_and_sweeps() {
     let (status, log) = daemon.signal_and_wait_keep("TERM", Duration::from_secs(30));
     assert!(status.success());
     survivors("after the last sweep and shutdown");
+    assert!(
+        !src.versions(&leftover_bucket, "replicanary/healthy/")
+            .iter()
+            .any(|(k, v)| k == leftover_key && *v == leftover),
+        "the start-up sweep removes marker-carrying leftovers"
+    );
     eprintln!(
         "{crash_leftovers} crash leftovers in the source buckets before the last start; \
          {} sweep log lines",

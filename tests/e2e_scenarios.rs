@@ -18,58 +18,99 @@ const ALL: &[&str] = &[
     "fan-out",
 ];
 
-#[test]
-fn every_scenario_gets_its_verdict() {
-    let lab = Lab::start(&[]);
-    let config = lab.provision(ALL, &["--interval", "3s"]);
-    let daemon = Daemon::start(&config, &[]);
+/// Every scenario's destinations and what the daemon must say of each: (scenario,
+/// destination name — empty for a scenario's only destination, labelled by its bucket —,
+/// verdict, the findings holding, or `None` where these tests do not pin them).
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static [&'static str]>,
+);
 
-    let expected = [
-        ("healthy", "healthy", "ok"),
-        ("wrong-key", "wrong-key", "undecryptable"),
-        ("other-key", "other-key", "wrong_kms_key"),
-        ("unselected", "unselected", "not_replicated"),
-        ("denied", "denied", "replication_failed"),
-        ("slow", "slow", "replication_timeout"),
-        ("disabled-key", "disabled-key", "undecryptable"),
-        ("fan-out", "good", "ok"),
-        ("fan-out", "wrong", "undecryptable"),
-    ];
-    // Destination labels default to the bucket name: find them from the metrics.
-    let m = registered(
-        &daemon,
-        &ALL.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    );
-    let label_of = |replication: &str, name: &str| -> String {
-        if replication == "fan-out" {
-            return name.to_owned();
-        }
-        let needle = "destination=\"";
-        m.text
-            .lines()
-            .filter(|l| {
-                l.starts_with("replicanary_probe_success{")
-                    && l.contains(&format!("replication=\"{replication}\""))
-            })
-            .find_map(|l| {
-                l.split(needle)
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| panic!("no destination exported for {replication}"))
-    };
-    let labelled: Vec<(String, String, &str)> = expected
+/// The one table of scenario → verdict and findings; each test takes its scenarios' rows.
+const EXPECTED: &[Expected] = &[
+    ("healthy", "", "ok", Some(&[])),
+    ("wrong-key", "", "undecryptable", None),
+    ("other-key", "", "wrong_kms_key", None),
+    ("unselected", "", "not_replicated", None),
+    ("denied", "", "replication_failed", None),
+    ("slow", "", "replication_timeout", None),
+    ("disabled-key", "", "undecryptable", None),
+    ("fan-out", "good", "ok", None),
+    ("fan-out", "wrong", "undecryptable", None),
+    ("archive", "", "ok", Some(&[])),
+    (
+        "archive-wrong-key",
+        "",
+        "wrong_kms_key",
+        Some(&[
+            "replica_kms_key_not_expected",
+            "replica_kms_key_other_account",
+        ]),
+    ),
+    (
+        "source-owned",
+        "",
+        "unreadable",
+        Some(&["replica_owned_by_source_account"]),
+    ),
+    (
+        "locked",
+        "",
+        "ok",
+        Some(&["canaries_retained_by_object_lock"]),
+    ),
+    (
+        "partial-fan-out",
+        "failing",
+        "replication_failed",
+        Some(&["destination_policy_missing_replication_role"]),
+    ),
+    ("partial-fan-out", "slow", "ok", Some(&[])),
+    // The destination role may list the key's versions: the 403 of vanished-no-list's
+    // HeadObject (no s3:ListBucket) is told from a refused replica.
+    ("vanished", "", "replica_missing", Some(&[])),
+    ("vanished-no-list", "", "replica_missing", Some(&[])),
+];
+
+/// A row of [`EXPECTED`] with its destination's label as exported.
+struct Labelled {
+    replication: String,
+    destination: String,
+    outcome: &'static str,
+}
+
+/// Waits until every destination of `scenarios` has `verdicts` verdicts, then requires each
+/// to be its row's verdict every time — `replicanary_probe_success`, the standing verdict
+/// and the findings agreeing — and returns the metrics and the labelled rows, in the
+/// table's order.
+fn expect_verdicts(
+    daemon: &Daemon,
+    scenarios: &[&str],
+    timeout: Duration,
+) -> (support::Metrics, Vec<Labelled>) {
+    let rows: Vec<&Expected> = EXPECTED
         .iter()
-        .map(|(r, d, o)| (r.to_string(), label_of(r, d), *o))
+        .filter(|(s, ..)| scenarios.contains(s))
+        .collect();
+    let names: Vec<String> = scenarios.iter().map(|s| s.to_string()).collect();
+    let m = registered(daemon, &names);
+    let labelled: Vec<Labelled> = rows
+        .iter()
+        .map(|(r, d, o, _)| Labelled {
+            replication: r.to_string(),
+            destination: destination_label(&m, r, d),
+            outcome: o,
+        })
         .collect();
     let pairs: Vec<(&str, &str)> = labelled
         .iter()
-        .map(|(r, d, _)| (r.as_str(), d.as_str()))
+        .map(|l| (l.replication.as_str(), l.destination.as_str()))
         .collect();
-
-    let m = daemon.wait_for_verdicts(&pairs, 2.0, Duration::from_secs(90));
-    for (r, d, outcome) in &labelled {
+    let m = daemon.wait_for_verdicts(&pairs, 2.0, timeout);
+    for (l, (.., want)) in labelled.iter().zip(&rows) {
+        let (r, d, outcome) = (l.replication.as_str(), l.destination.as_str(), l.outcome);
         let outcomes = m.outcomes(r, d);
         assert_eq!(
             outcomes.keys().collect::<Vec<_>>(),
@@ -77,16 +118,39 @@ fn every_scenario_gets_its_verdict() {
             "{r}/{d}: every verdict should be {outcome}, got {outcomes:?}\n{}",
             daemon.log_text()
         );
-        let success = m.get(
-            "replicanary_probe_success",
-            &[("replication", r), ("destination", d)],
-        );
+        let rd = [("replication", r), ("destination", d)];
         assert_eq!(
-            success,
-            Some(if *outcome == "ok" { 1.0 } else { 0.0 }),
+            m.get("replicanary_probe_success", &rd),
+            Some(if outcome == "ok" { 1.0 } else { 0.0 }),
             "{r}/{d}"
         );
+        let standing = m.get(
+            "replicanary_verdict",
+            &[("replication", r), ("destination", d), ("outcome", outcome)],
+        );
+        assert_eq!(standing, Some(1.0), "{r}/{d}: the standing verdict");
+        if let Some(want) = want {
+            assert_eq!(
+                findings(&m, r, d),
+                want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "{r}/{d}"
+            );
+        }
     }
+    (m, labelled)
+}
+
+#[test]
+fn every_scenario_gets_its_verdict() {
+    let lab = Lab::start(&[]);
+    let config = lab.provision(ALL, &["--interval", "3s"]);
+    let daemon = Daemon::start(&config, &[]);
+
+    let (m, labelled) = expect_verdicts(&daemon, ALL, Duration::from_secs(90));
+    let labelled: Vec<(String, String)> = labelled
+        .into_iter()
+        .map(|l| (l.replication, l.destination))
+        .collect();
 
     // What the verdict metrics say about the replica.
     let key_match = |r: &str, d: &str| {
@@ -239,7 +303,7 @@ fn findings(m: &support::Metrics, replication: &str, destination: &str) -> Vec<S
     ids
 }
 
-/// The scenarios of real estates (issue 10): archive classes, a replica the source account
+/// The scenarios of real estates: archive classes, a replica the source account
 /// keeps, Object Lock, a partial fan-out, a replica gone after COMPLETED — each with its
 /// verdict and findings, the healthy scenario beside them `ok` with none.
 #[test]
@@ -257,74 +321,13 @@ fn every_real_estate_scenario_gets_its_verdict_and_findings() {
     ];
     let config = lab.provision(&scenarios, &["--interval", "3s"]);
     let daemon = Daemon::start(&config, &[]);
-    // (replication, destination name, verdict, findings)
-    let expected: [(&str, &str, &str, &[&str]); 9] = [
-        ("healthy", "", "ok", &[]),
-        ("archive", "", "ok", &[]),
-        (
-            "archive-wrong-key",
-            "",
-            "wrong_kms_key",
-            &[
-                "replica_kms_key_not_expected",
-                "replica_kms_key_other_account",
-            ],
-        ),
-        (
-            "source-owned",
-            "",
-            "unreadable",
-            &["replica_owned_by_source_account"],
-        ),
-        ("locked", "", "ok", &["canaries_retained_by_object_lock"]),
-        (
-            "partial-fan-out",
-            "failing",
-            "replication_failed",
-            &["destination_policy_missing_replication_role"],
-        ),
-        ("partial-fan-out", "slow", "ok", &[]),
-        // The destination role may list the key's versions: the 403 of vanished-no-list's
-        // HeadObject (no s3:ListBucket) is told from a refused replica.
-        ("vanished", "", "replica_missing", &[]),
-        ("vanished-no-list", "", "replica_missing", &[]),
-    ];
-    let names: Vec<String> = expected.iter().map(|(r, ..)| r.to_string()).collect();
-    let m = registered(&daemon, &names);
-    let labelled: Vec<(String, String, &str, &[&str])> = expected
-        .iter()
-        .map(|(r, d, o, f)| (r.to_string(), destination_label(&m, r, d), *o, *f))
-        .collect();
-    let pairs: Vec<(&str, &str)> = labelled
-        .iter()
-        .map(|(r, d, ..)| (r.as_str(), d.as_str()))
-        .collect();
-    let m = daemon.wait_for_verdicts(&pairs, 2.0, Duration::from_secs(120));
-    for (r, d, outcome, want) in &labelled {
-        let outcomes = m.outcomes(r, d);
-        assert_eq!(
-            outcomes.keys().collect::<Vec<_>>(),
-            [outcome],
-            "{r}/{d}: every verdict should be {outcome}, got {outcomes:?}\n{}",
-            daemon.log_text()
-        );
-        assert_eq!(
-            findings(&m, r, d),
-            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "{r}/{d}"
-        );
-        let standing = m.get(
-            "replicanary_verdict",
-            &[("replication", r), ("destination", d), ("outcome", outcome)],
-        );
-        assert_eq!(standing, Some(1.0), "{r}/{d}: the standing verdict");
-    }
+    let (m, labelled) = expect_verdicts(&daemon, &scenarios, Duration::from_secs(120));
     let of = |name: &str, r: &str| {
-        let (_, d, ..) = labelled
+        let l = labelled
             .iter()
-            .find(|(rr, ..)| rr == r)
+            .find(|l| l.replication == r)
             .expect("a scenario");
-        m.get(name, &[("replication", r), ("destination", d)])
+        m.get(name, &[("replication", r), ("destination", &l.destination)])
     };
     // Archive: judged by the HEAD (key checked), the read skipped and not claimed.
     assert_eq!(

@@ -23,22 +23,7 @@ const SCRIPT: &str = "<script>alert(1)</script>";
 
 /// The `chromium` binary, or `None` (test skipped) outside CI.
 fn chromium_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("chromium"))
-            .find(|p| p.is_file())
-    });
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    match found {
-        Some(p) => Some(p),
-        None if in_ci => {
-            panic!("CI is set but `chromium` is not on PATH (apt-get install chromium)")
-        }
-        None => {
-            eprintln!("SKIPPED: `chromium` not on PATH (apt-get install chromium); CI would fail");
-            None
-        }
-    }
+    support::tools::required_tool("chromium", "chromium")
 }
 
 /// Headless chromium with `args` on `url`, bounded in time; returns its stdout.

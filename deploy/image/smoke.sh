@@ -13,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-in_ci() { [[ -n "${CI:-}" && "${CI}" != "false" && "${CI}" != "0" ]]; }
+# shellcheck source=scripts/in_ci.sh
+source scripts/in_ci.sh
 for tool in buildah podman runc; do
     if ! command -v "$tool" >/dev/null; then
         if in_ci; then

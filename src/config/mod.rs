@@ -1,7 +1,8 @@
 //! The configuration: read once from YAML, validated once, then trusted everywhere.
 //!
-//! `raw.rs` mirrors the file; `validate.rs` checks every field and builds the types
-//! below. Nothing downstream re-checks a bucket name, an ARN or a duration.
+//! `raw.rs` mirrors the file; `validate.rs` (one file per section under `validate/`) checks
+//! every field and builds the types below. Nothing downstream re-checks a bucket name, an
+//! ARN or a duration.
 
 mod raw;
 mod validate;

@@ -24,8 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-#[cfg(test)]
-use tokio::task::Id;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -160,8 +158,6 @@ impl fmt::Display for Changes {
 /// One replication's running task.
 struct Running {
     replication: Replication,
-    #[cfg(test)]
-    task: Id,
     stops: Stops,
     /// Cancelled once the task has ended: probe finished, deletes tried, series settled.
     done: CancellationToken,
@@ -205,23 +201,12 @@ impl<M: MakeProber> Fleet<M> {
     }
 
     /// Another bound on the sweeps running at once.
-    #[cfg(test)]
-    pub fn with_sweeps_at_once(mut self, permits: usize) -> Fleet<M> {
-        self.sweeps = Arc::new(Semaphore::new(permits));
-        self
-    }
-
     /// The names of the running replications, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.running.keys().map(String::as_str)
     }
 
     /// The task that runs `name` (a kept replication keeps its task).
-    #[cfg(test)]
-    pub fn task_of(&self, name: &str) -> Option<Id> {
-        self.running.get(name).map(|r| r.task)
-    }
-
     /// Makes the running replications the desired ones: see the module documentation.
     /// `aws`: the desired AWS settings; when they differ, every replication is restarted
     /// on new clients.
@@ -338,11 +323,9 @@ impl<M: MakeProber> Fleet<M> {
                 }
             })
         };
-        let _handle = self.tasks.spawn(task);
+        self.tasks.spawn(task);
         let running = Running {
             replication: rep,
-            #[cfg(test)]
-            task: _handle.id(),
             stops,
             done,
             removed,

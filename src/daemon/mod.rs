@@ -96,19 +96,19 @@ pub async fn run(loaded: Loaded, opts: Options) -> Result<(), Error> {
     let (triggers, trigger_queue, stop_triggers) = install_triggers(&loaded, &opts);
 
     let shard = opts.shard;
-    metrics.set_shard(shard.index(), shard.count());
+    sinks.set_shard(shard.index(), shard.count());
     let configured = loaded.config.replications.len();
     // One pool of clients for the probes and discovery alike.
     let estates = Arc::new(Current::new(metrics.clone()));
     let makers = SdkProbers::new(estates.clone(), &loaded.config.aws, sinks.clone()).await;
-    let fleet = Fleet::new(makers, &loaded.config.aws, sinks, opts.grace);
+    let fleet = Fleet::new(makers, &loaded.config.aws, sinks.clone(), opts.grace);
     let mut reloader = Reloader::start(
         loaded.path,
         &loaded.text,
         loaded.config,
         shard,
         fleet,
-        metrics.clone(),
+        sinks,
     )
     .await;
     reloader.reload_web_too(opts.web.clone());

@@ -25,8 +25,8 @@ use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
 use crate::config::{AwsSettings, Config, Replication};
 pub use crate::discovery::merge;
+use crate::emit::Sinks;
 use crate::http::{ReloadAnswer, ReloadRequest};
-use crate::metrics::Metrics;
 use crate::web::Live;
 
 /// The content last read and what it gave.
@@ -48,8 +48,10 @@ pub struct Reloader<M: MakeProber> {
     /// The discovery loop's settings, when it runs ([`Reloader::watch_discovery`]).
     discovery_tx: Option<SettingsTx>,
     shard: Shard,
-    fleet: Fleet<M>,
-    metrics: Arc<Metrics>,
+    /// The running replications (the tests read their names).
+    pub(super) fleet: Fleet<M>,
+    /// The metrics and the status board: each (re)load is recorded on both.
+    sinks: Sinks,
     /// The web configuration (`--web.config.file`), read again on every reload.
     web: Option<Arc<Live>>,
     /// The last reload of the web configuration failed (the gauge stays 0 until one
@@ -65,7 +67,7 @@ impl<M: MakeProber> Reloader<M> {
         config: Config,
         shard: Shard,
         fleet: Fleet<M>,
-        metrics: Arc<Metrics>,
+        sinks: Sinks,
     ) -> Reloader<M> {
         let mut r = Reloader {
             path,
@@ -80,12 +82,12 @@ impl<M: MakeProber> Reloader<M> {
             aws: config.aws,
             shard,
             fleet,
-            metrics,
+            sinks,
             web: None,
             web_failed: false,
         };
         r.apply().await;
-        r.metrics.config_loaded(true, unix_now());
+        r.sinks.config_loaded(true, unix_now());
         r
     }
 
@@ -97,11 +99,6 @@ impl<M: MakeProber> Reloader<M> {
     /// How many replications run here.
     pub fn running(&self) -> usize {
         self.fleet.names().count()
-    }
-
-    #[cfg(test)]
-    pub fn running_names(&self) -> Vec<&str> {
-        self.fleet.names().collect()
     }
 
     /// From now on every reload also reads the web configuration again.
@@ -118,13 +115,13 @@ impl<M: MakeProber> Reloader<M> {
         match web {
             Ok(()) => {
                 if std::mem::take(&mut self.web_failed) && answer.is_ok() {
-                    self.metrics.config_loaded(true, unix_now());
+                    self.sinks.config_loaded(true, unix_now());
                 }
                 answer
             }
             Err(mut errors) => {
                 self.web_failed = true;
-                self.metrics.config_loaded(false, unix_now());
+                self.sinks.config_loaded(false, unix_now());
                 if let Err(config_errors) = answer {
                     errors.extend_from_slice(config_errors.lines());
                 }
@@ -140,12 +137,12 @@ impl<M: MakeProber> Reloader<M> {
         match self.reload_web(Cause::WebFileChanged) {
             Ok(()) => {
                 if std::mem::take(&mut self.web_failed) && self.seen.errors.is_empty() {
-                    self.metrics.config_loaded(true, unix_now());
+                    self.sinks.config_loaded(true, unix_now());
                 }
             }
             Err(_) => {
                 self.web_failed = true;
-                self.metrics.config_loaded(false, unix_now());
+                self.sinks.config_loaded(false, unix_now());
             }
         }
     }
@@ -211,7 +208,7 @@ impl<M: MakeProber> Reloader<M> {
                     errors = e.errors.len(),
                     "configuration reload failed: the running configuration stays"
                 );
-                self.metrics.config_loaded(false, unix_now());
+                self.sinks.config_loaded(false, unix_now());
                 let errors: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
                 self.seen = Seen {
                     fingerprint: now,
@@ -224,7 +221,7 @@ impl<M: MakeProber> Reloader<M> {
         self.explicit = config.replications;
         self.aws = config.aws;
         let changes = self.apply().await;
-        self.metrics.config_loaded(true, unix_now());
+        self.sinks.config_loaded(true, unix_now());
         self.seen = Seen {
             fingerprint: now,
             errors: Vec::new(),

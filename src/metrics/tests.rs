@@ -4,7 +4,20 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::model::{Finding, FindingId, ReplicaFacts};
+use crate::model::{DestinationVerdict, Finding, FindingId, Outcome, ReplicaFacts, Side};
+
+impl Metrics {
+    /// The Prometheus text exposition of everything, whole (the tests' view; `/metrics`
+    /// streams [`Metrics::encode_to`]).
+    pub(crate) fn encode(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = self.encode_to(&mut out) {
+            return format!("# encoding failed: {e}\n");
+        }
+        // The encoder writes UTF-8 only (names, escaped label values, numbers).
+        String::from_utf8(out).unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
 
 /// The lines of one family (`# HELP`, `# TYPE` and its samples), as exported.
 fn family(text: &str, name: &str) -> Vec<String> {
@@ -341,18 +354,14 @@ fn label_values_are_escaped() {
 }
 
 #[test]
-fn the_process_state_reads_back_what_was_set() {
+fn the_shard_and_the_last_load_are_exported() {
     let m = Metrics::new();
-    assert_eq!(m.process_state(), ProcessState::default());
     m.set_shard(1, 3);
     m.config_loaded(true, 100.0);
     m.config_loaded(false, 160.0);
-    let s = m.process_state();
-    assert_eq!(s.shard, Some((1, 3)));
-    assert_eq!(s.last_load, Some((false, 160.0)));
-    assert_eq!(s.last_successful_load, Some(100.0));
     let text = m.encode();
     assert!(text.contains("replicanary_config_last_reload_successful 0"));
+    assert!(text.contains("replicanary_config_last_reload_success_timestamp_seconds 100\n"));
     assert!(text.contains("replicanary_shard_info{count=\"3\",index=\"1\"} 1"));
 }
 

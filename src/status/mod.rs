@@ -12,6 +12,7 @@ pub mod history;
 mod history_cell;
 pub mod html;
 pub mod page;
+mod process;
 pub mod unmonitored;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ use std::time::SystemTime;
 
 use crate::model::{AwsError, DestinationVerdict, Finding, Outcome, ScanClass, UnmonitoredRule};
 pub use history::{HISTORY_LEN, History};
+pub use process::ProcessState;
 
 /// The latest verdict of every destination, shared by the probes (writers) and the HTTP
 /// endpoint (reader).
@@ -33,6 +35,8 @@ pub struct Board {
     rows: Mutex<BTreeMap<(String, String), Row>>,
     /// The rules nobody monitors, as the last discovery pass with coverage settled them.
     coverage: Mutex<Option<Arc<Coverage>>>,
+    /// The shard and the configuration loads, for the page's header (`process.rs`).
+    process: Mutex<ProcessState>,
 }
 
 /// Discovery's coverage: the enabled replication rules no probe stands for.

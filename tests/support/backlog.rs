@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::{Lab, lab_dir, python};
+use super::lab::{Lab, lab_dir, python};
 
 /// Provisions the backlog in `lab` (`extra`: more backlog.py arguments, e.g. `--scan`);
 /// returns the configuration's path and the expectations (JSON: versions per class,

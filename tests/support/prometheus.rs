@@ -15,24 +15,7 @@ use super::{Metrics, free_port, http_get, tempdir::TempDir, wait_until};
 
 /// The `prometheus` binary, or `None` (test skipped) outside CI.
 pub fn prometheus_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("prometheus"))
-            .find(|p| p.is_file())
-    });
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    match found {
-        Some(p) => Some(p),
-        None if in_ci => {
-            panic!("CI is set but `prometheus` is not on PATH (apt-get install prometheus)")
-        }
-        None => {
-            eprintln!(
-                "SKIPPED: `prometheus` not on PATH (apt-get install prometheus); CI would fail"
-            );
-            None
-        }
-    }
+    super::tools::required_tool("prometheus", "prometheus")
 }
 
 /// How often Prometheus scrapes and evaluates the rules (the scrape timeout is the whole

@@ -3,13 +3,38 @@
 //! new ones staggered.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::{Changes, Fleet, plan};
+use tokio::sync::Semaphore;
+
+use super::{Changes, Fleet, MakeProber, plan};
 use crate::config::{AwsSettings, Replication};
 use crate::daemon::tests::fake::{Fake, config, reps, verdicts, wait_for};
 use crate::metrics::Metrics;
 use crate::testing::InFlight;
+
+/// One running task of a replication, told apart from another by identity: each task the
+/// fleet starts has its own `removed` flag.
+#[derive(Debug, Clone)]
+struct TaskRef(Arc<AtomicBool>);
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &TaskRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<M: MakeProber> Fleet<M> {
+    fn with_sweeps_at_once(mut self, permits: usize) -> Fleet<M> {
+        self.sweeps = Arc::new(Semaphore::new(permits));
+        self
+    }
+
+    fn task_of(&self, name: &str) -> Option<TaskRef> {
+        self.running.get(name).map(|r| TaskRef(r.removed.clone()))
+    }
+}
 
 fn names(v: &[Replication]) -> Vec<&str> {
     v.iter().map(|r| r.name.as_str()).collect()
