@@ -1118,7 +1118,7 @@ fn user_objects_survive_repeated_sigkills_and_sweeps() {
 /// Found by the STS and latency campaigns: when polling the source's replication status
 /// failed or timed out, the replica (same key, same version id) landed later and nothing
 /// deleted it until a start-up sweep. The prober now watches the key on each destination
-/// whose replica it did not see (src/probe/mod.rs `watch_key`).
+/// whose replica it did not see (src/cleanup/janitor.rs `watch_key`).
 #[test]
 fn a_probe_that_cannot_poll_still_deletes_its_replica() {
     let (lab, config) = world(&[]);

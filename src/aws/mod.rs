@@ -13,6 +13,7 @@ pub mod precedence;
 pub mod s3;
 pub mod scan;
 pub mod setup;
+mod stores;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,6 +21,7 @@ use std::time::SystemTime;
 
 pub use crate::model::{AwsError, ErrorClass};
 pub use setup::{DefaultEncryption, DefaultRetention, ReplicationSetup, RuleSetup};
+pub use stores::{Site, Stores};
 
 /// What `HeadObject` tells about one object version.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -17,8 +17,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::{Retry, Uncertain, Written, may_delete_written, store_for};
-use crate::aws::{AwsError, ErrorClass, ObjectStore};
+use super::{Retry, Uncertain, Written, may_delete_written};
+use crate::aws::{AwsError, ErrorClass, ObjectStore, Site, Stores};
 use crate::canary::{carries_marker, is_canary_key};
 use crate::metrics::Metrics;
 use crate::model::Side;
@@ -121,28 +121,43 @@ impl Ledger {
         }
     }
 
-    /// Records a version as written (and counts it outstanding).
-    pub fn add(&mut self, w: Written) {
-        self.push(w, None, true);
+    /// The replication whose versions these are.
+    pub fn replication(&self) -> &str {
+        &self.replication
     }
 
-    fn push(&mut self, w: Written, retain_until: Option<SystemTime>, fresh: bool) {
+    /// Records a version as written (and counts it outstanding).
+    pub fn add(&mut self, w: Written) {
+        if self.push(w, None, true) {
+            self.metrics.canary_written();
+        }
+    }
+
+    /// Records a version that was counted outstanding as it was written (the probe counts
+    /// its canary at once; the ledger takes it over after the probe). One the ledger does
+    /// not take is counted out again.
+    pub fn add_counted(&mut self, w: Written) {
+        if !self.push(w, None, true) {
+            self.metrics.canary_deleted();
+        }
+    }
+
+    /// Whether the version was taken (it is tracked now, and was not before).
+    fn push(&mut self, w: Written, retain_until: Option<SystemTime>, fresh: bool) -> bool {
         if !may_delete_written(&self.key_prefix, &w) {
             tracing::error!(replication = %self.replication, key = %w.key, "refusing to track a non-canary key for deletion");
-            return;
+            return false;
         }
-        let same = |e: &Entry| {
-            e.w.destination == w.destination && e.w.key == w.key && e.w.version_id == w.version_id
-        };
+        let same =
+            |e: &Entry| e.w.site == w.site && e.w.key == w.key && e.w.version_id == w.version_id;
         if self.pending.iter().any(same) {
-            return;
+            return false;
         }
         if self.pending.len() >= MAX_PENDING {
             tracing::error!(replication = %self.replication, key = %w.key, version_id = %w.version_id,
                 "too many canaries wait for deletion; this one is left to the periodic sweep");
-            return;
+            return false;
         }
-        self.metrics.canary_written();
         self.pending.push(Entry {
             w,
             retain_until,
@@ -151,20 +166,14 @@ impl Ledger {
             next_try: None,
             fresh,
         });
+        true
     }
 
     /// Records what a HeadObject showed of a written version: its Object Lock retain-until
     /// date. The version is not tried before then.
-    pub fn note_retention(
-        &mut self,
-        destination: Option<usize>,
-        key: &str,
-        version_id: &str,
-        until: SystemTime,
-    ) {
-        let same = |e: &&mut Entry| {
-            e.w.destination == destination && e.w.key == key && e.w.version_id == version_id
-        };
+    pub fn note_retention(&mut self, site: Site, key: &str, version_id: &str, until: SystemTime) {
+        let same =
+            |e: &&mut Entry| e.w.site == site && e.w.key == key && e.w.version_id == version_id;
         if let Some(e) = self.pending.iter_mut().find(same) {
             e.retain_until = Some(until);
         }
@@ -195,17 +204,17 @@ impl Ledger {
     pub fn retained(&self, side: Side, wall: SystemTime) -> usize {
         self.pending
             .iter()
-            .filter(|e| e.w.side == side)
+            .filter(|e| e.w.side() == side)
             .filter(|e| e.refused_while_locked || e.retain_until.is_some_and(|t| t > wall))
             .count()
     }
 
     /// `(key, version id)` of every version pending in `bucket` of one store: the sweeps
     /// leave them to the ledger.
-    pub fn tracked(&self, destination: Option<usize>, bucket: &str) -> HashSet<(String, String)> {
+    pub fn tracked(&self, site: Site, bucket: &str) -> HashSet<(String, String)> {
         self.pending
             .iter()
-            .filter(|e| e.w.destination == destination && e.w.bucket == bucket)
+            .filter(|e| e.w.site == site && e.w.bucket == bucket)
             .map(|e| (e.w.key.clone(), e.w.version_id.clone()))
             .collect()
     }
@@ -234,6 +243,10 @@ impl Ledger {
         if !self.watches.is_empty() {
             self.flush_watches(source, destinations, clock, last).await;
         }
+        let stores = Stores {
+            source,
+            destinations,
+        };
         let fresh = self.pending.iter().filter(|e| e.fresh).count();
         let extra = if last {
             FINAL_FLUSH_CALLS
@@ -244,7 +257,7 @@ impl Ledger {
         let mut still = Vec::with_capacity(self.pending.len());
         for mut e in std::mem::take(&mut self.pending) {
             let fresh = std::mem::replace(&mut e.fresh, false);
-            let Some(store) = store_for(source, destinations, e.w.destination) else {
+            let Some(store) = stores.at(e.w.site) else {
                 continue;
             };
             let retained = e.retain_until.is_some_and(|t| t > clock.wall);
@@ -293,7 +306,7 @@ impl Ledger {
             // interval after this try).
             e.refused_while_locked = false;
             e.next_try = Some(clock.now + self.retry.after(1));
-            tracing::info!(replication = %self.replication, side = w.side.as_str(), key = %w.key,
+            tracing::info!(replication = %self.replication, side = w.side().as_str(), key = %w.key,
                 version_id = %w.version_id, retain_until = %humantime::format_rfc3339_seconds(until),
                 "canary version retained by Object Lock; it is deleted after its retain-until date");
             return;
@@ -303,15 +316,15 @@ impl Ledger {
         e.next_try = Some(clock.now + wait);
         if refused && e.retain_until.is_some() {
             e.refused_while_locked = true;
-            tracing::info!(replication = %self.replication, side = w.side.as_str(), key = %w.key,
+            tracing::info!(replication = %self.replication, side = w.side().as_str(), key = %w.key,
                 version_id = %w.version_id, retry_in_seconds = wait.as_secs_f64(),
                 "S3 still retains a canary version past its retain-until date; retrying later");
             return;
         }
-        self.metrics.cleanup_failed(&self.replication, w.side);
+        self.metrics.cleanup_failed(&self.replication, w.side());
         tracing::warn!(
             replication = %self.replication,
-            side = w.side.as_str(),
+            side = w.side().as_str(),
             key = %w.key,
             version_id = %w.version_id,
             aws_error_code = err.code.as_deref(),
@@ -337,10 +350,14 @@ impl Ledger {
         } else {
             WATCH_LISTINGS_PER_FLUSH
         };
+        let stores = Stores {
+            source,
+            destinations,
+        };
         let mut still = Vec::with_capacity(self.watches.len());
         let mut found = Vec::new();
         for mut w in std::mem::take(&mut self.watches) {
-            let Some(store) = store_for(source, destinations, w.u.destination) else {
+            let Some(store) = stores.at(w.u.site) else {
                 continue;
             };
             let due = last || w.next_try.is_none_or(|t| t <= clock.now);
@@ -356,8 +373,8 @@ impl Ledger {
             if failed {
                 w.failures += 1;
                 w.next_try = Some(clock.now + self.retry.after(w.failures));
-                self.metrics.cleanup_failed(&self.replication, w.u.side);
-                tracing::warn!(replication = %self.replication, side = w.u.side.as_str(), key = %w.u.key,
+                self.metrics.cleanup_failed(&self.replication, w.u.side());
+                tracing::warn!(replication = %self.replication, side = w.u.side().as_str(), key = %w.u.key,
                     failures = w.failures, "cannot list an uncertain canary key; will retry");
             }
             // Done once its time is up and a listing after that worked.
@@ -367,9 +384,11 @@ impl Ledger {
         }
         self.watches = still;
         for (w, retain_until) in found {
-            tracing::info!(replication = %self.replication, side = w.side.as_str(), key = %w.key,
+            tracing::info!(replication = %self.replication, side = w.side().as_str(), key = %w.key,
                 version_id = %w.version_id, "found a canary version left by a failed write; deleting it");
-            self.push(w, retain_until, false);
+            if self.push(w, retain_until, false) {
+                self.metrics.canary_written();
+            }
         }
     }
 
@@ -386,7 +405,7 @@ impl Ledger {
             Err(_) => return true,
         };
         let mut failed = false;
-        let known = self.tracked(u.destination, &u.bucket);
+        let known = self.tracked(u.site, &u.bucket);
         let unknown = versions
             .iter()
             .filter(|v| v.key == u.key && !known.contains(&(v.key.clone(), v.version_id.clone())))
@@ -395,8 +414,7 @@ impl Ledger {
             match store.head(&u.bucket, &v.key, &v.version_id).await {
                 Ok(h) if carries_marker(&h.metadata) => found.push((
                     Written {
-                        side: u.side,
-                        destination: u.destination,
+                        site: u.site,
                         bucket: u.bucket.clone(),
                         key: v.key.clone(),
                         version_id: v.version_id.clone(),

@@ -13,6 +13,7 @@
 //! Every delete addresses one version id. Nothing here can delete a key's current
 //! version "in general", list-and-delete a prefix, or touch a key outside the prefix.
 
+pub mod janitor;
 mod ledger;
 mod sweep;
 
@@ -21,19 +22,19 @@ mod tests;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::aws::VersionEntry;
+use crate::aws::{Site, VersionEntry};
 use crate::canary::is_canary_key;
 use crate::model::Side;
 
+pub use janitor::{Janitor, Leftovers};
 pub use ledger::Ledger;
 pub use sweep::{SWEEP_MAX_CALLS, Sweep, SweepLimits, SweepMemory, SweepReport, sweep_bucket};
 
 /// One version this process wrote, to be deleted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
-    pub side: Side,
-    /// Which store wrote or holds it: `None` for the source, `Some(i)` for destination `i`.
-    pub destination: Option<usize>,
+    /// Which store wrote or holds it.
+    pub site: Site,
     pub bucket: String,
     pub key: String,
     pub version_id: String,
@@ -67,9 +68,7 @@ pub fn sweep_may_consider(
 /// exactly this key that carry the marker are listed and deleted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Uncertain {
-    pub side: Side,
-    /// `None` for the source, `Some(i)` for destination `i`.
-    pub destination: Option<usize>,
+    pub site: Site,
     pub bucket: String,
     pub key: String,
     /// A replica may still arrive until then: destinations are watched that long.
@@ -103,14 +102,14 @@ impl Retry {
     }
 }
 
-/// The store of the source (`None`) or of destination `i`.
-fn store_for<'a, S>(
-    source: &'a S,
-    destinations: &'a [S],
-    destination: Option<usize>,
-) -> Option<&'a S> {
-    match destination {
-        None => Some(source),
-        Some(i) => destinations.get(i),
+impl Written {
+    pub fn side(&self) -> Side {
+        self.site.side()
+    }
+}
+
+impl Uncertain {
+    pub fn side(&self) -> Side {
+        self.site.side()
     }
 }

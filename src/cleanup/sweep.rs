@@ -79,26 +79,6 @@ pub struct SweepReport {
     pub truncated: bool,
 }
 
-/// Deletes leftovers in one bucket: canary-shaped, old enough, marker-carrying; with the
-/// default limits and nothing remembered or skipped.
-#[cfg(test)]
-pub async fn sweep<S: ObjectStore>(
-    store: &S,
-    bucket: &str,
-    key_prefix: &str,
-    min_age: Duration,
-    now: SystemTime,
-) -> SweepReport {
-    let s = Sweep {
-        bucket,
-        key_prefix,
-        min_age,
-        now,
-        limits: SweepLimits::default(),
-    };
-    sweep_bucket(store, &s, &mut SweepMemory::default(), &HashSet::new()).await
-}
-
 /// Deletes leftovers in one bucket within `s.limits`, skipping `(key, version id)`s in
 /// `skip` (the ledger's) and versions `memory` knows to be retained.
 pub async fn sweep_bucket<S: ObjectStore>(

@@ -1,9 +1,10 @@
 //! The deletion rule, the ledger's backoff and bounds, and the sweeps: unit tests and
 //! property tests.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::sweep::sweep;
+use super::sweep::{SweepLimits, SweepMemory, sweep_bucket};
 use super::*;
 use crate::canary::carries_marker;
 use crate::metrics::Metrics;
@@ -53,8 +54,7 @@ fn sweep_considers_only_old_canary_keys() {
 #[test]
 fn only_canary_keys_may_be_deleted_as_written() {
     let w = |key: &str| Written {
-        side: Side::Source,
-        destination: None,
+        site: Site::Source,
         bucket: "b".to_owned(),
         key: key.to_owned(),
         version_id: "v".to_owned(),
@@ -88,8 +88,7 @@ mod ledger_bounds {
 
     fn written(i: usize) -> Written {
         Written {
-            side: Side::Destination,
-            destination: Some(0),
+            site: Site::Destination(0),
             bucket: "dst".to_owned(),
             key: key(i),
             version_id: format!("v{i}"),
@@ -251,7 +250,7 @@ mod ledger_bounds {
         let store = MemStore::bucket(SystemTime::now(), objects(1)).locked(&key(0), "v0", until);
         let stores = std::slice::from_ref(&store);
         l.add(written(0));
-        l.note_retention(Some(0), &key(0), "v0", until);
+        l.note_retention(Site::Destination(0), &key(0), "v0", until);
         for minute in 0..60 {
             l.flush_at(
                 &store,
@@ -371,8 +370,7 @@ mod ledger_bounds {
         let stores = std::slice::from_ref(&store);
         for i in 0..40 {
             l.add_uncertain(Uncertain {
-                side: Side::Destination,
-                destination: Some(0),
+                site: Site::Destination(0),
                 bucket: "dst".to_owned(),
                 key: key(i),
                 until: sim.t0 + Duration::from_secs(120),
@@ -425,8 +423,7 @@ mod ledger_bounds {
         let store = MemStore::bucket(SystemTime::now(), objs).locked(&key(0), "v0", until);
         let stores = std::slice::from_ref(&store);
         l.add_uncertain(Uncertain {
-            side: Side::Destination,
-            destination: Some(0),
+            site: Site::Destination(0),
             bucket: "dst".to_owned(),
             key: key(0),
             until: sim.t0 + Duration::from_secs(30),
@@ -453,6 +450,24 @@ mod ledger_bounds {
         assert_eq!(l.pending(), 0);
         assert_eq!(metrics.canaries_outstanding(), 0);
     }
+}
+
+/// One sweep of one bucket with the default limits, nothing remembered or skipped.
+async fn sweep<S: crate::aws::ObjectStore>(
+    store: &S,
+    bucket: &str,
+    key_prefix: &str,
+    min_age: Duration,
+    now: SystemTime,
+) -> SweepReport {
+    let s = Sweep {
+        bucket,
+        key_prefix,
+        min_age,
+        now,
+        limits: SweepLimits::default(),
+    };
+    sweep_bucket(store, &s, &mut SweepMemory::default(), &HashSet::new()).await
 }
 
 // ---- the sweeps' bounds and memory -------------------------------------------------------
@@ -736,7 +751,7 @@ mod props {
         /// The ledger accepts only canary keys under the prefix with a version id.
         #[test]
         fn written_rule((p, key) in with_prefix(key_for), version in "[A-Za-z0-9]{0,3}") {
-            let w = Written { side: Side::Source, destination: None, bucket: "b".into(), key: key.clone(), version_id: version.clone() };
+            let w = Written { site: Site::Source, bucket: "b".into(), key: key.clone(), version_id: version.clone() };
             prop_assert_eq!(may_delete_written(&p, &w), oracle_canary_key(&p, &key) && !version.is_empty());
         }
 
@@ -797,8 +812,7 @@ mod props {
             // Retried at once (a zero interval): every flush may retry.
             let mut ledger = Ledger::new("r", &p, Retry::every(Duration::ZERO), metrics.clone());
             let written: Vec<Written> = writes.iter().map(|(key, version, dest)| Written {
-                side: if dest.is_some() { Side::Destination } else { Side::Source },
-                destination: *dest,
+                site: dest.map_or(Site::Source, Site::Destination),
                 bucket: dest.map_or("src".to_owned(), |i| format!("dst{i}")),
                 key: key.clone(),
                 version_id: version.clone(),
@@ -883,12 +897,12 @@ mod props {
             for (n, new) in probes.iter().enumerate() {
                 for _ in 0..*new {
                     let i = written.len();
-                    let w = Written { side: Side::Destination, destination: Some(0), bucket: "dst".into(), key: key(i), version_id: format!("v{i}") };
+                    let w = Written { site: Site::Destination(0), bucket: "dst".into(), key: key(i), version_id: format!("v{i}") };
                     ledger.add(w.clone());
                     if let Some(until) = locks.get(&(key(i), format!("v{i}"))) {
                         // Half of them had their date shown by a HeadObject.
                         if i % 2 == 0 {
-                            ledger.note_retention(Some(0), &w.key, &w.version_id, *until);
+                            ledger.note_retention(Site::Destination(0), &w.key, &w.version_id, *until);
                             told.insert((w.key.clone(), w.version_id.clone()));
                         }
                     }
@@ -930,5 +944,92 @@ mod props {
             let expected: HashSet<(String, String)> = written.iter().map(|w| (w.key.clone(), w.version_id.clone())).collect();
             prop_assert_eq!(deleted, expected);
         }
+    }
+}
+
+// ---- the janitor: what a probe left ------------------------------------------------------
+
+mod janitor {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::super::janitor::{Janitor, Leftovers};
+    use super::*;
+    use crate::aws::Stores;
+    use crate::canary::Canary;
+    use crate::config::{Config, Replication};
+    use crate::testing::{MemStore, SharedBody};
+
+    fn replication(cleanup: bool) -> Replication {
+        let yaml = format!(
+            "defaults: {{cleanup: {cleanup}}}\nreplications:\n  - name: r\n    source: {{bucket: src-bucket, region: ap-northeast-1}}\n    destinations:\n      - {{name: d, bucket: dst-bucket, region: ap-northeast-1, expected_kms_key_arn: 'arn:aws:kms:ap-northeast-1:222222222222:key/1111aaaa-12ab-34cd-56ef-1234567890ab'}}\n"
+        );
+        Config::parse(&yaml).expect("valid").replications.remove(0)
+    }
+
+    /// A probe's leftovers: the source version, its replica under Object Lock, and the
+    /// key watched on every destination.
+    fn leftovers(rep: &Replication, until: SystemTime) -> (String, Leftovers) {
+        let key = Canary::new(&rep.key_prefix(), SystemTime::now()).key;
+        let mut left = Leftovers::default();
+        left.wrote(Site::Source, &key, "v1", false);
+        left.wrote(Site::Destination(0), &key, "v1", false);
+        left.retained_until(Site::Destination(0), until);
+        left.watch_destinations(&key, Instant::now());
+        (key, left)
+    }
+
+    #[tokio::test]
+    async fn the_janitor_deletes_what_a_probe_left_never_before_its_retention() {
+        let rep = replication(true);
+        let metrics = Arc::new(Metrics::new());
+        let mut janitor = Janitor::new(&rep, metrics.clone());
+        let body = SharedBody::default();
+        let (source, destination) = (MemStore::new(&body), MemStore::new(&body));
+        let stores = Stores {
+            source: &source,
+            destinations: std::slice::from_ref(&destination),
+        };
+        let until = SystemTime::now() + Duration::from_secs(3600);
+        let (key, left) = leftovers(&rep, until);
+        janitor.record(&rep, stores, left).await;
+        assert_eq!(
+            *source.deleted.lock().unwrap(),
+            [("src-bucket".to_owned(), key, "v1".to_owned())]
+        );
+        assert_eq!(
+            destination.count("DeleteObject"),
+            0,
+            "the replica is retained until its date"
+        );
+        assert_eq!(
+            destination.count("ListObjectVersions"),
+            1,
+            "the uncertain key is listed"
+        );
+        assert_eq!(metrics.canaries_outstanding(), 1);
+        assert!(
+            metrics.encode().contains(
+                "replicanary_canaries_retained{replication=\"r\",side=\"destination\"} 1"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn without_cleanup_the_janitor_takes_nothing_over() {
+        let rep = replication(false);
+        let metrics = Arc::new(Metrics::new());
+        let mut janitor = Janitor::new(&rep, metrics.clone());
+        let body = SharedBody::default();
+        let (source, destination) = (MemStore::new(&body), MemStore::new(&body));
+        let stores = Stores {
+            source: &source,
+            destinations: std::slice::from_ref(&destination),
+        };
+        let (_, left) = leftovers(&rep, SystemTime::now());
+        janitor.record(&rep, stores, left).await;
+        janitor.finish(stores).await;
+        assert!(source.calls().is_empty(), "{:?}", source.calls());
+        assert!(destination.calls().is_empty(), "{:?}", destination.calls());
+        assert_eq!(metrics.canaries_outstanding(), 0);
     }
 }

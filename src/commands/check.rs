@@ -10,6 +10,7 @@ use super::{Ending, Error, load, runtime, select};
 use crate::aws::clients::acting_for;
 use crate::aws::s3::S3Store;
 use crate::config::{self, Config};
+use crate::daemon::Monitor;
 use crate::discovery::{self, Hints};
 use crate::emit::Sinks;
 use crate::estate::Estate;
@@ -30,9 +31,12 @@ pub struct Request {
 pub fn check(req: Request) -> Result<Ending, Error> {
     once(req, |estate, config| async move {
         let never = CancellationToken::new();
-        on_every_prober(&estate, &config, move |mut prober| {
+        on_every_prober(&estate, &config, move |prober| {
             let never = never.clone();
-            async move { prober.probe(&never).await.unwrap_or_default() }
+            async move {
+                let mut monitor = Monitor::new(prober);
+                monitor.probe(&never).await.given().unwrap_or_default()
+            }
         })
         .await
     })
@@ -41,9 +45,9 @@ pub fn check(req: Request) -> Result<Ending, Error> {
 /// Reads each replication's setup (no canary): clean when there are no findings.
 pub fn audit(req: Request) -> Result<Ending, Error> {
     once(req, |estate, config| async move {
-        on_every_prober(&estate, &config, |mut prober| async move {
+        on_every_prober(&estate, &config, |prober| async move {
             let replication = prober.replication.name.clone();
-            prober
+            Monitor::new(prober)
                 .audit()
                 .await
                 .into_iter()

@@ -39,6 +39,7 @@ use crate::web::Live;
 use fleet::{Fleet, SdkProbers};
 use reload::Reloader;
 pub use shard::{Shard, ShardError};
+pub use task::Monitor;
 
 /// How `run` was asked to behave.
 pub struct Options {

@@ -1,6 +1,11 @@
 //! One replication's task: its sweeps and one probe per slot until it is told to stop;
 //! then its pending deletes.
 //!
+//! A probe round is [`Monitor::probe`], one line per step: the janitor flushes what earlier
+//! probes left → the prober probes → the setup cache attaches findings → the janitor takes
+//! over what the probe left (and deletes what is due) → the verdicts are emitted. `check`
+//! and `audit` use the same [`Monitor`].
+//!
 //! Scheduling: the first slot is `offset` from the start (the fleet spreads the starts over
 //! the interval); later slots follow every `interval` from there. A probe runs inside the
 //! task, so a probe that overruns its slot delays the next one (missed slots are skipped)
@@ -24,11 +29,80 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::{ObjectStore, SetupReader};
+use crate::cleanup::Janitor;
+use crate::diagnose::cache::SetupCache;
+use crate::emit::{self, Sinks};
 use crate::metrics::Metrics;
-use crate::probe::Prober;
+use crate::model::{DestinationVerdict, Finding};
+use crate::probe::{Prober, Verdicts};
 
 /// Sweeps running at once in the whole process, at most.
 pub const SWEEPS_AT_ONCE: usize = 16;
+
+/// One replication's prober with its janitor and its setup cache.
+pub struct Monitor<S> {
+    pub prober: Prober<S>,
+    pub janitor: Janitor,
+    pub cache: SetupCache,
+}
+
+impl<S: ObjectStore + SetupReader> Monitor<S> {
+    pub fn new(prober: Prober<S>) -> Monitor<S> {
+        let janitor = Janitor::new(&prober.replication, prober.sinks().metrics.clone());
+        Monitor {
+            prober,
+            janitor,
+            cache: SetupCache::default(),
+        }
+    }
+
+    /// One probe round: its verdicts, with their findings, emitted; its canary left to the
+    /// janitor. `Cancelled` when `cancel` stopped the probe first.
+    pub async fn probe(&mut self, cancel: &CancellationToken) -> Verdicts {
+        let Monitor {
+            prober,
+            janitor,
+            cache,
+        } = self;
+        // Deletes that failed last time go first, so they cannot pile up.
+        janitor.flush(prober.stores()).await;
+        let mut probe = prober.probe(cancel).await;
+        let (rep, stores) = (&prober.replication, prober.stores());
+        cache
+            .attach(rep, stores, probe.verdicts.as_mut_slice())
+            .await;
+        janitor.record(rep, stores, probe.leftovers).await;
+        emit_all(prober.sinks(), probe.verdicts.as_slice(), probe.started);
+        probe.verdicts
+    }
+
+    /// A sweep of every bucket (see `Janitor::sweep`).
+    pub async fn sweep(&mut self, startup: bool, deadline: Option<std::time::Instant>) {
+        let stores = self.prober.stores();
+        self.janitor
+            .sweep(&self.prober.replication, stores, startup, deadline)
+            .await;
+    }
+
+    /// The last deletes, at shutdown.
+    pub async fn finish(&mut self) {
+        self.janitor.finish(self.prober.stores()).await;
+    }
+
+    /// `audit`: the setup checks alone, without a canary. One entry per destination.
+    pub async fn audit(&mut self) -> Vec<(String, Vec<Finding>)> {
+        let stores = self.prober.stores();
+        self.cache.audit(&self.prober.replication, stores).await
+    }
+}
+
+/// Emits a round's verdicts, each with the round's duration so far.
+fn emit_all(sinks: &Sinks, verdicts: &[DestinationVerdict], started: std::time::Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    for v in verdicts {
+        emit::verdict(sinks, v, elapsed);
+    }
+}
 
 /// When a task stops: `stop` ends the schedule (the probe in flight finishes), `abort`
 /// cancels the probe in flight (its canary is cleaned up all the same).
@@ -46,13 +120,14 @@ pub struct Stops {
 /// `sweeps` (shared by every task): the start-up sweep waits for one, a periodic sweep
 /// that gets none before the next slot is left for after the next probe.
 pub async fn replication_loop<S: ObjectStore + SetupReader>(
-    mut prober: Prober<S>,
+    prober: Prober<S>,
     offset: Duration,
     metrics: Arc<Metrics>,
     sweeps: Arc<Semaphore>,
     stops: Stops,
 ) {
     let rep = prober.replication.clone();
+    let mut monitor = Monitor::new(prober);
     let interval = rep.settings.interval;
     let mut slot = (Instant::now() + offset).max(Instant::now());
     tokio::select! {
@@ -65,13 +140,13 @@ pub async fn replication_loop<S: ObjectStore + SetupReader>(
         metrics.observe_scheduling_lag(lag.as_secs_f64());
         if rep.settings.cleanup && next_sweep.is_none() {
             tokio::select! {
-                _ = gated_sweep(&mut prober, &sweeps, None) => {}
+                _ = gated_sweep(&mut monitor, &sweeps, None) => {}
                 () = stops.stop.cancelled() => return,
             }
             next_sweep = Some(Instant::now() + jittered(rep.settings.sweep_interval));
         }
         tracing::debug!(replication = %rep.name, lag_seconds = lag.as_secs_f64(), "probe starting");
-        Box::pin(prober.probe(&stops.abort)).await;
+        Box::pin(monitor.probe(&stops.abort)).await;
         if stops.stop.is_cancelled() {
             break;
         }
@@ -83,7 +158,7 @@ pub async fn replication_loop<S: ObjectStore + SetupReader>(
         // A periodic sweep, between two probes: it starts no call after the next slot.
         if let Some(at) = next_sweep.filter(|at| now >= *at) {
             let swept = tokio::select! {
-                swept = gated_sweep(&mut prober, &sweeps, Some(slot)) => swept,
+                swept = gated_sweep(&mut monitor, &sweeps, Some(slot)) => swept,
                 () = stops.stop.cancelled() => break,
             };
             if swept {
@@ -95,13 +170,13 @@ pub async fn replication_loop<S: ObjectStore + SetupReader>(
             () = stops.stop.cancelled() => break,
         }
     }
-    Box::pin(prober.finish()).await;
+    Box::pin(monitor.finish()).await;
 }
 
 /// Sweeps once a permit of `gate` is free; `deadline` (a periodic sweep's next slot): no
 /// sweep if no permit came before it (returns false), and no call started after it.
 async fn gated_sweep<S: ObjectStore + SetupReader>(
-    prober: &mut Prober<S>,
+    monitor: &mut Monitor<S>,
     gate: &Semaphore,
     deadline: Option<Instant>,
 ) -> bool {
@@ -110,14 +185,14 @@ async fn gated_sweep<S: ObjectStore + SetupReader>(
         Some(at) => match tokio::time::timeout_at(at, gate.acquire()).await {
             Ok(permit) => permit,
             Err(_) => {
-                tracing::debug!(replication = %prober.replication.name, "periodic sweep postponed: other sweeps hold every permit until the next probe");
+                tracing::debug!(replication = %monitor.prober.replication.name, "periodic sweep postponed: other sweeps hold every permit until the next probe");
                 return false;
             }
         },
     };
     // The gate is never closed; were it, sweeping unbounded beats never sweeping.
     let _permit = permit.ok();
-    Box::pin(prober.sweep(deadline.is_none(), deadline.map(Instant::into_std))).await;
+    Box::pin(monitor.sweep(deadline.is_none(), deadline.map(Instant::into_std))).await;
     true
 }
 

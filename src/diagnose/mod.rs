@@ -7,6 +7,7 @@
 //! failed verdict, at most every [`SETUP_TTL`], so diagnosis never multiplies the
 //! probe's AWS calls.
 
+pub mod cache;
 pub mod policy;
 pub mod readers;
 pub mod setup;

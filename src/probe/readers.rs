@@ -3,23 +3,15 @@
 //! (`bytes=0-0`: S3 must decrypt to answer any byte) and, only when that fails, a
 //! `HeadObject` to tell S3's refusal from KMS's. Readers never change the destination's
 //! verdict; their outcomes ride on it (`DestinationVerdict::readers`), and their findings
-//! join the destination's.
+//! (`diagnose/cache.rs`) join the destination's.
 //!
 //! What each pair of answers means is one table, [`outcome`], tested as a table.
 
-use std::collections::HashMap;
-use std::time::Instant;
-
 use crate::aws::{ErrorClass, ObjectStore, SetupReader};
 use crate::config::Reader;
-use crate::diagnose::SETUP_TTL;
-use crate::diagnose::readers::{KeyGrant, decrypt_grant, reader_findings};
-use crate::model::{AwsError, DestinationVerdict, Finding, ReaderOutcome, ReaderVerdict};
+use crate::model::{AwsError, DestinationVerdict, ReaderOutcome, ReaderVerdict};
 
 use super::{Prober, WrittenCanary};
-
-/// Key policies read for the reader findings, by key ARN, with when they were read.
-pub(super) type KeyPolicies = HashMap<String, (Instant, Result<String, AwsError>)>;
 
 /// One reader of a destination and its store (the reader's role, the destination's region).
 pub struct ReaderStore<S> {
@@ -173,106 +165,6 @@ impl<S: ObjectStore + SetupReader> Prober<S> {
                         .with_reason("no replica to read")
                     })
                     .collect();
-            }
-        }
-    }
-
-    /// The key's policy as destination `i`'s probe role reads it (`kms:GetKeyPolicy`), read
-    /// again once older than the setup's cache (`SETUP_TTL`); a transient failure is not kept.
-    async fn key_policy(&mut self, i: usize, key: &str) -> Option<Result<String, AwsError>> {
-        if let Some((at, p)) = self.key_policies.get(key)
-            && at.elapsed() < SETUP_TTL
-        {
-            return Some(p.clone());
-        }
-        let read = self.destinations.get(i)?.key_policy(key).await;
-        if read
-            .as_ref()
-            .err()
-            .is_none_or(|e| e.class != ErrorClass::Transient)
-        {
-            self.key_policies
-                .insert(key.to_owned(), (Instant::now(), read.clone()));
-        }
-        Some(read)
-    }
-
-    /// Names why each failing reader failed; for a KMS refusal reads the replica key's
-    /// policy as the destination probe role (cached like the setup). The findings join the
-    /// destination's, unless the destination's were not looked at this time.
-    pub(super) async fn attach_reader_findings(&mut self, verdicts: &mut [DestinationVerdict]) {
-        for (i, v) in verdicts.iter_mut().enumerate() {
-            if v.readers.iter().all(|r| !r.outcome.is_failure()) {
-                continue;
-            }
-            let key = v
-                .replica
-                .kms_key
-                .clone()
-                .unwrap_or_else(|| v.expected_kms_key.clone());
-            // Only a plain refusal is the key policy's business (not a disabled key).
-            let kms_refused = v.readers.iter().any(|r| {
-                r.outcome == ReaderOutcome::Undecryptable
-                    && r.get_error == Some(ErrorClass::AccessDenied)
-            });
-            let policy = if kms_refused && !key.is_empty() {
-                self.key_policy(i, &key).await
-            } else {
-                None
-            };
-            let mut all = Vec::new();
-            for r in &mut v.readers {
-                let for_kms = r.outcome == ReaderOutcome::Undecryptable
-                    && r.get_error == Some(ErrorClass::AccessDenied);
-                let found = reader_findings(r, &key, policy.as_ref().filter(|_| for_kms));
-                if let (true, Some(Ok(p))) = (for_kms, &policy)
-                    && decrypt_grant(p, &r.role_arn) == Some(KeyGrant::Account)
-                {
-                    r.reason = Some(
-                        "KMS refuses the reader: the key policy leaves it to the account's IAM, \
-                         and the reader's identity policy does not allow kms:Decrypt on the key"
-                            .to_owned(),
-                    );
-                }
-                all.extend(found.iter().cloned());
-                r.findings = found;
-            }
-            if let Some(findings) = v.findings.as_mut() {
-                for f in all {
-                    if !findings.iter().any(|g| g.id == f.id) {
-                        findings.push(f);
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl<S: ObjectStore + SetupReader> Prober<S> {
-    /// `audit` (no canary, nothing read as the readers): the expected key's policy against
-    /// each reader — `reader_kms_not_granted` for a reader it leaves out,
-    /// `cannot_inspect:GetKeyPolicy` when it cannot be read. `entries[i]` is destination `i`'s.
-    pub(super) async fn audit_readers(&mut self, entries: &mut [(String, Vec<Finding>)]) {
-        for (i, (_, findings)) in entries.iter_mut().enumerate() {
-            let d = &self.replication.destinations[i];
-            let (Some(key), false) = (d.expected_kms_key.as_ref(), d.readers.is_empty()) else {
-                continue;
-            };
-            let key = key.to_string();
-            let readers = d.readers.clone();
-            let Some(policy) = self.key_policy(i, &key).await else {
-                continue;
-            };
-            for r in &readers {
-                let mut v = ReaderVerdict::new(&r.name, &r.role.arn, ReaderOutcome::Undecryptable);
-                v.get_error = Some(ErrorClass::AccessDenied);
-                for f in reader_findings(&v, &key, Some(&policy)) {
-                    if !findings.iter().any(|g| {
-                        g.id == f.id && (f.id.is_cannot_inspect() || g.explanation == f.explanation)
-                    }) {
-                        findings.push(f);
-                    }
-                }
             }
         }
     }

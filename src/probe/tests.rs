@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Prober;
+use super::{Prober, Verdicts};
+use crate::aws::Site;
 use crate::aws::{AwsError, ErrorClass, ObjectHead};
+use crate::cleanup::janitor::{Watch, WrittenVersion};
 use crate::config::Config;
+use crate::daemon::Monitor;
 use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::model::Outcome;
@@ -51,17 +54,19 @@ fn replica(sse: &str, key: Option<&str>) -> Result<ObjectHead, AwsError> {
     })
 }
 
-fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Prober<MemStore>, Arc<Metrics>) {
+fn prober(source: MemStore, destinations: Vec<MemStore>) -> (Monitor<MemStore>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let rep = config(destinations.len()).replications.remove(0);
     let sinks = Sinks::new(metrics.clone(), Arc::default());
-    (Prober::new(rep, source, destinations, sinks), metrics)
+    let p = Prober::new(rep, source, destinations, sinks);
+    (Monitor::new(p), metrics)
 }
 
-async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {
+async fn outcomes(p: &mut Monitor<MemStore>) -> Vec<Outcome> {
     let verdicts = p
         .probe(&CancellationToken::new())
         .await
+        .given()
         .expect("not cancelled");
     verdicts.iter().map(|v| v.outcome).collect()
 }
@@ -70,7 +75,7 @@ async fn outcomes(p: &mut Prober<MemStore>) -> Vec<Outcome> {
 fn pair(
     source_heads: Vec<Result<ObjectHead, AwsError>>,
     dest: impl FnOnce(MemStore) -> MemStore,
-) -> Prober<MemStore> {
+) -> Monitor<MemStore> {
     let body = SharedBody::default();
     let source = MemStore::new(&body).heads(source_heads);
     prober(source, vec![dest(MemStore::new(&body))]).0
@@ -81,7 +86,11 @@ async fn healthy_replication_is_ok_with_a_latency() {
     let mut p = pair(vec![status("PENDING"), status("COMPLETED")], |d| {
         d.heads(vec![replica("aws:kms", Some(EXPECTED))])
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     let latency = v[0].latency.expect("latency measured");
     assert!(
@@ -110,12 +119,12 @@ async fn no_status_is_not_replicated_and_no_destination_is_asked() {
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::NotReplicated]);
     assert!(
-        p.destinations[0].calls().is_empty(),
+        p.prober.destinations[0].calls().is_empty(),
         "{:?}",
-        p.destinations[0].calls()
+        p.prober.destinations[0].calls()
     );
     assert_eq!(
-        p.source.count("HeadObject"),
+        p.prober.source.count("HeadObject"),
         2,
         "status absence is confirmed once"
     );
@@ -140,7 +149,7 @@ async fn pending_past_the_timeout_is_replication_timeout() {
         started.elapsed().as_millis() >= 200,
         "waited for replication_timeout"
     );
-    let polls = p.source.count("HeadObject");
+    let polls = p.prober.source.count("HeadObject");
     // 200 ms at 10, 20, 40, 40, … ms: about 7 polls, not 20.
     assert!((4..=10).contains(&polls), "{polls} polls");
 }
@@ -178,7 +187,11 @@ async fn the_seeds_trap_is_undecryptable() {
         d.heads(vec![replica("aws:kms", Some(OTHER))])
             .get(Err(denied))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Undecryptable);
     assert_eq!(v[0].replica.readable, Some(false));
     assert_eq!(v[0].replica.key_matches, Some(false));
@@ -305,7 +318,11 @@ async fn an_unversioned_source_is_source_write_failed() {
         MemStore::new(&body).put(Ok(None)),
         vec![MemStore::new(&body)],
     );
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::SourceWriteFailed);
     assert!(
         v[0].reason
@@ -338,14 +355,18 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
     let dest = MemStore::new(&body).heads(vec![replica("aws:kms", Some(EXPECTED))]);
     *dest.delete_fails.lock().unwrap() = 1;
     let (mut p, metrics) = prober(source, vec![dest]);
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     let key = v[0].key.clone().expect("key");
     assert_eq!(
-        *p.source.deleted.lock().unwrap(),
+        *p.prober.source.deleted.lock().unwrap(),
         [("src-bucket".to_owned(), key.clone(), "v1".to_owned())]
     );
     assert!(
-        p.destinations[0].deleted.lock().unwrap().is_empty(),
+        p.prober.destinations[0].deleted.lock().unwrap().is_empty(),
         "the first replica delete failed"
     );
     assert_eq!(metrics.canaries_outstanding(), 1);
@@ -355,13 +376,13 @@ async fn cleanup_deletes_exactly_the_versions_written_and_retries_failures() {
         )
     );
     // Not retried before one interval (1m) has passed...
-    p.flush_deletes().await;
-    assert!(p.destinations[0].deleted.lock().unwrap().is_empty());
-    assert_eq!(p.destinations[0].count("DeleteObject"), 1);
+    p.janitor.flush(p.prober.stores()).await;
+    assert!(p.prober.destinations[0].deleted.lock().unwrap().is_empty());
+    assert_eq!(p.prober.destinations[0].count("DeleteObject"), 1);
     // ...but the last flush, at shutdown, tries it once more.
     p.finish().await;
     assert_eq!(
-        *p.destinations[0].deleted.lock().unwrap(),
+        *p.prober.destinations[0].deleted.lock().unwrap(),
         [("dst-bucket-0".to_owned(), key, "v1".to_owned())]
     );
     assert_eq!(metrics.canaries_outstanding(), 0);
@@ -375,7 +396,7 @@ async fn nothing_is_deleted_when_nothing_was_written() {
         vec![MemStore::new(&body)],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::SourceWriteFailed]);
-    assert!(!p.source.calls().contains(&"DeleteObject".to_owned()));
+    assert!(!p.prober.source.calls().contains(&"DeleteObject".to_owned()));
     assert_eq!(metrics.canaries_outstanding(), 0);
 }
 
@@ -410,15 +431,15 @@ fn placed(
     yaml: &str,
     source_heads: Vec<Result<ObjectHead, AwsError>>,
     dest_heads: Vec<Result<ObjectHead, AwsError>>,
-) -> Prober<MemStore> {
+) -> Monitor<MemStore> {
     let body = SharedBody::default();
     let rep = Config::parse(yaml).expect("valid").replications.remove(0);
-    Prober::new(
+    Monitor::new(Prober::new(
         rep,
         MemStore::new(&body).heads(source_heads),
         vec![MemStore::new(&body).heads(dest_heads)],
         Sinks::new(Arc::new(Metrics::new()), Arc::default()),
-    )
+    ))
 }
 
 const PLACED: &str = concat!(
@@ -440,12 +461,12 @@ async fn canaries_go_under_the_rule_prefix_with_the_rule_tags() {
         vec![replica("aws:kms", Some(EXPECTED))],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
-    let puts = p.source.puts.lock().unwrap().clone();
+    let puts = p.prober.source.puts.lock().unwrap().clone();
     assert_eq!(puts.len(), 1);
     let (key, tags) = &puts[0];
     assert!(key.starts_with("logs/odd dir/replicanary/r/"), "{key}");
     assert!(
-        crate::canary::is_canary_key(&p.replication.key_prefix(), key),
+        crate::canary::is_canary_key(&p.prober.replication.key_prefix(), key),
         "{key}"
     );
     assert_eq!(
@@ -455,7 +476,7 @@ async fn canaries_go_under_the_rule_prefix_with_the_rule_tags() {
             ("team".to_owned(), "storage".to_owned())
         ]
     );
-    let deleted = p.source.deleted.lock().unwrap().clone();
+    let deleted = p.prober.source.deleted.lock().unwrap().clone();
     assert_eq!(
         deleted.len(),
         1,
@@ -492,17 +513,21 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![refused()]).listing(Ok(vec!["v1"]))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Unreadable, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.listed, Some(true));
     assert_eq!(v[0].replica.readable, Some(false));
     assert_eq!(
-        p.destinations[0].deleted.lock().unwrap().len(),
+        p.prober.destinations[0].deleted.lock().unwrap().len(),
         1,
         "the listed replica is deleted"
     );
     assert_eq!(
-        p.destinations[0].count("GetObject"),
+        p.prober.destinations[0].count("GetObject"),
         1,
         "the first GetObject is not repeated"
     );
@@ -511,7 +536,11 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
         d.heads(vec![refused()])
             .listing(Ok(vec!["another-version"]))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::ReplicaMissing, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.listed, Some(false));
     // The listing refused too: existence cannot be told.
@@ -519,7 +548,11 @@ async fn a_refused_head_is_told_apart_by_listing_the_key() {
         d.heads(vec![refused()])
             .listing(Err(err(ErrorClass::AccessDenied, 403, "AccessDenied")))
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Unreadable);
     assert_eq!(v[0].replica.listed, None);
     assert_eq!(
@@ -555,7 +588,7 @@ async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
         outcomes(&mut p).await,
         [Outcome::Ok, Outcome::ReplicationFailed]
     );
-    assert_eq!(p.destinations[0].count("HeadObject"), 3);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 3);
     // A listed replica refused under FAILED is not waited for: it is there.
     let body = SharedBody::default();
     let refused = MemStore::new(&body)
@@ -574,7 +607,7 @@ async fn a_slow_destination_under_a_failed_source_is_looked_at_again() {
         outcomes(&mut p).await,
         [Outcome::Unreadable, Outcome::ReplicationFailed]
     );
-    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 1);
 }
 
 #[tokio::test]
@@ -584,8 +617,12 @@ async fn without_an_expected_key_the_replica_key_is_not_judged() {
         vec![status("COMPLETED")],
         vec![replica("aws:kms", Some(OTHER))],
     );
-    p.replication.destinations[0].expected_kms_key = None;
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    p.prober.replication.destinations[0].expected_kms_key = None;
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.key_matches, None, "not judged");
     assert_eq!(v[0].expected_kms_key, "");
@@ -602,7 +639,7 @@ async fn without_an_expected_key_the_replica_key_is_not_judged() {
         vec![status("COMPLETED")],
         vec![replica("AES256", None)],
     );
-    p.replication.destinations[0].expected_kms_key = None;
+    p.prober.replication.destinations[0].expected_kms_key = None;
     assert_eq!(outcomes(&mut p).await, [Outcome::NotKmsEncrypted]);
 }
 
@@ -613,13 +650,17 @@ async fn a_healthy_destination_costs_one_get_and_no_head() {
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![replica("aws:kms", Some(EXPECTED))])
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert_eq!(v[0].replica.kms_key.as_deref(), Some(EXPECTED));
     assert_eq!(v[0].replica.readable, Some(true));
     // The GetObject, then the replica's delete: no HeadObject.
     assert_eq!(
-        p.destinations[0].calls(),
+        p.prober.destinations[0].calls(),
         ["GetObject", "DeleteObject"],
         "one read of the replica"
     );
@@ -633,8 +674,8 @@ async fn a_get_refused_by_kms_is_told_by_one_head() {
             .get(Err(denied))
     });
     assert_eq!(outcomes(&mut p).await, [Outcome::Undecryptable]);
-    assert_eq!(p.destinations[0].count("GetObject"), 1);
-    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("GetObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 1);
 }
 
 #[tokio::test]
@@ -650,11 +691,15 @@ async fn an_archived_replica_is_judged_by_its_head_after_the_get_failed() {
         d.heads(vec![archived("aws:kms", EXPECTED)])
             .get(invalid_state())
     });
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert!(v[0].replica.read_skipped, "judged by its headers alone");
     assert_eq!(v[0].replica.storage_class.as_deref(), Some("DEEP_ARCHIVE"));
-    assert_eq!(p.destinations[0].count("HeadObject"), 1);
+    assert_eq!(p.prober.destinations[0].count("HeadObject"), 1);
     // Its headers still decide the key.
     let mut p = pair(vec![status("COMPLETED")], |d| {
         d.heads(vec![archived("aws:kms", OTHER)])
@@ -678,5 +723,94 @@ async fn a_get_that_found_nothing_is_read_again_once_the_replica_arrived() {
         vec![missing(), missing(), replica("aws:kms", Some(EXPECTED))],
     );
     assert_eq!(outcomes(&mut p).await, [Outcome::Ok]);
-    assert_eq!(p.destinations[0].count("GetObject"), 2);
+    assert_eq!(p.prober.destinations[0].count("GetObject"), 2);
+}
+
+#[tokio::test]
+async fn the_probe_alone_deletes_and_emits_nothing_and_says_what_it_left() {
+    let body = SharedBody::default();
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    let locked = Ok(ObjectHead {
+        retain_until: Some(until),
+        ..replica("aws:kms", Some(EXPECTED)).expect("a head")
+    });
+    let source = MemStore::new(&body).heads(vec![status("COMPLETED")]);
+    let (mut m, metrics) = prober(source, vec![MemStore::new(&body).heads(vec![locked])]);
+    let probe = m.prober.probe(&CancellationToken::new()).await;
+    let Verdicts::Given(v) = &probe.verdicts else {
+        panic!("not cancelled: {:?}", probe.verdicts);
+    };
+    assert_eq!(v[0].outcome, Outcome::Ok);
+    assert_eq!(v[0].findings, None, "findings are the setup cache's");
+    let key = v[0].key.clone().expect("key");
+    assert!(!m.prober.source.calls().contains(&"DeleteObject".to_owned()));
+    assert!(
+        !m.prober.destinations[0]
+            .calls()
+            .contains(&"DeleteObject".to_owned())
+    );
+    assert!(
+        metrics.encode().contains(
+            "replicanary_probes_total{destination=\"d0\",outcome=\"ok\",replication=\"r\"} 0"
+        ),
+        "emitting is the caller's"
+    );
+    let version = |site, retain_until| WrittenVersion {
+        site,
+        key: key.clone(),
+        version_id: "v1".to_owned(),
+        retain_until,
+        counted: true,
+    };
+    assert_eq!(
+        probe.leftovers.written,
+        [
+            version(Site::Source, None),
+            version(Site::Destination(0), Some(until))
+        ]
+    );
+    assert!(probe.leftovers.watches.is_empty());
+    assert_eq!(
+        metrics.canaries_outstanding(),
+        2,
+        "counted outstanding from the write on"
+    );
+    let stores = m.prober.stores();
+    m.janitor
+        .record(&m.prober.replication, stores, probe.leftovers)
+        .await;
+    assert_eq!(
+        metrics.canaries_outstanding(),
+        1,
+        "the source version deleted, the replica retained: each counted once"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_probe_says_so_and_leaves_its_key_watched() {
+    let body = SharedBody::default();
+    let source = MemStore::new(&body).heads(vec![status("PENDING")]);
+    let (mut m, _) = prober(source, vec![MemStore::new(&body)]);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let probe = m.prober.probe(&cancel).await;
+    assert!(
+        matches!(probe.verdicts, Verdicts::Cancelled),
+        "{:?}",
+        probe.verdicts
+    );
+    let [w] = probe.leftovers.written.as_slice() else {
+        panic!("the source version only: {:?}", probe.leftovers.written);
+    };
+    assert_eq!(w.site, Site::Source);
+    assert!(
+        matches!(probe.leftovers.watches.as_slice(), [Watch::Destinations { key, .. }] if *key == w.key),
+        "{:?}",
+        probe.leftovers.watches
+    );
+    // A cancelled round still deletes the canary it wrote (the one above was the probe
+    // alone: nothing of it was handed to the janitor).
+    let verdicts = m.probe(&cancel).await;
+    assert!(verdicts.given().is_none());
+    assert_eq!(m.prober.source.count("DeleteObject"), 1);
 }

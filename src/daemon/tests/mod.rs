@@ -2,3 +2,4 @@
 
 pub mod fake;
 mod reload;
+mod task;

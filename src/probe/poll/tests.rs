@@ -27,7 +27,7 @@ struct Probe {
     step: Duration,
 }
 
-/// Replays one probe against `first`, as `Prober::poll_status` does, and learns from it.
+/// Replays one probe against `first`, as `Prober::await_replication` does, and learns from it.
 fn probe(first: &mut FirstPoll, latency: Duration, initial: Duration, max: Duration) -> Probe {
     let mut schedule = Schedule::new(first.start(initial), initial, max);
     let (mut polls, mut previous, mut last_pending) = (0, Duration::ZERO, None);

@@ -60,6 +60,7 @@ use tokio_util::sync::CancellationToken;
 use super::ReaderStore;
 use crate::aws::ObjectHead;
 use crate::config::Config;
+use crate::daemon::Monitor;
 use crate::emit::Sinks;
 use crate::metrics::Metrics;
 use crate::model::Outcome;
@@ -89,7 +90,7 @@ fn status(s: &str) -> ObjectHead {
 fn prober(
     source_says: &str,
     destination_heads: Vec<Result<ObjectHead, crate::aws::AwsError>>,
-) -> (Prober<MemStore>, Arc<Metrics>) {
+) -> (Monitor<MemStore>, Arc<Metrics>) {
     prober_with(source_says, destination_heads, None)
 }
 
@@ -98,7 +99,7 @@ fn prober_with(
     source_says: &str,
     destination_heads: Vec<Result<ObjectHead, crate::aws::AwsError>>,
     destination_get: Option<crate::aws::AwsError>,
-) -> (Prober<MemStore>, Arc<Metrics>) {
+) -> (Monitor<MemStore>, Arc<Metrics>) {
     let yaml = format!(
         "defaults: {{interval: 1m, replication_timeout: 100ms, poll: {{initial: 10ms, max: 40ms}}}}\n\
          replications:\n  - name: r\n    source: {{bucket: src-bucket, region: ap-northeast-1}}\n    destinations:\n\
@@ -139,7 +140,7 @@ fn prober_with(
     let metrics = Arc::new(Metrics::new());
     let sinks = Sinks::new(metrics.clone(), Arc::default());
     let p = Prober::new(rep, source, vec![destination], sinks).with_readers(vec![readers]);
-    (p, metrics)
+    (Monitor::new(p), metrics)
 }
 
 fn series(metrics: &Metrics, reader: &str, name: &str, outcome: Option<&str>) -> Option<String> {
@@ -171,7 +172,11 @@ async fn each_reader_reads_the_replica_and_the_verdict_stays_ok() {
             "{o:?}"
         );
     }
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     let got: Vec<(&str, R)> = v[0]
         .readers
@@ -188,7 +193,7 @@ async fn each_reader_reads_the_replica_and_the_verdict_stays_ok() {
         ]
     );
     // HEAD only after a failed GET, never after a credentials failure.
-    let readers = &p.readers[0];
+    let readers = &p.prober.readers[0];
     assert_eq!(readers[0].store.calls(), ["GetObject"]);
     assert_eq!(readers[1].store.calls(), ["GetObject", "HeadObject"]);
     assert_eq!(readers[3].store.calls(), ["GetObject"]);
@@ -244,14 +249,22 @@ async fn each_reader_reads_the_replica_and_the_verdict_stays_ok() {
 async fn without_a_replica_every_reader_is_skipped_and_reads_nothing() {
     let missing = || Err(err(E::NotFound, 404, "NotFound"));
     let (mut p, metrics) = prober("FAILED", vec![missing()]);
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::ReplicationFailed);
     assert!(
         v[0].readers.iter().all(|r| r.outcome == R::Skipped),
         "{:?}",
         v[0].readers
     );
-    assert!(p.readers[0].iter().all(|r| r.store.calls().is_empty()));
+    assert!(
+        p.prober.readers[0]
+            .iter()
+            .all(|r| r.store.calls().is_empty())
+    );
     assert_eq!(
         series(
             &metrics,
@@ -323,7 +336,11 @@ async fn an_archived_replica_is_skipped_by_every_reader() {
     };
     let archived_get = err(E::Archived, 403, "InvalidObjectState");
     let (mut p, _) = prober_with("COMPLETED", vec![Ok(archived)], Some(archived_get));
-    let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+    let v = p
+        .probe(&CancellationToken::new())
+        .await
+        .given()
+        .expect("verdicts");
     assert_eq!(v[0].outcome, Outcome::Ok, "{:?}", v[0].reason);
     assert!(v[0].replica.read_skipped);
     assert!(
@@ -331,14 +348,22 @@ async fn an_archived_replica_is_skipped_by_every_reader() {
         "{:?}",
         v[0].readers
     );
-    assert!(p.readers[0].iter().all(|r| r.store.calls().is_empty()));
+    assert!(
+        p.prober.readers[0]
+            .iter()
+            .all(|r| r.store.calls().is_empty())
+    );
 }
 
 #[tokio::test]
 async fn the_key_policy_is_read_once_for_several_probes_and_a_refusal_is_named() {
     let (mut p, _) = prober("COMPLETED", vec![Ok(replica())]);
     for _ in 0..3 {
-        let v = p.probe(&CancellationToken::new()).await.expect("verdicts");
+        let v = p
+            .probe(&CancellationToken::new())
+            .await
+            .given()
+            .expect("verdicts");
         assert_eq!(v[0].outcome, Outcome::Ok);
         let nokms = &v[0].readers[1];
         assert_eq!(nokms.outcome, R::Undecryptable);
@@ -350,7 +375,7 @@ async fn the_key_policy_is_read_once_for_several_probes_and_a_refusal_is_named()
         );
     }
     assert_eq!(
-        p.destinations[0].count("GetKeyPolicy"),
+        p.prober.destinations[0].count("GetKeyPolicy"),
         1,
         "cached like the setup, not read every probe"
     );
@@ -363,7 +388,9 @@ async fn audit_names_a_key_policy_it_cannot_read_once_per_destination() {
     let ids: Vec<&str> = entries[0].1.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["cannot_inspect:GetKeyPolicy"], "{entries:?}");
     assert!(
-        p.readers[0].iter().all(|r| r.store.calls().is_empty()),
+        p.prober.readers[0]
+            .iter()
+            .all(|r| r.store.calls().is_empty()),
         "audit reads nothing as the readers"
     );
 }
