@@ -54,22 +54,6 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    #[cfg(test)]
-    pub const ALL: [SkipReason; 12] = [
-        SkipReason::Untagged,
-        SkipReason::NoReplicationConfiguration,
-        SkipReason::RuleDisabled,
-        SkipReason::Shadowed,
-        SkipReason::UnsatisfiableFilter,
-        SkipReason::InvalidRule,
-        SkipReason::DestinationRoleUnavailable,
-        SkipReason::DestinationAccountUnknown,
-        SkipReason::AccessDenied,
-        SkipReason::RoleNotAssumable,
-        SkipReason::Throttled,
-        SkipReason::Error,
-    ];
-
     /// The bounded keyword (label value, `discover`'s `reason`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -47,12 +47,6 @@ impl Mark {
         self.at_unix
     }
 
-    /// When the verdict finished (to the second). The page writes [`Mark::at_unix`].
-    #[cfg(test)]
-    pub fn at(&self) -> std::time::SystemTime {
-        UNIX_EPOCH + Duration::from_secs(u64::from(self.at_unix))
-    }
-
     /// The replication latency (to the millisecond), if the probe measured one.
     pub fn latency(&self) -> Option<Duration> {
         (self.latency_ms != NO_LATENCY).then(|| Duration::from_millis(u64::from(self.latency_ms)))
@@ -115,6 +109,13 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+
+    impl Mark {
+        /// When the verdict finished (to the second).
+        fn at(&self) -> SystemTime {
+            UNIX_EPOCH + Duration::from_secs(u64::from(self.at_unix))
+        }
+    }
 
     fn verdict(outcome: Outcome, secs: u64, latency_ms: Option<u64>) -> DestinationVerdict {
         let mut v = DestinationVerdict::new("r", "d", outcome);
