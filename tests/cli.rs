@@ -29,6 +29,19 @@ fn write(dir: &TempDir, name: &str, text: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// A usage error: exit 2, nothing on stdout, and exactly `line` on stderr (one line that
+/// says what to fix, before any call to AWS).
+fn assert_usage(out: &std::process::Output, line: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err, format!("{line}\n"));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn validate_accepts_a_good_file() {
     let dir = TempDir::new("cli");
@@ -180,6 +193,31 @@ fn shard_arguments_are_checked_before_anything_starts() {
         ),
         (&["--shard-index", "-1", "--shard-count", "2"], &[], "-1"),
     ];
+    // The two most common mistakes, word for word.
+    let out = replicanary(&[
+        "run",
+        "--config",
+        &f,
+        "--shard-index",
+        "2",
+        "--shard-count",
+        "2",
+    ]);
+    assert_usage(
+        &out,
+        "replicanary: --shard-index must be below --shard-count: shards are numbered 0 to 1 for \
+         --shard-count 2, got --shard-index 2",
+    );
+    let out = replicanary(&[
+        "run",
+        "--config",
+        &f,
+        "--shard-index",
+        "0",
+        "--shard-count",
+        "0",
+    ]);
+    assert_usage(&out, "replicanary: --shard-count must be at least 1");
     for (args, env, says) in cases {
         let mut cmd = support::binary();
         cmd.args(["run", "--config", &f, "--listen", "127.0.0.1:1"])
@@ -199,9 +237,10 @@ fn discover_needs_a_discovery_section_and_a_valid_file() {
     let dir = TempDir::new("cli");
     let f = write(&dir, "good.yaml", VALID);
     let out = replicanary(&["discover", "--config", &f]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("no `discovery:` section"), "{err}");
+    assert_usage(
+        &out,
+        &format!("{f}: no `discovery:` section: nothing to discover"),
+    );
     let broken = DISCOVERY_ONLY.replace("regions: [ap-northeast-1]", "regions: [tokyo]");
     let f = write(&dir, "broken.yaml", &broken);
     let out = replicanary(&["discover", "--config", &f, "--format", "json"]);
@@ -214,4 +253,32 @@ fn discover_needs_a_discovery_section_and_a_valid_file() {
         Some(2),
         "an unknown format is a usage error"
     );
+}
+
+#[test]
+fn scan_names_what_it_cannot_use() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let out = replicanary(&["scan", "--config", &f, "--replication", "nope"]);
+    assert_usage(&out, &format!("{f}: no replication named `nope`"));
+    let file = write(&dir, "not-a-dir", "");
+    let out = replicanary(&["scan", "--config", &f, "--manifest", &file]);
+    assert_usage(&out, &format!("--manifest {file}: not a directory"));
+}
+
+#[test]
+fn a_bad_web_configuration_is_a_usage_error_for_validate_and_run() {
+    let dir = TempDir::new("cli");
+    let f = write(&dir, "good.yaml", VALID);
+    let web = write(
+        &dir,
+        "web.yaml",
+        "tls_server_config: {cert_file: cert.pem}\n",
+    );
+    let line =
+        format!("{web}: tls_server_config.key_file: required when tls_server_config is given");
+    let out = replicanary(&["validate", "--config", &f, "--web.config.file", &web]);
+    assert_usage(&out, &line);
+    let out = replicanary(&["run", "--config", &f, "--web.config.file", &web]);
+    assert_usage(&out, &line);
 }
