@@ -23,7 +23,7 @@ use super::discover::{Settings as DiscoverySettings, SettingsTx};
 use super::fleet::{Changes, Fleet, MakeProber};
 use super::shard::Shard;
 use super::triggers::{Cause, Fingerprint, Trigger, fingerprint};
-use crate::config::{AwsSettings, Config, Replication};
+use crate::config::{AwsSettings, Config, ConfigError, Replication};
 pub use crate::discovery::merge;
 use crate::emit::Sinks;
 use crate::http::{ReloadAnswer, ReloadRequest};
@@ -168,18 +168,12 @@ impl<M: MakeProber> Reloader<M> {
                 }
                 Ok(())
             }
-            Err(e) => {
-                for err in &e.errors {
-                    tracing::error!(file = %file, path = %err.path, message = %err.message);
-                }
-                tracing::error!(
-                    cause = cause.as_str(),
-                    file = %file,
-                    errors = e.errors.len(),
-                    "web configuration reload failed: the running web configuration stays"
-                );
-                Err(e.to_string().lines().map(str::to_owned).collect())
-            }
+            Err(e) => Err(log_refused(
+                &e,
+                cause,
+                &file,
+                "web configuration reload failed: the running web configuration stays",
+            )),
         }
     }
 
@@ -199,17 +193,13 @@ impl<M: MakeProber> Reloader<M> {
                 c
             }
             Err(e) => {
-                for err in &e.errors {
-                    tracing::error!(file = %file, path = %err.path, message = %err.message);
-                }
-                tracing::error!(
-                    cause = cause.as_str(),
-                    file = %file,
-                    errors = e.errors.len(),
-                    "configuration reload failed: the running configuration stays"
+                let errors = log_refused(
+                    &e,
+                    cause,
+                    &file,
+                    "configuration reload failed: the running configuration stays",
                 );
                 self.sinks.config_loaded(false, unix_now());
-                let errors: Vec<String> = e.to_string().lines().map(str::to_owned).collect();
                 self.seen = Seen {
                     fingerprint: now,
                     errors: errors.clone(),
@@ -336,4 +326,19 @@ fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Logs a refused file (each error with its field path, then one summary line) and
+/// returns its errors as the lines a `POST /-/reload` answer carries.
+fn log_refused(e: &ConfigError, cause: Cause, file: &str, summary: &'static str) -> Vec<String> {
+    for err in &e.errors {
+        tracing::error!(file = %file, path = %err.path, message = %err.message);
+    }
+    tracing::error!(
+        cause = cause.as_str(),
+        file = %file,
+        errors = e.errors.len(),
+        "{summary}"
+    );
+    e.to_string().lines().map(str::to_owned).collect()
 }
