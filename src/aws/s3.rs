@@ -17,6 +17,34 @@ use super::{
 use crate::metrics::Metrics;
 use crate::model::Side;
 
+/// The headers replicanary reads, from a `HeadObject`'s or a `GetObject`'s output (the
+/// SDK gives both the same accessors, on two types).
+macro_rules! object_head {
+    ($out:expr) => {{
+        let out = &$out;
+        ObjectHead {
+            replication_status: out.replication_status().map(|s| s.as_str().to_owned()),
+            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
+            kms_key_id: out.ssekms_key_id().map(str::to_owned),
+            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+            retain_until: out
+                .object_lock_retain_until_date()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
+            metadata: out.metadata().cloned().unwrap_or_default(),
+            content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
+        }
+    }};
+}
+
+/// A `GetObject` whose body broke off: the connection's fault, transient.
+fn body_failed(e: &(dyn std::error::Error + 'static)) -> AwsError {
+    AwsError {
+        code: Some("connection".to_owned()),
+        message: Some(error_chain(e)),
+        ..AwsError::new("GetObject", ErrorClass::Transient)
+    }
+}
+
 /// One side's S3 access (one role, one region) on behalf of one replication.
 #[derive(Clone)]
 pub struct S3Store {
@@ -116,17 +144,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .version_id(version_id);
         let out = self.done("HeadObject", call.send().await)?;
-        Ok(ObjectHead {
-            replication_status: out.replication_status().map(|s| s.as_str().to_owned()),
-            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
-            kms_key_id: out.ssekms_key_id().map(str::to_owned),
-            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
-            retain_until: out
-                .object_lock_retain_until_date()
-                .and_then(|t| SystemTime::try_from(*t).ok()),
-            metadata: out.metadata().cloned().unwrap_or_default(),
-            content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
-        })
+        Ok(object_head!(out))
     }
 
     async fn read_first_byte(
@@ -144,11 +162,7 @@ impl ObjectStore for S3Store {
             .range("bytes=0-0");
         let out = self.done("GetObject", call.send().await)?;
         // One byte at most; S3 has decrypted to answer it, the byte itself is not needed.
-        let _ = out.body.collect().await.map_err(|e| AwsError {
-            code: Some("connection".to_owned()),
-            message: Some(error_chain(&e)),
-            ..AwsError::new("GetObject", ErrorClass::Transient)
-        })?;
+        let _ = out.body.collect().await.map_err(|e| body_failed(&e))?;
         Ok(())
     }
 
@@ -166,17 +180,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .version_id(version_id);
         let out = self.done("GetObject", call.send().await)?;
-        let head = ObjectHead {
-            replication_status: out.replication_status().map(|s| s.as_str().to_owned()),
-            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_owned()),
-            kms_key_id: out.ssekms_key_id().map(str::to_owned),
-            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
-            retain_until: out
-                .object_lock_retain_until_date()
-                .and_then(|t| SystemTime::try_from(*t).ok()),
-            metadata: out.metadata().cloned().unwrap_or_default(),
-            content_length: out.content_length().and_then(|l| u64::try_from(l).ok()),
-        };
+        let head = object_head!(out);
         let mut body = out.body;
         let mut data = Vec::new();
         loop {
@@ -190,11 +194,7 @@ impl ObjectStore for S3Store {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(AwsError {
-                        code: Some("connection".to_owned()),
-                        message: Some(error_chain(&e)),
-                        ..AwsError::new("GetObject", ErrorClass::Transient)
-                    });
+                    return Err(body_failed(&e));
                 }
             }
         }
