@@ -624,6 +624,17 @@ fn history_memory_at_1000_destinations() {
     let cell_start = one_row.find("<td class=\"history-cell\"").unwrap_or(0);
     let cell_end = one_row[cell_start..].find("</td>").unwrap_or(0);
     println!("history cell: {} bytes", cell_end);
+    // What a browser receives: `/` is sent gzipped at level 1, like /metrics.
+    let started = std::time::Instant::now();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+    std::io::Write::write_all(&mut gz, page.as_bytes()).expect("in memory");
+    let gz = gz.finish().expect("in memory");
+    println!(
+        "page gzipped (level 1): {} bytes ({:.1}x smaller) in {:?}",
+        gz.len(),
+        page.len() as f64 / gz.len() as f64,
+        started.elapsed()
+    );
 }
 
 #[test]
