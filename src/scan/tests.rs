@@ -418,3 +418,34 @@ async fn examples_are_bounded_whatever_the_bucket() {
     );
     assert_eq!(requests, 4 + 25, "4 pages of at most 7, one HEAD each");
 }
+
+#[tokio::test]
+async fn the_rate_holds_and_waiting_requests_wake_once_for_their_turn() {
+    // 50 per second, with governor's burst of one second's worth: the first 50 go at once,
+    // the next 30 one per 20 ms.
+    let budget = Budget::new(50);
+    let order = Mutex::new(Vec::new());
+    let polls = AtomicU64::new(0);
+    let started = std::time::Instant::now();
+    let waits = (0..80).map(|i| {
+        let (budget, order, polls) = (&budget, &order, &polls);
+        async move {
+            let mut wait = Box::pin(budget.until_ready());
+            std::future::poll_fn(|cx| {
+                polls.fetch_add(1, Ordering::Relaxed);
+                wait.as_mut().poll(cx)
+            })
+            .await;
+            order.lock().unwrap().push(i);
+        }
+    });
+    futures_util::future::join_all(waits).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
+    // A waiter is polled when it arrives, when its turn comes and when its time comes:
+    // not each time any request may go (that herd polled them 500 times and more).
+    let polls = polls.into_inner();
+    assert!(polls <= 50 + 30 * 4, "{polls} polls");
+    // Nobody overtakes: a request waiting longer cannot be starved by newer ones.
+    assert_eq!(order.into_inner().unwrap(), (0..80).collect::<Vec<_>>());
+}
