@@ -153,7 +153,7 @@ impl Write for Chunks {
 /// The exposition, gzipped while it is encoded (None if that failed: the caller sends
 /// it plain).
 fn gzipped(metrics: &Metrics) -> Option<Vec<u8>> {
-    let gz = GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL));
+    let gz = gzip_encoder();
     // The encoder writes a line in many small pieces: hand them to gzip in batches.
     let mut out = BufWriter::with_capacity(64 * 1024, gz);
     metrics.encode_to(&mut out).ok()?;
@@ -231,33 +231,32 @@ async fn status_page(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Respon
     let Ok((body, gzipped)) = tokio::task::spawn_blocking(render).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n").into_response();
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // Defence in depth behind the escaping: no script, no outside resource.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
-        ),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if gzipped {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    (headers, body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            // Defence in depth behind the escaping: no script, no outside resource.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::VARY, "accept-encoding"),
+        ],
+        gzipped.then_some([(header::CONTENT_ENCODING, "gzip")]),
+        body,
+    )
+        .into_response()
 }
 
-/// `bytes` gzipped at [`GZIP_LEVEL`] (None if that failed: the caller sends them plain).
+/// A gzip stream into memory at [`GZIP_LEVEL`], for `/metrics` and the status page.
+fn gzip_encoder() -> GzEncoder<Vec<u8>> {
+    GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL))
+}
+
+/// `bytes` gzipped (None if that failed: the caller sends them plain).
 fn gzip_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut gz = GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL));
+    let mut gz = gzip_encoder();
     gz.write_all(bytes).ok()?;
     gz.finish().ok()
 }
@@ -323,8 +322,9 @@ mod tests {
         }
     }
 
-    async fn scrape(app: Router, accept_encoding: Option<&str>) -> (HeaderMap, Vec<u8>) {
-        let mut req = Request::get("/metrics");
+    /// GET `path`, asking for gzip or not: the headers and the body as sent.
+    async fn get(app: Router, path: &str, accept_encoding: Option<&str>) -> (HeaderMap, Vec<u8>) {
+        let mut req = Request::get(path);
         if let Some(v) = accept_encoding {
             req = req.header(header::ACCEPT_ENCODING, v);
         }
@@ -333,6 +333,14 @@ mod tests {
         let headers = resp.headers().clone();
         let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
         (headers, body.to_vec())
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        unzipped
     }
 
     #[tokio::test]
@@ -354,7 +362,7 @@ mod tests {
             lifecycle: false,
         }));
 
-        let (plain_headers, plain) = scrape(app.clone(), None).await;
+        let (plain_headers, plain) = get(app.clone(), "/metrics", None).await;
         assert_eq!(plain_headers.get(header::CONTENT_ENCODING), None);
         assert_eq!(plain_headers[header::CONTENT_TYPE], EXPOSITION);
         let text = String::from_utf8(plain.clone()).unwrap();
@@ -363,7 +371,7 @@ mod tests {
         assert!(plain.len() > 3 * PLAIN_CHUNK, "{}", plain.len());
         assert_eq!(text, expected.encode());
 
-        let (gz_headers, gz) = scrape(app, Some("gzip, deflate")).await;
+        let (gz_headers, gz) = get(app, "/metrics", Some("gzip, deflate")).await;
         assert_eq!(gz_headers[header::CONTENT_ENCODING], "gzip");
         assert_eq!(gz_headers[header::CONTENT_TYPE], EXPOSITION);
         assert_eq!(gz_headers[header::VARY], "accept-encoding");
@@ -373,11 +381,7 @@ mod tests {
             gz.len(),
             plain.len()
         );
-        let mut unzipped = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut unzipped)
-            .unwrap();
-        assert_eq!(unzipped, plain);
+        assert_eq!(gunzip(&gz), plain);
     }
 
     #[tokio::test]
@@ -396,29 +400,14 @@ mod tests {
             reload,
             lifecycle: false,
         }));
-        let get = |accept_encoding: Option<&'static str>| {
-            let app = app.clone();
-            async move {
-                let mut req = Request::get("/");
-                if let Some(v) = accept_encoding {
-                    req = req.header(header::ACCEPT_ENCODING, v);
-                }
-                let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-                assert_eq!(resp.status(), StatusCode::OK);
-                let headers = resp.headers().clone();
-                let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-                (headers, body.to_vec())
-            }
-        };
-
-        let (plain_headers, plain) = get(None).await;
+        let (plain_headers, plain) = get(app.clone(), "/", None).await;
         assert_eq!(plain_headers.get(header::CONTENT_ENCODING), None);
         assert_eq!(plain_headers[header::VARY], "accept-encoding");
         let plain = String::from_utf8(plain).unwrap();
         assert!(plain.contains("rep-299"), "{plain}");
 
         // What chromium sends.
-        let (gz_headers, gz) = get(Some("gzip, deflate, br, zstd")).await;
+        let (gz_headers, gz) = get(app, "/", Some("gzip, deflate, br, zstd")).await;
         assert_eq!(gz_headers[header::CONTENT_ENCODING], "gzip");
         assert_eq!(gz_headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(gz_headers[header::VARY], "accept-encoding");
@@ -429,10 +418,7 @@ mod tests {
             gz.len(),
             plain.len()
         );
-        let mut unzipped = String::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_string(&mut unzipped)
-            .unwrap();
+        let unzipped = String::from_utf8(gunzip(&gz)).unwrap();
         // The same page (rendered a moment later: compare the rows, not the ages).
         assert!(unzipped.starts_with("<!doctype html>"), "{unzipped}");
         let rows = |page: &str| page.matches("rep-").count();
