@@ -966,6 +966,22 @@ mod janitor {
         Config::parse(&yaml).expect("valid").replications.remove(0)
     }
 
+    /// A janitor of `replication(cleanup)`, its metrics, and a source and a destination
+    /// store to delete in.
+    fn janitor_for(cleanup: bool) -> (Replication, Arc<Metrics>, Janitor, MemStore, MemStore) {
+        let rep = replication(cleanup);
+        let metrics = Arc::new(Metrics::new());
+        let janitor = Janitor::new(&rep, metrics.clone());
+        let body = SharedBody::default();
+        (
+            rep,
+            metrics,
+            janitor,
+            MemStore::new(&body),
+            MemStore::new(&body),
+        )
+    }
+
     /// A probe's leftovers: the source version, its replica under Object Lock, and the
     /// key watched on every destination.
     fn leftovers(rep: &Replication, until: SystemTime) -> (String, Leftovers) {
@@ -980,11 +996,7 @@ mod janitor {
 
     #[tokio::test]
     async fn the_janitor_deletes_what_a_probe_left_never_before_its_retention() {
-        let rep = replication(true);
-        let metrics = Arc::new(Metrics::new());
-        let mut janitor = Janitor::new(&rep, metrics.clone());
-        let body = SharedBody::default();
-        let (source, destination) = (MemStore::new(&body), MemStore::new(&body));
+        let (rep, metrics, mut janitor, source, destination) = janitor_for(true);
         let stores = Stores {
             source: &source,
             destinations: std::slice::from_ref(&destination),
@@ -1016,11 +1028,7 @@ mod janitor {
 
     #[tokio::test]
     async fn without_cleanup_the_janitor_takes_nothing_over() {
-        let rep = replication(false);
-        let metrics = Arc::new(Metrics::new());
-        let mut janitor = Janitor::new(&rep, metrics.clone());
-        let body = SharedBody::default();
-        let (source, destination) = (MemStore::new(&body), MemStore::new(&body));
+        let (rep, metrics, mut janitor, source, destination) = janitor_for(false);
         let stores = Stores {
             source: &source,
             destinations: std::slice::from_ref(&destination),
