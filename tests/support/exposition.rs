@@ -31,11 +31,15 @@ impl Metrics {
         }
     }
 
-    /// The value of the one sample of `name` whose labels include `labels`.
-    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    /// The values of the samples of `name` whose labels include `labels`.
+    fn values<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = f64> + 'a {
         self.samples
             .iter()
-            .find(|(n, l, _)| {
+            .filter(move |(n, l, _)| {
                 n == name
                     && labels
                         .iter()
@@ -44,18 +48,14 @@ impl Metrics {
             .map(|(_, _, v)| *v)
     }
 
+    /// The value of the first sample of `name` whose labels include `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.values(name, labels).next()
+    }
+
     /// Sum over every sample of `name` whose labels include `labels`.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| *v)
-            .sum()
+        self.values(name, labels).sum()
     }
 
     pub fn verdicts(&self, replication: &str, destination: &str) -> f64 {
